@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { registerGenerate } from "./commands/generate.js";
+import { runMain } from "./shared.js";
+
+const program = new Command()
+  .name("tiller")
+  .description("Align what a language model writes while it decodes.")
+  .showHelpAfterError()
+  .version("0.1.0");
+
+// One file per command; each registers itself here.
+registerGenerate(program);
+
+await runMain(program);
