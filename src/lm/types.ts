@@ -45,6 +45,8 @@ export interface RolloutOptions extends SamplingOptions {
   /** Stop when the decoded continuation contains one of these strings. */
   stopStrings?: readonly string[];
   signal?: AbortSignal;
+  /** Called with each generated token as it is produced (for streaming). */
+  onToken?: (requestIndex: number, token: Token) => void;
 }
 
 export interface Rollout {

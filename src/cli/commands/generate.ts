@@ -1,0 +1,64 @@
+import { type Command, Option } from "commander";
+import { generate } from "../../generate.js";
+import { action, addModelOptions, anyInt, finiteNumber, loadModelFromOptions, type ModelCliOptions, nonNegativeInt, positiveInt } from "../shared.js";
+
+interface GenerateCliOptions extends ModelCliOptions {
+  prompt: string;
+  maxTokens: number;
+  strategy: "greedy" | "sample" | "beam";
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  beamWidth: number;
+  stop?: string[];
+  json?: boolean;
+}
+
+export function registerGenerate(program: Command): void {
+  const command = program
+    .command("generate")
+    .description("continue a prompt with greedy decoding, sampling or beam search");
+  addModelOptions(command)
+    .requiredOption("-p, --prompt <text>", "the prompt to continue")
+    .option("-n, --max-tokens <n>", "most tokens to generate", positiveInt, 128)
+    .addOption(new Option("-s, --strategy <name>", "decoding strategy").choices(["greedy", "sample", "beam"]).default("greedy"))
+    .option("-t, --temperature <T>", "sampling temperature (sample strategy; default 1)", finiteNumber)
+    .option("--top-k <k>", "sample only among the k most likely tokens", nonNegativeInt)
+    .option("--top-p <p>", "nucleus sampling mass (0 < p ≤ 1)", finiteNumber)
+    .option("--seed <s>", "sampler seed (same seed, same output)", anyInt)
+    .option("-b, --beam-width <b>", "beams kept by beam search", positiveInt, 4)
+    .option("--stop <text...>", "stop when the output contains this text")
+    .option("--json", "print one JSON object instead of streaming text")
+    .action(
+      action(async (options: GenerateCliOptions) => {
+        const model = await loadModelFromOptions(options);
+        try {
+          const streaming = !options.json;
+          const result = await generate(model, {
+            prompt: options.prompt,
+            maxTokens: options.maxTokens,
+            strategy: options.strategy,
+            temperature: options.temperature,
+            topK: options.topK,
+            topP: options.topP,
+            seed: options.seed,
+            beamWidth: options.beamWidth,
+            stopStrings: options.stop,
+            onText: streaming && options.strategy !== "beam" ? (text) => process.stdout.write(text) : undefined,
+          });
+          if (options.json) {
+            const { text, tokens, logprob, stopReason, stats } = result;
+            const { usage: _usage, ...publicStats } = stats;
+            process.stdout.write(`${JSON.stringify({ text, tokens, logprob, stopReason, stats: publicStats })}\n`);
+          } else {
+            // Beam search only knows its answer at the end; the others have streamed it already.
+            if (options.strategy === "beam") process.stdout.write(result.text);
+            process.stdout.write("\n");
+          }
+        } finally {
+          await model.dispose();
+        }
+      }),
+    );
+}

@@ -1,0 +1,20 @@
+import type { StopReason, Token } from "../lm/types.js";
+import type { DecodeContext, SearchTrace } from "./types.js";
+
+/** What a strategy returns; `runStrategy` turns it into a `GenerationResult`. */
+export interface DecodeOutput {
+  /** Generated tokens; a final stop token may be included (it is stripped from the text). */
+  tokens: Token[];
+  /** Model logprob of each token in `tokens`. */
+  logprobs: number[];
+  stopReason: StopReason;
+  /** The strategy's own objective for the chosen output (beam: length-normalised logprob; DeAL: search score). */
+  score?: number;
+  trace?: SearchTrace;
+}
+
+/** A decoding strategy: sees the model only through `DecodeContext.model` (a `LanguageModel`). */
+export interface Strategy {
+  readonly name: string;
+  decode(context: DecodeContext): Promise<DecodeOutput>;
+}

@@ -1,0 +1,196 @@
+import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import { pickToken, seededRandom } from "../sampling.js";
+import {
+  emptyUsage,
+  type LanguageModel,
+  type ModelUsage,
+  type NextTokenDistribution,
+  type Rollout,
+  type RolloutOptions,
+  type RolloutRequest,
+  type StopReason,
+  type Token,
+  type TokenLogprob,
+} from "../types.js";
+import { SequencePool } from "./sequencePool.js";
+import { TillerError } from "../../errors.js";
+
+/** The in-process llama.cpp backend: one context with a pool of sequences. */
+export class LlamaCppModel implements LanguageModel {
+  readonly usage: ModelUsage = emptyUsage();
+  readonly stopTokens: ReadonlySet<Token>;
+  readonly bosToken: Token | undefined;
+  private readonly pool: SequencePool;
+  private readonly vocabSize: number;
+
+  constructor(
+    readonly id: string,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    sequences: LlamaContextSequence[],
+    /** Threads the context runs on (chosen by measurement unless given). */
+    readonly threads: number,
+  ) {
+    this.pool = new SequencePool(sequences, this.usage);
+    this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
+    this.bosToken = model.tokens.bos ?? undefined;
+    const stops = new Set<Token>();
+    for (let token = 0; token < this.vocabularySize; token++) if (model.isEogToken(token as never)) stops.add(token);
+    // Models trained on concatenated documents (the TinyStories models among them) end a
+    // document by emitting BOS, which llama.cpp does not count as end of generation.
+    if (this.bosToken !== undefined) stops.add(this.bosToken);
+    this.stopTokens = stops;
+  }
+
+  get vocabularySize(): number {
+    return this.vocabSize;
+  }
+
+  get contextSize(): number {
+    return this.context.contextSize;
+  }
+
+  tokenize(text: string, options: { addBos?: boolean } = {}): Token[] {
+    const tokens = [...this.model.tokenize(text)] as Token[];
+    const addBos = options.addBos ?? true;
+    if (addBos && this.bosToken !== undefined && this.model.tokens.shouldPrependBosToken && tokens[0] !== this.bosToken)
+      tokens.unshift(this.bosToken);
+    return tokens;
+  }
+
+  detokenize(tokens: readonly Token[], options: { context?: readonly Token[] } = {}): string {
+    // node-llama-cpp uses the context tokens to keep a leading space and to complete a
+    // multi-byte character that started before `tokens`.
+    return this.model.detokenize(tokens as never[], false, options.context as never[] | undefined);
+  }
+
+  isStopToken(token: Token): boolean {
+    return this.stopTokens.has(token);
+  }
+
+  private checkPrefix(prefix: readonly Token[]): void {
+    if (prefix.length === 0) throw new TillerError("a prefix must hold at least one token (e.g. BOS)", "empty-prefix");
+    if (prefix.length >= this.contextSize)
+      throw new TillerError(
+        `the input is ${prefix.length} tokens but the context holds ${this.contextSize}; shorten the prompt or raise --context-size`,
+        "prompt-too-long",
+      );
+  }
+
+  async nextTokenDistributions(
+    prefixes: readonly (readonly Token[])[],
+    options: { topK: number; signal?: AbortSignal },
+  ): Promise<NextTokenDistribution[]> {
+    for (const prefix of prefixes) this.checkPrefix(prefix);
+    const topK = Math.max(1, Math.floor(options.topK));
+    return this.pool.exclusive(async () => {
+      this.usage.calls++;
+      const results: NextTokenDistribution[] = new Array(prefixes.length);
+      for (let start = 0; start < prefixes.length; start += this.pool.size) {
+        options.signal?.throwIfAborted();
+        const wave = prefixes.slice(start, start + this.pool.size);
+        const sequences = this.pool.assign(wave);
+        await Promise.all(
+          wave.map(async (prefix, i) => {
+            const next = await this.pool.evaluatePrefix(sequences[i], prefix, { probabilities: true });
+            results[start + i] = topEntries(next.probabilities, topK);
+          }),
+        );
+      }
+      return results;
+    });
+  }
+
+  async rollouts(requests: readonly RolloutRequest[], options: RolloutOptions): Promise<Rollout[]> {
+    for (const request of requests) this.checkPrefix(request.prefix);
+    return this.pool.exclusive(async () => {
+      this.usage.calls++;
+      const results: Rollout[] = new Array(requests.length);
+      for (let start = 0; start < requests.length; start += this.pool.size) {
+        options.signal?.throwIfAborted();
+        const wave = requests.slice(start, start + this.pool.size);
+        const sequences = this.pool.assign(wave.map((request) => request.prefix));
+        await Promise.all(
+          wave.map(async (request, i) => {
+            results[start + i] = await this.rolloutOne(sequences[i], request, options, start + i);
+          }),
+        );
+      }
+      return results;
+    });
+  }
+
+  private async rolloutOne(
+    sequence: LlamaContextSequence,
+    request: RolloutRequest,
+    options: RolloutOptions,
+    index: number,
+  ): Promise<Rollout> {
+    const maxTokens = request.maxTokens ?? options.maxTokens;
+    const greedy = (options.temperature ?? 0) <= 0;
+    const random = seededRandom(request.seed ?? options.seed ?? 0);
+    // Greedy rollouts ask llama.cpp for the argmax and its probability only (cheaper than the
+    // full distribution); sampled ones take the full distribution and sample here, seeded.
+    const generateNext = greedy ? { token: true, confidence: true } : { probabilities: true };
+    const tokens: Token[] = [];
+    const logprobs: number[] = [];
+    let stopReason: StopReason = "max-tokens";
+    if (maxTokens <= 0) return { tokens, logprobs, logprob: 0, stopReason };
+    let next = await this.pool.evaluatePrefix(sequence, request.prefix, generateNext);
+    const prefixLength = request.prefix.length;
+    for (;;) {
+      let token: Token;
+      let logprob: number;
+      if (greedy) {
+        token = next.token as Token;
+        logprob = Math.log(next.confidence ?? 0);
+      } else {
+        const sorted = topEntries(next.probabilities, Number.POSITIVE_INFINITY);
+        token = pickToken(sorted, options, random);
+        logprob = Math.log(next.probabilities?.get(token as never) ?? 0);
+      }
+      tokens.push(token);
+      logprobs.push(logprob);
+      this.usage.generatedTokens++;
+      options.onToken?.(index, token);
+      if (this.stopTokens.has(token)) {
+        stopReason = "end-of-generation";
+        break;
+      }
+      if (options.stopStrings?.length) {
+        const text = this.detokenize(tokens, { context: request.prefix.slice(-8) });
+        if (options.stopStrings.some((stop) => text.includes(stop))) {
+          stopReason = "stop-string";
+          break;
+        }
+      }
+      if (tokens.length >= maxTokens) break;
+      if (prefixLength + tokens.length >= this.contextSize) {
+        stopReason = "context-full";
+        break;
+      }
+      if (options.signal?.aborted) {
+        stopReason = "aborted";
+        break;
+      }
+      next = await this.pool.evaluate(sequence, [[token as never, { generateNext }]]);
+    }
+    return { tokens, logprobs, logprob: logprobs.reduce((a, b) => a + b, 0), stopReason };
+  }
+
+  async dispose(): Promise<void> {
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
+
+/** The first `k` entries of node-llama-cpp's probability map (already sorted, most likely first). */
+function topEntries(probabilities: Map<number, number> | undefined, k: number): TokenLogprob[] {
+  if (!probabilities) throw new Error("llama.cpp returned no probabilities");
+  const entries: TokenLogprob[] = [];
+  for (const [token, probability] of probabilities) {
+    if (entries.length >= k) break;
+    entries.push({ token, logprob: Math.log(probability) });
+  }
+  return entries;
+}

@@ -1,0 +1,100 @@
+import type { ControlledEvaluateIndexOutput, ControlledEvaluateInputItem, LlamaContextSequence } from "node-llama-cpp";
+import type { ModelUsage, Token } from "../types.js";
+
+type GenerateNext = NonNullable<Exclude<ControlledEvaluateInputItem, number>[1]["generateNext"]>;
+
+/** Length of the longest common prefix of two token arrays. */
+export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * A pool of llama.cpp context sequences that remembers what each one holds. node-llama-cpp
+ * cannot fork a sequence, so search stays affordable only by sending each prefix to the sequence
+ * whose cached tokens share the longest prefix with it and evaluating just the difference.
+ *
+ * Sequences evaluated concurrently (same tick) are decoded by node-llama-cpp in one batch, so a
+ * "wave" of up to `size` prefixes costs roughly one forward pass per token position.
+ */
+export class SequencePool {
+  /** Serialises batched calls: each call owns every sequence while it runs. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly sequences: readonly LlamaContextSequence[],
+    private readonly usage: ModelUsage,
+  ) {}
+
+  get size(): number {
+    return this.sequences.length;
+  }
+
+  /** Runs `task` exclusively (batched calls never interleave on the same sequences). */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Assigns each prefix of one wave (≤ size) to a distinct sequence, greedily by longest shared
+   * prefix, so the tokens a previous call left in a sequence are reused where they fit best.
+   */
+  assign(prefixes: readonly (readonly Token[])[]): LlamaContextSequence[] {
+    const cached = this.sequences.map((sequence) => sequence.contextTokens as unknown as Token[]);
+    const pairs: { prefix: number; sequence: number; shared: number }[] = [];
+    for (let p = 0; p < prefixes.length; p++)
+      for (let s = 0; s < cached.length; s++)
+        pairs.push({ prefix: p, sequence: s, shared: commonPrefixLength(prefixes[p], cached[s]) });
+    // Longest shared prefix first; ties go to the lower index so the assignment is deterministic.
+    pairs.sort((a, b) => b.shared - a.shared || a.prefix - b.prefix || a.sequence - b.sequence);
+    const assigned: LlamaContextSequence[] = new Array(prefixes.length);
+    const takenSequence = new Set<number>();
+    let remaining = prefixes.length;
+    for (const pair of pairs) {
+      if (remaining === 0) break;
+      if (assigned[pair.prefix] || takenSequence.has(pair.sequence)) continue;
+      assigned[pair.prefix] = this.sequences[pair.sequence];
+      takenSequence.add(pair.sequence);
+      remaining--;
+    }
+    return assigned;
+  }
+
+  /**
+   * Makes `sequence` hold exactly `prefix` and returns the model's output after its last token.
+   * Only the tokens past the longest cached prefix are evaluated; the last token is always
+   * evaluated again if it was cached, because its logits are not kept.
+   */
+  async evaluatePrefix(
+    sequence: LlamaContextSequence,
+    prefix: readonly Token[],
+    generateNext: GenerateNext,
+  ): Promise<ControlledEvaluateIndexOutput["next"]> {
+    let shared = commonPrefixLength(prefix, sequence.contextTokens as unknown as Token[]);
+    if (shared >= prefix.length) shared = prefix.length - 1;
+    if (shared < sequence.nextTokenIndex)
+      await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]);
+    // node-llama-cpp brands its token type; ours are plain numbers.
+    const input = prefix.slice(shared, -1) as unknown as ControlledEvaluateInputItem[];
+    input.push([prefix[prefix.length - 1] as never, { generateNext }]);
+    this.usage.requestedPrefixTokens += prefix.length;
+    this.usage.cachedPrefixTokens += shared;
+    return this.evaluate(sequence, input);
+  }
+
+  /** Appends tokens to a sequence and returns the output after the last one. */
+  async evaluate(
+    sequence: LlamaContextSequence,
+    input: ControlledEvaluateInputItem[],
+  ): Promise<ControlledEvaluateIndexOutput["next"]> {
+    this.usage.evaluatedTokens += input.length;
+    const output = await sequence.controlledEvaluate(input);
+    const last = output[input.length - 1];
+    if (!last) throw new Error("llama.cpp returned no output for the last token");
+    return last.next;
+  }
+}

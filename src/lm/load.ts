@@ -1,0 +1,139 @@
+import { readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { basename, join } from "node:path";
+import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, readGgufFileInfo } from "node-llama-cpp";
+import { TillerError } from "../errors.js";
+import { LlamaCppModel } from "./llama/LlamaCppModel.js";
+import { cacheDir, resolveModelPath } from "./resolve.js";
+
+export interface LoadModelOptions {
+  /** `true` requires a GPU, `false` forbids one, `"auto"` (default) uses one when present. */
+  gpu?: boolean | "auto";
+  /** CPU threads; `"auto"` (default) measures which count runs this model fastest here. */
+  threads?: number | "auto";
+  /** Tokens per sequence (prompt + generation). Default: min(model's training context, 4096). */
+  contextSize?: number;
+  /** Sequences in the pool; a batched call evaluates up to this many prefixes at once. Default 16. */
+  sequences?: number;
+  /** Show a progress bar when downloading (default true). */
+  progress?: boolean;
+  signal?: AbortSignal;
+}
+
+const llamas = new Map<string, Promise<Llama>>();
+
+function llamaFor(gpu: boolean | "auto"): Promise<Llama> {
+  const key = String(gpu);
+  let llama = llamas.get(key);
+  if (!llama) {
+    llama = getLlama({
+      gpu: gpu === false ? false : "auto",
+      // Never compile llama.cpp at run time: use the prebuilt binaries shipped on npm.
+      build: "never",
+      logLevel: LlamaLogLevel.error,
+      progressLogs: false,
+    });
+    llamas.set(key, llama);
+  }
+  return llama;
+}
+
+/**
+ * Loads a model for tiller: a local path, an `hf:` URI (downloaded into the cache), $TILLER_MODEL,
+ * or the default model. Every failure the user can fix is a one-line TillerError.
+ */
+export async function loadModel(spec?: string, options: LoadModelOptions = {}): Promise<LlamaCppModel> {
+  const path = await resolveModelPath(spec, { progress: options.progress, signal: options.signal });
+  const gpu = options.gpu ?? "auto";
+  let llama: Llama;
+  try {
+    llama = await llamaFor(gpu);
+  } catch (error) {
+    throw new TillerError(`cannot start llama.cpp: ${firstLine(error)}`, "llama-unavailable");
+  }
+  if (gpu === true && llama.gpu === false)
+    throw new TillerError("--gpu was given but no GPU backend (CUDA, Vulkan, Metal) is usable here", "no-gpu");
+
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({ modelPath: path, gpuLayers: llama.gpu === false ? 0 : "auto" });
+  } catch (error) {
+    let architecture = "";
+    try {
+      architecture = ` (architecture "${(await readGgufFileInfo(path)).metadata.general.architecture}")`;
+    } catch {
+      // The header itself is unreadable; the load error says why.
+    }
+    throw new TillerError(`cannot load model ${path}${architecture}: ${firstLine(error)}`, "model-load-failed");
+  }
+
+  const trained = model.trainContextSize || 4096;
+  const contextSize = Math.max(16, Math.min(options.contextSize ?? Math.min(trained, 4096), trained));
+  const sequences = Math.max(1, options.sequences ?? 16);
+  const threads =
+    options.threads === undefined || options.threads === "auto"
+      ? llama.gpu === false
+        ? await measureThreads(model, path)
+        : Math.min(4, availableParallelism())
+      : Math.max(1, Math.floor(options.threads));
+  try {
+    const context = await model.createContext({ contextSize, sequences, threads, ignoreMemorySafetyChecks: false });
+    const pool = Array.from({ length: sequences }, () => context.getSequence());
+    return new LlamaCppModel(basename(path), model, context, pool, threads);
+  } catch (error) {
+    await model.dispose();
+    throw new TillerError(`cannot create a context for ${path}: ${firstLine(error)}`, "context-failed");
+  }
+}
+
+/**
+ * Picks the thread count that evaluates this model fastest on this machine. Small models are
+ * dominated by thread synchronisation (2 threads ran the 260K test model ~25× slower than 1),
+ * so the answer is measured, not taken from the core count. Cached per model file and machine.
+ */
+async function measureThreads(model: LlamaModel, path: string): Promise<number> {
+  const cores = availableParallelism();
+  const stat = statSync(path);
+  const key = `${path}:${stat.size}:${stat.mtimeMs}:${cores}`;
+  const cacheFile = join(cacheDir(), "threads.json");
+  let cache: Record<string, number> = {};
+  try {
+    cache = JSON.parse(readFileSync(cacheFile, "utf8"));
+    if (typeof cache[key] === "number") return cache[key];
+  } catch {
+    cache = {};
+  }
+  const candidates = [...new Set([1, 2, 4, 8, cores].filter((n) => n <= cores))].sort((a, b) => a - b);
+  let best = { threads: 1, ms: Number.POSITIVE_INFINITY };
+  for (const threads of candidates) {
+    const ms = await timeEvaluation(model, threads);
+    if (ms < best.ms) best = { threads, ms };
+    else break; // slower than fewer threads: more will not help
+  }
+  try {
+    mkdirSync(cacheDir(), { recursive: true });
+    cache[key] = best.threads;
+    writeFileSync(cacheFile, JSON.stringify(cache, null, 2));
+  } catch {
+    // A read-only cache only costs a re-measurement next time.
+  }
+  return best.threads;
+}
+
+async function timeEvaluation(model: LlamaModel, threads: number): Promise<number> {
+  const context = await model.createContext({ contextSize: 256, sequences: 1, threads });
+  try {
+    const sequence = context.getSequence();
+    const prompt = model.tokenize("Once upon a time there was a small model that ran on a small machine.");
+    const start = performance.now();
+    let count = 0;
+    for await (const _token of sequence.evaluate(prompt, { temperature: 0 })) if (++count >= 24) break;
+    return performance.now() - start;
+  } finally {
+    await context.dispose();
+  }
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}

@@ -1,0 +1,44 @@
+import type { SamplingOptions, Token, TokenLogprob } from "./types.js";
+
+/** A small seeded PRNG (mulberry32): fast, and identical on every platform. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Picks the next token from a full distribution (sorted most likely first), applying temperature,
+ * top-k and top-p in that order. Temperature 0 is greedy.
+ */
+export function pickToken(sorted: readonly TokenLogprob[], options: SamplingOptions, random: () => number): Token {
+  const temperature = options.temperature ?? 0;
+  if (temperature <= 0 || sorted.length === 1) return sorted[0].token;
+  let pool = sorted;
+  if (options.topK && options.topK > 0 && options.topK < pool.length) pool = pool.slice(0, options.topK);
+  const max = pool[0].logprob;
+  const weights = pool.map((entry) => Math.exp((entry.logprob - max) / temperature));
+  let total = weights.reduce((a, b) => a + b, 0);
+  const topP = options.topP ?? 1;
+  if (topP < 1) {
+    let cumulative = 0;
+    let keep = 0;
+    while (keep < weights.length) {
+      cumulative += weights[keep++];
+      if (cumulative >= topP * total) break;
+    }
+    weights.length = keep;
+    total = cumulative;
+  }
+  let threshold = random() * total;
+  for (let i = 0; i < weights.length; i++) {
+    threshold -= weights[i];
+    if (threshold <= 0) return pool[i].token;
+  }
+  return pool[weights.length - 1].token;
+}
