@@ -1,0 +1,27 @@
+/** Model identity stored in an index, so a query with another tokenizer is refused. */
+import { createHash } from "node:crypto";
+import * as path from "node:path";
+import type { LanguageModel } from "../lm/types.js";
+import type { ModelIdentity } from "./builder.js";
+
+/** A fixed text exercising words, casing, digits, punctuation, whitespace and non-ASCII. */
+export const FINGERPRINT_TEXT =
+  'Once upon a time, Lily said: "Tiller\'s fingerprint — 0123456789!"\n\tÄÖÜ café naïve 日本語 🙂 end.';
+
+/** First 16 hex digits of sha256 over the vocabulary size and the tokens of FINGERPRINT_TEXT. */
+export function tokenizerFingerprint(model: LanguageModel): string {
+  const tokens = model.tokenize(FINGERPRINT_TEXT, { addBos: false });
+  return createHash("sha256")
+    .update(JSON.stringify({ vocabularySize: model.vocabularySize, tokens }))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+export function modelIdentity(model: LanguageModel, spec?: string): ModelIdentity {
+  return {
+    id: model.id,
+    fileName: path.basename(spec ?? model.id),
+    spec,
+    tokenizerFingerprint: tokenizerFingerprint(model),
+  };
+}
