@@ -12,3 +12,30 @@ export { runStrategy } from "./decoding/run.js";
 export { plainDecoding } from "./decoding/greedy.js";
 export { beamSearch, type BeamOptions } from "./decoding/beam.js";
 export type { Reward, RewardInput } from "./rewards/types.js";
+export { suffixArray } from "./provenance/sais.js";
+export { IndexBuilder, type IndexBuilderOptions, type ModelIdentity } from "./provenance/builder.js";
+export { buildIndex, type BuildIndexOptions, type BuildIndexResult } from "./provenance/build-index.js";
+export { type IndexHeader, FORMAT_VERSION as TRACE_INDEX_FORMAT_VERSION } from "./provenance/format.js";
+export {
+  TraceIndex,
+  type OpenIndexOptions,
+  type Occurrence,
+  type FindResult,
+  type AttributeOptions,
+  type AttributedSpan,
+  type LongestMatches,
+  UNSEEN_TOKEN_PROBABILITY,
+} from "./provenance/trace-index.js";
+export { tokenizerFingerprint } from "./provenance/fingerprint.js";
+export {
+  traceShield,
+  traceShieldTokens,
+  shieldGeneration,
+  withTraceShield,
+  type TraceShieldOptions,
+  type ShieldVerdict,
+  type ShieldedGeneration,
+  type ShieldedGenerationOptions,
+} from "./provenance/shield.js";
+export { ProvDecodeVeto, type ProvDecodeOptions, type ProvMatch } from "./provenance/prov-decode.js";
+export { regurgitation, type RegurgitationResult } from "./provenance/regurgitation.js";

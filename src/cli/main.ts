@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerGenerate } from "./commands/generate.js";
+import { registerIndex } from "./commands/index-cmd.js";
+import { registerTrace } from "./commands/trace.js";
 import { runMain } from "./shared.js";
 
 const program = new Command()
@@ -11,5 +13,7 @@ const program = new Command()
 
 // One file per command; each registers itself here.
 registerGenerate(program);
+registerIndex(program);
+registerTrace(program);
 
 await runMain(program);

@@ -3,7 +3,7 @@ import { IndexBuilder } from "./builder.js";
 import { suffixArray } from "./sais.js";
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
+function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
