@@ -235,7 +235,7 @@ describe("TraceShield", () => {
     const novel = traceShield(idx, model, "Quantum compilers rarely dream of purple integrals in Zurich.");
     expect(novel.verdict).toBe("pass");
     // Very common in TinyStories: occurs far more than maxCount times, so it is not a rare copy.
-    const common = traceShield(idx, model, "Once upon a time, there was a little girl");
+    const common = traceShield(idx, model, "There was a little girl named Lily.");
     expect(idx.count(common.tokens)).toBeGreaterThan(3);
     expect(common.verdict).toBe("pass");
   });
@@ -358,7 +358,7 @@ describe("Prov-Decode", () => {
     const h = hard.assess(context, cands);
     const s = soft.assess(context, cands);
     expect(h.some((x) => x === Number.POSITIVE_INFINITY)).toBe(true);
-    h.forEach((x, i) => expect(s[i]).toBe(x === 0 ? 0 : 1.5));
+    for (let i = 0; i < h.length; i++) expect(s[i]).toBe(h[i] === 0 ? 0 : 1.5);
     // A huge gamma demotes vetoed candidates below every kept one: same output as hard.
     const huge = new ProvDecodeVeto(idx, { tau: 20, mode: "soft", gamma: 1e6 });
     const prompt = "once upon a time, there was a little girl named lily.";
