@@ -236,7 +236,7 @@ describe("TraceShield", () => {
     expect(novel.verdict).toBe("pass");
     // Very common in TinyStories: occurs far more than maxCount times, so it is not a rare copy.
     const common = traceShield(idx, model, "There was a little girl named Lily.");
-    expect(idx.count(common.tokens)).toBeGreaterThan(3);
+    expect(idx.count(common.tokens.slice(1, -2))).toBeGreaterThan(3);
     expect(common.verdict).toBe("pass");
   });
 
