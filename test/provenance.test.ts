@@ -234,10 +234,14 @@ describe("TraceShield", () => {
     const idx = TraceIndex.open(sliceDir);
     const novel = traceShield(idx, model, "Quantum compilers rarely dream of purple integrals in Zurich.");
     expect(novel.verdict).toBe("pass");
-    // Very common in TinyStories: occurs far more than maxCount times, so it is not a rare copy.
-    const common = traceShield(idx, model, "There was a little girl named Lily.");
-    expect(idx.count(common.tokens.slice(1, -2))).toBeGreaterThan(3);
+    // Very common in TinyStories: every long match occurs more than maxCount times.
+    const common = traceShield(idx, model, "Long ago, upon a time, there was a little cat.");
+    expect(idx.count(idx.tokenizeQuery(model, "upon a time, there was a little"))).toBeGreaterThan(3);
     expect(common.verdict).toBe("pass");
+    // The same check with a permissive maxCount finds the common span and refuses.
+    expect(
+      traceShield(idx, model, "Long ago, upon a time, there was a little cat.", { maxCount: 1e9 }).verdict,
+    ).toBe("refuse");
   });
 
   it("follows tau", () => {
