@@ -235,12 +235,12 @@ describe("TraceShield", () => {
     const novel = traceShield(idx, model, "Quantum compilers rarely dream of purple integrals in Zurich.");
     expect(novel.verdict).toBe("pass");
     // Very common in TinyStories: every long match occurs more than maxCount times.
-    const common = traceShield(idx, model, "Long ago, upon a time, there was a little cat.");
+    const common = traceShield(idx, model, "Yesterday, upon a time, there was a little");
     expect(idx.count(idx.tokenizeQuery(model, "upon a time, there was a little"))).toBeGreaterThan(3);
     expect(common.verdict).toBe("pass");
     // The same check with a permissive maxCount finds the common span and refuses.
     expect(
-      traceShield(idx, model, "Long ago, upon a time, there was a little cat.", { maxCount: 1e9 }).verdict,
+      traceShield(idx, model, "Yesterday, upon a time, there was a little", { maxCount: 1e9 }).verdict,
     ).toBe("refuse");
   });
 
