@@ -1,6 +1,7 @@
 import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { Presets, SingleBar } from "cli-progress";
 import { resolveModelFile } from "node-llama-cpp";
 import { TillerError } from "../errors.js";
 
@@ -40,19 +41,61 @@ export async function resolveModelPath(spec: string | undefined, options: Resolv
 
 async function download(uri: string, isDefault: boolean, options: ResolveOptions): Promise<string> {
   const directory = join(cacheDir(), "models");
+  // Until the first byte arrives, give up quickly: on a machine without access to the hub the
+  // metadata request can hang for minutes. Once downloading, only the caller's signal applies.
+  const connect = new AbortController();
+  const timer = setTimeout(() => connect.abort(new Error(`no answer from the hub within ${connectTimeoutMs()} ms`)), connectTimeoutMs());
+  const signal = options.signal ? AbortSignal.any([options.signal, connect.signal]) : connect.signal;
+  let bar: SingleBar | undefined;
+  let barStarted = false;
+  // node-llama-cpp does not always honour the signal while it gathers file metadata, so the
+  // deadline also races the call.
+  const deadline = new Promise<never>((_, reject) =>
+    connect.signal.addEventListener("abort", () => reject(connect.signal.reason), { once: true }),
+  );
   try {
-    return await resolveModelFile(uri, {
-      directory,
-      cli: options.progress ?? true,
-      signal: options.signal,
-    });
+    return await Promise.race([
+      resolveModelFile(uri, {
+        directory,
+        // Our own bar: node-llama-cpp's spinner swallows what is written to stderr after it.
+        cli: false,
+        signal,
+        onProgress: ({ totalSize, downloadedSize }) => {
+          clearTimeout(timer);
+          if (options.progress === false) return;
+          bar ??= new SingleBar(
+            { format: `downloading ${uri} [{bar}] {percentage}% {value}/{total} MB`, stream: process.stderr },
+            Presets.shades_classic,
+          );
+          if (!barStarted) {
+            bar.start(Math.max(1, Math.round(totalSize / 1e6)), 0);
+            barStarted = true;
+          }
+          bar.update(Math.round(downloadedSize / 1e6));
+        },
+      }),
+      deadline,
+    ]);
   } catch (error) {
-    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    const reason = connect.signal.aborted
+      ? String((connect.signal.reason as Error)?.message ?? "timed out")
+      : error instanceof Error
+        ? error.message.split("\n")[0]
+        : String(error);
     const hint = isDefault
       ? "no --model was given, so tiller tried its default model; pass --model <path.gguf|hf:owner/repo/file.gguf> or set TILLER_MODEL"
       : "check the URI and your network, or pass a local file with --model";
     throw new TillerError(`cannot download model ${uri}: ${reason} (${hint})`, "model-download-failed");
+  } finally {
+    clearTimeout(timer);
+    bar?.stop();
   }
+}
+
+/** $TILLER_CONNECT_TIMEOUT_MS, default 15 s. */
+function connectTimeoutMs(): number {
+  const value = Number(process.env.TILLER_CONNECT_TIMEOUT_MS);
+  return Number.isFinite(value) && value > 0 ? value : 15_000;
 }
 
 /** Fails with a one-line error unless `path` is a readable GGUF file. */
