@@ -1,0 +1,163 @@
+import { TillerError } from "../errors.js";
+import type { SamplingOptions } from "../lm/types.js";
+import type { Reward } from "../rewards/types.js";
+import { beamSearch } from "./beam.js";
+import { plainDecoding } from "./greedy.js";
+import type { Strategy } from "./strategy.js";
+import type { CandidateVeto } from "./veto.js";
+
+/**
+ * Strategy specs, as the CLI and task files write them: `NAME[:key=value,key=value…]`, e.g.
+ * `greedy`, `sample:temperature=0.8,seed=3`, `beam:width=4`, `bon:n=8`, `deal:k=5,l=8,lambda=10`.
+ */
+export interface StrategySpec {
+  name: string;
+  params: Record<string, number | string | boolean>;
+  /** The spec as written, used as the strategy's label in tables. */
+  label: string;
+}
+
+export interface StrategyDeps {
+  /** The reward that reward-guided strategies (bon, won, deal) steer by. */
+  reward?: Reward;
+  vetoes?: readonly CandidateVeto[];
+  /** Defaults for sampling-based strategies (CLI --temperature/--top-k/--top-p/--seed). */
+  sampling?: SamplingOptions;
+}
+
+type Factory = (spec: StrategySpec, deps: StrategyDeps) => Strategy;
+
+interface Registration {
+  factory: Factory;
+  /** Parameter names the strategy accepts, with a one-line meaning each (for errors and --help). */
+  params: Record<string, string>;
+  needsReward: boolean;
+}
+
+const registry = new Map<string, Registration>();
+
+/** Adds a strategy to the registry (built-ins register below; a library user may add more). */
+export function registerStrategy(
+  name: string,
+  factory: Factory,
+  params: Record<string, string>,
+  options: { needsReward?: boolean } = {},
+): void {
+  registry.set(name, { factory, params, needsReward: options.needsReward ?? false });
+}
+
+export function strategyNames(): string[] {
+  return [...registry.keys()];
+}
+
+/** One line per strategy with its parameters, for help and error messages. */
+export function strategyHelp(): string {
+  return [...registry.entries()]
+    .map(([name, r]) => `${name}${Object.keys(r.params).length ? `:${Object.keys(r.params).map((k) => `${k}=…`).join(",")}` : ""}`)
+    .join(" | ");
+}
+
+export function parseStrategySpec(text: string): StrategySpec {
+  const trimmed = text.trim();
+  const colon = trimmed.indexOf(":");
+  const name = (colon < 0 ? trimmed : trimmed.slice(0, colon)).trim();
+  const registration = registry.get(name);
+  if (!registration)
+    throw new TillerError(`unknown strategy "${name}" in "${text}"; valid: ${strategyHelp()}`, "unknown-strategy");
+  const params: StrategySpec["params"] = {};
+  const rest = colon < 0 ? "" : trimmed.slice(colon + 1);
+  for (const part of rest.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf("=");
+    const key = (eq < 0 ? part : part.slice(0, eq)).trim();
+    if (!(key in registration.params))
+      throw new TillerError(
+        `strategy "${name}" has no parameter "${key}"; valid: ${Object.entries(registration.params)
+          .map(([k, v]) => `${k} (${v})`)
+          .join(", ")}`,
+        "bad-strategy-param",
+      );
+    const raw = eq < 0 ? "true" : part.slice(eq + 1).trim();
+    const number = Number(raw);
+    params[key] = raw === "true" ? true : raw === "false" ? false : raw !== "" && Number.isFinite(number) ? number : raw;
+  }
+  return { name, params, label: trimmed };
+}
+
+/** Splits a comma-separated list of specs where commas inside `name:…` params belong to the spec. */
+export function parseStrategyList(text: string): StrategySpec[] {
+  const names = new Set(strategyNames());
+  const specs: string[] = [];
+  for (const piece of text.split(",")) {
+    const head = piece.trim().split(":")[0];
+    if (specs.length === 0 || (names.has(head) && !piece.includes("="))) specs.push(piece.trim());
+    else if (names.has(head) && piece.includes(":")) specs.push(piece.trim());
+    else specs[specs.length - 1] += `,${piece.trim()}`;
+  }
+  return specs.filter(Boolean).map(parseStrategySpec);
+}
+
+export function createStrategy(spec: StrategySpec | string, deps: StrategyDeps = {}): Strategy {
+  const parsed = typeof spec === "string" ? parseStrategySpec(spec) : spec;
+  const registration = registry.get(parsed.name);
+  if (!registration) throw new TillerError(`unknown strategy "${parsed.name}"; valid: ${strategyHelp()}`, "unknown-strategy");
+  if (registration.needsReward && !deps.reward)
+    throw new TillerError(`strategy "${parsed.name}" steers by a reward; give at least one --reward`, "no-reward");
+  return registration.factory(parsed, deps);
+}
+
+/** Reads a numeric parameter, checking its range; `fallback` when absent. */
+export function numberParam(
+  spec: StrategySpec,
+  key: string,
+  fallback: number,
+  check: { min?: number; max?: number; integer?: boolean } = {},
+): number {
+  const value = spec.params[key] ?? fallback;
+  const ok =
+    typeof value === "number" &&
+    (check.min === undefined || value >= check.min) &&
+    (check.max === undefined || value <= check.max) &&
+    (!check.integer || Number.isInteger(value));
+  if (!ok) {
+    const range = [
+      check.integer ? "an integer" : "a number",
+      check.min !== undefined ? `≥ ${check.min}` : "",
+      check.max !== undefined ? `≤ ${check.max}` : "",
+    ]
+      .filter(Boolean)
+      .join(" ");
+    throw new TillerError(`${spec.name}: ${key} must be ${range}, got "${String(value)}"`, "bad-strategy-param");
+  }
+  return value as number;
+}
+
+function samplingFrom(spec: StrategySpec, deps: StrategyDeps, temperatureDefault: number): SamplingOptions {
+  return {
+    temperature: numberParam(spec, "temperature", deps.sampling?.temperature ?? temperatureDefault, { min: 0 }),
+    topK: numberParam(spec, "topK", deps.sampling?.topK ?? 0, { min: 0, integer: true }),
+    topP: numberParam(spec, "topP", deps.sampling?.topP ?? 1, { min: 0, max: 1 }),
+    seed: numberParam(spec, "seed", deps.sampling?.seed ?? 0, { integer: true }),
+  };
+}
+
+const SAMPLING_PARAMS = {
+  temperature: "sampling temperature, > 0",
+  topK: "keep the k most likely tokens (0: all)",
+  topP: "nucleus mass, 0 < p ≤ 1",
+  seed: "sampler seed",
+};
+
+registerStrategy("greedy", (_spec, deps) => plainDecoding({ temperature: 0 }, deps.vetoes), {});
+registerStrategy("sample", (spec, deps) => plainDecoding(samplingFrom(spec, deps, 1), deps.vetoes), SAMPLING_PARAMS);
+registerStrategy(
+  "beam",
+  (spec, deps) =>
+    beamSearch({
+      width: numberParam(spec, "width", 4, { min: 1, integer: true }),
+      lengthPenalty: numberParam(spec, "alpha", 1, { min: 0 }),
+      vetoes: deps.vetoes,
+    }),
+  { width: "beams kept (b)", alpha: "length-normalisation exponent" },
+);
+
+export { samplingFrom, SAMPLING_PARAMS };
