@@ -1,0 +1,148 @@
+/** The eval's text table and its quality-vs-cost figure. */
+import type { TopLevelSpec } from "vega-lite";
+import { writePlot } from "./plot.js";
+import type { EvalResult, StrategySummary } from "./runEval.js";
+
+interface Column {
+  header: string;
+  value: (s: StrategySummary) => string;
+  /** Left-aligned (text) rather than right-aligned (numbers). */
+  left?: boolean;
+}
+
+const fixed = (digits: number) => (v: number | null | undefined) =>
+  v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(digits);
+const ratio = (v: number) => (Number.isFinite(v) ? `${v < 10 ? v.toFixed(2) : v.toFixed(1)}×` : "–");
+
+/**
+ * One row per strategy: soft/hard coverage, mean words, mean logprob/token, evaluated tokens and
+ * wall ms (means per task), their ratios to the first strategy, and regurgitation columns when
+ * the eval had an index.
+ */
+export function formatTable(summary: readonly StrategySummary[]): string {
+  const first = summary[0]?.strategy ?? "first";
+  const columns: Column[] = [
+    { header: "strategy", value: (s) => s.strategy, left: true },
+    { header: "soft cov", value: (s) => fixed(3)(s.softCoverage) },
+    { header: "hard cov", value: (s) => fixed(3)(s.hardCoverage) },
+    { header: "words", value: (s) => fixed(1)(s.meanWords) },
+    { header: "logprob/tok", value: (s) => fixed(3)(s.logprobPerToken) },
+    { header: "eval tok/task", value: (s) => fixed(1)(s.meanEvaluatedTokens) },
+    { header: "wall ms/task", value: (s) => fixed(1)(s.meanWallMs) },
+    { header: `tok × ${first}`, value: (s) => ratio(s.evaluatedTokensRatio) },
+    { header: `wall × ${first}`, value: (s) => ratio(s.wallMsRatio) },
+  ];
+  if (summary.some((s) => s.regurgitation))
+    columns.push(
+      { header: "8-gram share", value: (s) => fixed(3)(s.regurgitation?.share8) },
+      { header: "longest span", value: (s) => fixed(1)(s.regurgitation?.meanLongestSpan) },
+      { header: "max span", value: (s) => fixed(0)(s.regurgitation?.maxLongestSpan) },
+    );
+  const cells = [columns.map((c) => c.header), ...summary.map((s) => columns.map((c) => c.value(s)))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((row) => [...row[i]].length)));
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => {
+        const pad = " ".repeat(widths[i] - [...cell].length);
+        return columns[i].left ? cell + pad : pad + cell;
+      })
+      .join("  ")
+      .trimEnd();
+  const rule = widths.map((w) => "─".repeat(w)).join("  ");
+  return [line(cells[0]), rule, ...cells.slice(1).map(line)].join("\n");
+}
+
+/** The table with a one-line header (model, tasks, order). */
+export function formatReport(result: EvalResult): string {
+  const head = `${result.model}: ${result.taskIds.length} task(s) × ${result.strategies.length} strategies, ${result.order}, ${result.cache} cache; means per task`;
+  return `${head}\n\n${formatTable(result.summary)}\n`;
+}
+
+/**
+ * Quality vs cost, one labelled point per strategy: soft coverage against mean wall ms per task
+ * (log x) beside the same against mean evaluated tokens per task (log x).
+ */
+export function qualityVsCostSpec(
+  summary: readonly StrategySummary[],
+  title = "Quality vs cost",
+): TopLevelSpec {
+  const values = summary.map((s) => ({
+    strategy: s.strategy,
+    soft: s.softCoverage,
+    hard: s.hardCoverage,
+    wallMs: Math.max(s.meanWallMs, 0.01),
+    evaluatedTokens: Math.max(s.meanEvaluatedTokens, 1),
+    labelWall: 0,
+    labelTokens: 0,
+  }));
+  // Labels of points that (nearly) coincide are stacked so they stay readable.
+  for (const [field, label] of [
+    ["wallMs", "labelWall"],
+    ["evaluatedTokens", "labelTokens"],
+  ] as const) {
+    values.forEach((v, i) => {
+      const near = values
+        .slice(0, i)
+        .filter(
+          (u) => Math.abs(u.soft - v.soft) < 0.06 && Math.abs(Math.log(u[field] / v[field])) < 0.35,
+        ).length;
+      v[label] = v.soft > 0.8 ? v.soft - 0.05 * (near + 1) : v.soft + 0.05 * near;
+    });
+  }
+  const panel = (field: "wallMs" | "evaluatedTokens", axisTitle: string) => ({
+    width: 320,
+    height: 260,
+    encoding: {
+      x: {
+        field,
+        type: "quantitative" as const,
+        scale: { type: "log" as const, nice: true },
+        title: axisTitle,
+      },
+      y: {
+        field: "soft",
+        type: "quantitative" as const,
+        scale: { domain: [0, 1] },
+        title: "soft keyword coverage",
+      },
+    },
+    layer: [
+      {
+        mark: { type: "point" as const, filled: true, size: 80 },
+        encoding: {
+          color: { field: "strategy", type: "nominal" as const, legend: null },
+          tooltip: [
+            { field: "strategy", type: "nominal" as const },
+            { field: "soft", type: "quantitative" as const },
+            { field: "hard", type: "quantitative" as const },
+          ],
+        },
+      },
+      {
+        mark: { type: "text" as const, align: "left" as const, dx: 7, dy: -7, fontSize: 11 },
+        encoding: {
+          text: { field: "strategy", type: "nominal" as const },
+          y: { field: field === "wallMs" ? "labelWall" : "labelTokens", type: "quantitative" as const },
+        },
+      },
+    ],
+  });
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    data: { values },
+    hconcat: [
+      panel("wallMs", "mean wall ms per task (log)"),
+      panel("evaluatedTokens", "mean evaluated tokens per task (log)"),
+    ],
+  } as TopLevelSpec;
+}
+
+/** Writes `<outBase>.svg` and `<outBase>.png`. */
+export function writeQualityVsCost(
+  summary: readonly StrategySummary[],
+  outBase: string,
+  title?: string,
+): Promise<{ svg: string; png: string }> {
+  return writePlot(qualityVsCostSpec(summary, title), outBase);
+}
