@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, readGgufFileInfo } from "node-llama-cpp";
@@ -52,7 +52,10 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
     throw new TillerError(`cannot start llama.cpp: ${firstLine(error)}`, "llama-unavailable");
   }
   if (gpu === true && llama.gpu === false)
-    throw new TillerError("--gpu was given but no GPU backend (CUDA, Vulkan, Metal) is usable here", "no-gpu");
+    throw new TillerError(
+      "--gpu was given but no GPU backend (CUDA, Vulkan, Metal) is usable here",
+      "no-gpu",
+    );
 
   let model: LlamaModel;
   try {
@@ -64,7 +67,10 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
     } catch {
       // The header itself is unreadable; the load error says why.
     }
-    throw new TillerError(`cannot load model ${path}${architecture}: ${firstLine(error)}`, "model-load-failed");
+    throw new TillerError(
+      `cannot load model ${path}${architecture}: ${firstLine(error)}`,
+      "model-load-failed",
+    );
   }
 
   const trained = model.trainContextSize || 4096;
@@ -77,9 +83,14 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
         : Math.min(4, availableParallelism())
       : Math.max(1, Math.floor(options.threads));
   try {
-    const context = await model.createContext({ contextSize, sequences, threads, ignoreMemorySafetyChecks: false });
+    const context = await model.createContext({
+      contextSize,
+      sequences,
+      threads,
+      ignoreMemorySafetyChecks: false,
+    });
     const pool = Array.from({ length: sequences }, () => context.getSequence());
-    return new LlamaCppModel(basename(path), model, context, pool, threads);
+    return new LlamaCppModel(basename(path), model, context, pool, threads, contextSize);
   } catch (error) {
     await model.dispose();
     throw new TillerError(`cannot create a context for ${path}: ${firstLine(error)}`, "context-failed");

@@ -1,4 +1,5 @@
 import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import { TillerError } from "../../errors.js";
 import { pickToken, seededRandom } from "../sampling.js";
 import {
   emptyUsage,
@@ -13,7 +14,6 @@ import {
   type TokenLogprob,
 } from "../types.js";
 import { SequencePool } from "./sequencePool.js";
-import { TillerError } from "../../errors.js";
 
 /** The in-process llama.cpp backend: one context with a pool of sequences. */
 export class LlamaCppModel implements LanguageModel {
@@ -30,12 +30,18 @@ export class LlamaCppModel implements LanguageModel {
     sequences: LlamaContextSequence[],
     /** Threads the context runs on (chosen by measurement unless given). */
     readonly threads: number,
+    /**
+     * The context size the caller asked for. llama.cpp pads a sequence's cells up to a multiple
+     * of 256, so the context may hold more; the limit callers see is what they asked for.
+     */
+    private readonly requestedContextSize = Number.POSITIVE_INFINITY,
   ) {
     this.pool = new SequencePool(sequences, this.usage);
     this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.bosToken = model.tokens.bos ?? undefined;
     const stops = new Set<Token>();
-    for (let token = 0; token < this.vocabularySize; token++) if (model.isEogToken(token as never)) stops.add(token);
+    for (let token = 0; token < this.vocabularySize; token++)
+      if (model.isEogToken(token as never)) stops.add(token);
     // Models trained on concatenated documents (the TinyStories models among them) end a
     // document by emitting BOS, which llama.cpp does not count as end of generation.
     if (this.bosToken !== undefined) stops.add(this.bosToken);
@@ -47,21 +53,39 @@ export class LlamaCppModel implements LanguageModel {
   }
 
   get contextSize(): number {
-    return this.context.contextSize;
+    return Math.min(this.context.contextSize, this.requestedContextSize);
   }
 
   tokenize(text: string, options: { addBos?: boolean } = {}): Token[] {
     const tokens = [...this.model.tokenize(text)] as Token[];
     const addBos = options.addBos ?? true;
-    if (addBos && this.bosToken !== undefined && this.model.tokens.shouldPrependBosToken && tokens[0] !== this.bosToken)
+    if (
+      addBos &&
+      this.bosToken !== undefined &&
+      this.model.tokens.shouldPrependBosToken &&
+      tokens[0] !== this.bosToken
+    )
       tokens.unshift(this.bosToken);
     return tokens;
   }
 
   detokenize(tokens: readonly Token[], options: { context?: readonly Token[] } = {}): string {
-    // node-llama-cpp uses the context tokens to keep a leading space and to complete a
-    // multi-byte character that started before `tokens`.
-    return this.model.detokenize(tokens as never[], false, options.context as never[] | undefined);
+    const piece = (t: readonly Token[]) => this.model.detokenize(t as never[], false);
+    // BOS is not text: decoding [BOS, "▁Once", …] must give "Once", not " Once".
+    let start = 0;
+    while (start < tokens.length && tokens[start] === this.bosToken) start++;
+    if (start > 0) tokens = tokens.slice(start);
+    if (tokens.length === 0) return "";
+    // Decode context + tokens and drop the context's text, so the first token keeps its leading
+    // space. node-llama-cpp's own `lastTokens` does the same but gives up when the context ends
+    // inside a multi-byte character (its text then ends in U+FFFD); here those bytes belong to the
+    // character `tokens` complete, so they are decoded with it.
+    const context = options.context?.slice(-8) ?? [];
+    const contextText = context.length > 0 ? piece(context) : "";
+    if (contextText === "") return piece(tokens);
+    const complete = contextText.replace(/\uFFFD+$/, "");
+    const text = piece([...context, ...tokens]);
+    return text.startsWith(complete) ? text.slice(complete.length) : piece(tokens);
   }
 
   isStopToken(token: Token): boolean {
@@ -69,7 +93,8 @@ export class LlamaCppModel implements LanguageModel {
   }
 
   private checkPrefix(prefix: readonly Token[]): void {
-    if (prefix.length === 0) throw new TillerError("a prefix must hold at least one token (e.g. BOS)", "empty-prefix");
+    if (prefix.length === 0)
+      throw new TillerError("a prefix must hold at least one token (e.g. BOS)", "empty-prefix");
     if (prefix.length >= this.contextSize)
       throw new TillerError(
         `the input is ${prefix.length} tokens but the context holds ${this.contextSize}; shorten the prompt or raise --context-size`,
