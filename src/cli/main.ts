@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerEval } from "./commands/eval.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerIndex } from "./commands/index-cmd.js";
 import { registerTrace } from "./commands/trace.js";
@@ -13,6 +14,7 @@ const program = new Command()
 
 // One file per command; each registers itself here.
 registerGenerate(program);
+registerEval(program);
 registerIndex(program);
 registerTrace(program);
 
