@@ -39,3 +39,17 @@ export {
 } from "./provenance/shield.js";
 export { ProvDecodeVeto, type ProvDecodeOptions, type ProvMatch } from "./provenance/prov-decode.js";
 export { regurgitation, type RegurgitationResult } from "./provenance/regurgitation.js";
+export { type EvalTask, evalTaskSchema, parseTasks, readTasks } from "./eval/tasks.js";
+export { taskReward } from "./eval/taskReward.js";
+export {
+  runEval,
+  summarize,
+  type EvalMetrics,
+  type EvalProgress,
+  type EvalResult,
+  type EvalRow,
+  type RunEvalOptions,
+  type StrategySummary,
+} from "./eval/runEval.js";
+export { formatReport, formatTable, qualityVsCostSpec, writeQualityVsCost } from "./eval/report.js";
+export { renderPlot, writePlot, type PlotOptions, type RenderedPlot, type VegaLiteSpec } from "./eval/plot.js";
