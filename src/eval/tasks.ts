@@ -38,6 +38,8 @@ export const evalTaskSchema = z
       });
   });
 
+const TASK_FIELDS = ["id", "prompt", "keywords", "maxTokens", "minWords", "maxWords"];
+
 export type EvalTask = z.output<typeof evalTaskSchema>;
 
 function fail(message: string): never {
@@ -66,13 +68,15 @@ export function parseTasks(text: string, file = "<tasks>"): EvalTask[] {
     const parsed = evalTaskSchema.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
+      if (issue.code === "unrecognized_keys")
+        fail(`${where}: field "${issue.keys[0]}" is not a task field (valid: ${TASK_FIELDS.join(", ")})`);
       const field = issue.path.length ? issue.path.join(".") : "task";
-      const message =
+      if (
         issue.code === "invalid_type" &&
         (value as Record<string, unknown>)[String(issue.path[0])] === undefined
-          ? "is missing"
-          : issue.message;
-      fail(`${where}: field "${field}" ${message}`);
+      )
+        fail(`${where}: field "${field}" is missing`);
+      fail(`${where}: field "${field}": ${issue.message}`);
     }
     const previous = seen.get(parsed.data.id);
     if (previous !== undefined)
