@@ -204,7 +204,9 @@ export async function runEval(
       };
       if (index) {
         // The index may be normalised (lowercased): re-tokenize the output the way it was built.
-        const queryTokens: Token[] = index.tokenizeQuery(model, result.text);
+        // Leading whitespace is dropped: tokenized on its own, " She…" gains a lone "▁" token that
+        // a corpus document (tokenized from its first word) never has.
+        const queryTokens: Token[] = index.tokenizeQuery(model, result.text.trimStart());
         const r = regurgitation(index, queryTokens, { n });
         metrics.regurgitation = {
           share8: r.share,
