@@ -4,12 +4,17 @@ import { registerEval } from "./commands/eval.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerIndex } from "./commands/index-cmd.js";
 import { registerTrace } from "./commands/trace.js";
+import { registerWinrate } from "./commands/winrate.js";
 import { runMain } from "./shared.js";
 
 const program = new Command()
   .name("tiller")
   .description("Align what a language model writes while it decodes.")
-  .showHelpAfterError()
+  // Usage errors are one line, like tiller's own: "tiller: option … is invalid … (see --help)".
+  .configureOutput({
+    outputError: (message, write) =>
+      write(`tiller: ${message.replace(/^error: /, "").trimEnd()} (see --help)\n`),
+  })
   .version("0.1.0");
 
 // One file per command; each registers itself here.
@@ -17,5 +22,6 @@ registerGenerate(program);
 registerEval(program);
 registerIndex(program);
 registerTrace(program);
+registerWinrate(program);
 
 await runMain(program);

@@ -1,10 +1,11 @@
-import { InvalidArgumentError, type Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { isTillerError } from "../errors.js";
-import { type LoadModelOptions, loadModel } from "../lm/load.js";
 import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
+import { type LoadModelOptions, loadModel } from "../lm/load.js";
 
 /** Parses the program; user errors print one line and exit non-zero, bugs print a stack. */
 export async function runMain(program: Command): Promise<void> {
+  exitQuietlyWhenStdoutCloses();
   try {
     await program.parseAsync(process.argv);
   } catch (error) {
@@ -12,17 +13,33 @@ export async function runMain(program: Command): Promise<void> {
   }
 }
 
+/**
+ * A reader that stops early (`tiller generate … | head -c 10`) closes the pipe; the next write
+ * fails with EPIPE, which Node raises as an unhandled 'error' event. That is not a failure of
+ * tiller: stop quietly.
+ */
+export function exitQuietlyWhenStdoutCloses(): void {
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    reportAndExit(error);
+  });
+}
+
 export function reportAndExit(error: unknown): never {
   if (isTillerError(error)) {
     process.stderr.write(`tiller: ${error.message}\n`);
     process.exit(error.exitCode);
   }
-  process.stderr.write(`tiller: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `tiller: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(70);
 }
 
 /** Wraps a command action so its errors are reported the tiller way. */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(
+  fn: (...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       await fn(...args);
@@ -42,14 +59,20 @@ export interface ModelCliOptions {
 /** --model, --gpu/--no-gpu, --threads, --context-size. */
 export function addModelOptions(command: Command): Command {
   return command
-    .option("-m, --model <path|hf:uri>", "GGUF file or hf:owner/repo/file.gguf (default: $TILLER_MODEL, else a small default model)")
+    .option(
+      "-m, --model <path|hf:uri>",
+      "GGUF file or hf:owner/repo/file.gguf (default: $TILLER_MODEL, else a small default model)",
+    )
     .option("--gpu", "require a GPU")
     .option("--no-gpu", "run on the CPU only")
     .option("--threads <n>", "CPU threads (default: measured fastest for this model)", positiveInt)
     .option("--context-size <tokens>", "tokens per sequence (prompt + output)", positiveInt);
 }
 
-export async function loadModelFromOptions(options: ModelCliOptions, extra: LoadModelOptions = {}): Promise<LlamaCppModel> {
+export async function loadModelFromOptions(
+  options: ModelCliOptions,
+  extra: LoadModelOptions = {},
+): Promise<LlamaCppModel> {
   return loadModel(options.model, {
     // commander sets gpu=true for --gpu, false for --no-gpu, and true by default for a
     // --no-* flag; only an explicit flag should force either way.
@@ -68,19 +91,22 @@ function gpuFlag(): boolean | "auto" {
 
 export function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return n;
 }
 
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer ≥ 0, got "${value}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`expected an integer ≥ 0, got "${value}"`);
   return n;
 }
 
 export function finiteNumber(value: string): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
+  if (value.trim() === "" || !Number.isFinite(n))
+    throw new InvalidArgumentError(`expected a number, got "${value}"`);
   return n;
 }
 

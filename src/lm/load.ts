@@ -61,16 +61,18 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
   try {
     model = await llama.loadModel({ modelPath: path, gpuLayers: llama.gpu === false ? 0 : "auto" });
   } catch (error) {
-    let architecture = "";
+    let reason = firstLine(error);
     try {
-      architecture = ` (architecture "${(await readGgufFileInfo(path)).metadata.general.architecture}")`;
-    } catch {
-      // The header itself is unreadable; the load error says why.
+      // A truncated header parses without its metadata, and node-llama-cpp then fails with a
+      // TypeError ("reading 'architecture'"); say what is actually wrong with the file.
+      const architecture = (await readGgufFileInfo(path)).metadata?.general?.architecture;
+      reason = architecture
+        ? `architecture "${architecture}": ${reason}`
+        : "its GGUF header is truncated or corrupt (no model architecture in it)";
+    } catch (headerError) {
+      reason = `its GGUF header cannot be read: ${firstLine(headerError)}`;
     }
-    throw new TillerError(
-      `cannot load model ${path}${architecture}: ${firstLine(error)}`,
-      "model-load-failed",
-    );
+    throw new TillerError(`cannot load model ${path}: ${reason}`, "model-load-failed");
   }
 
   const trained = model.trainContextSize || 4096;

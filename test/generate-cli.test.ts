@@ -1,0 +1,231 @@
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliPath, testModelPath } from "./helpers.js";
+
+const LILY = ", there was a little girl named Lily. She loved to play outside in the park.";
+const BASE = ["generate", "--threads", "1", "--no-gpu"];
+let tmp: string;
+
+/** Environment without TILLER_MODEL, with a private cache and a short hub timeout. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env, TILLER_CACHE_DIR: join(tmp, "cache"), TILLER_CONNECT_TIMEOUT_MS: "1500" };
+  delete env.TILLER_MODEL;
+  return env;
+}
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function tiller(args: string[]): Run {
+  const r = spawnSync(process.execPath, [cliPath, ...args], {
+    encoding: "utf8",
+    env: cleanEnv(),
+    timeout: 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Like `tiller`, without blocking, so independent runs overlap. */
+function tillerAsync(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { env: cleanEnv(), timeout: 60_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(cliPath)) throw new Error(`${cliPath} not found: run \`npm run build\` first`);
+  tmp = mkdtempSync(join(tmpdir(), "tiller-generate-cli-"));
+});
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("tiller generate", () => {
+  it("streams the greedy story in text mode", async () => {
+    const child = spawn(
+      process.execPath,
+      [cliPath, ...BASE, "--model", testModelPath(), "--prompt", "Once upon a time", "--max-tokens", "400"],
+      { env: cleanEnv() },
+    );
+    const chunks: string[] = [];
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => chunks.push(chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(stderr).toBe("");
+    expect(status).toBe(0);
+    const stdout = chunks.join("");
+    expect(stdout.startsWith(LILY)).toBe(true);
+    expect(stdout.endsWith("\n")).toBe(true);
+    // Written token by token as it is produced, not once at the end.
+    expect(chunks.length).toBeGreaterThan(1);
+
+    // The same text as --json reports.
+    const json = tiller([
+      ...BASE,
+      "--model",
+      testModelPath(),
+      "--prompt",
+      "Once upon a time",
+      "--max-tokens",
+      "400",
+      "--json",
+    ]);
+    expect(stdout).toBe(`${JSON.parse(json.stdout).text}\n`);
+  });
+
+  it("prints one JSON object with --json", () => {
+    const r = tiller([
+      ...BASE,
+      "--model",
+      testModelPath(),
+      "--prompt",
+      "Once upon a time",
+      "--max-tokens",
+      "20",
+      "--json",
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split("\n")).toHaveLength(1);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out).sort()).toEqual(["logprob", "stats", "stopReason", "text", "tokens"]);
+    expect(Object.keys(out.stats).sort()).toEqual([
+      "evaluatedTokens",
+      "generatedTokens",
+      "promptTokens",
+      "wallMs",
+    ]);
+    expect(LILY.startsWith(out.text) || out.text.startsWith(LILY)).toBe(true);
+    expect(out.tokens).toHaveLength(20);
+    expect(out.tokens.every((t: unknown) => Number.isInteger(t))).toBe(true);
+    expect(out.logprob).toBeLessThan(0);
+    expect(out.stopReason).toBe("max-tokens");
+    expect(out.stats).toMatchObject({ promptTokens: 5, generatedTokens: 20, evaluatedTokens: 24 });
+    expect(out.stats.wallMs).toBeGreaterThan(0);
+  });
+
+  it("beam search and sampling run from the CLI", () => {
+    const beam = tiller([
+      ...BASE,
+      "--model",
+      testModelPath(),
+      "-p",
+      "Once upon a time",
+      "-n",
+      "20",
+      "-s",
+      "beam",
+      "-b",
+      "3",
+      "--json",
+    ]);
+    expect(beam.status).toBe(0);
+    expect(JSON.parse(beam.stdout).tokens.length).toBeGreaterThan(0);
+    const args = [
+      ...BASE,
+      "--model",
+      testModelPath(),
+      "-p",
+      "Once upon a time",
+      "-n",
+      "30",
+      "-s",
+      "sample",
+      "--seed",
+      "5",
+      "--json",
+    ];
+    const a = JSON.parse(tiller(args).stdout);
+    const b = JSON.parse(tiller(args).stdout);
+    expect(b.tokens).toEqual(a.tokens);
+  });
+
+  it("exits quietly when stdout is closed early (| head -c 10)", () => {
+    const r = spawnSync(
+      "bash",
+      [
+        "-c",
+        `"${process.execPath}" "${cliPath}" ${BASE.join(" ")} --model "${testModelPath()}" --prompt "Once upon a time" --max-tokens 400 | head -c 10; echo " status=\${PIPESTATUS[0]}"`,
+      ],
+      { encoding: "utf8", env: cleanEnv(), timeout: 60_000 },
+    );
+    expect(r.stdout).toBe(`${LILY.slice(0, 10)} status=0\n`);
+    expect(r.stderr).toBe("");
+  });
+});
+
+describe.concurrent("tiller generate: bad input", () => {
+  /** Exit code ≠ 0, exactly one line on stderr matching `message`, nothing on stdout. */
+  async function expectOneLineError(args: string[], message: RegExp): Promise<string> {
+    const r = await tillerAsync(args);
+    expect(r.status, r.stderr).not.toBe(0);
+    expect(r.status).not.toBeNull();
+    expect(r.stdout).toBe("");
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^tiller: /);
+    expect(lines[0]).toMatch(message);
+    expect(lines[0]).not.toMatch(/internal error|\bat .*\.js:\d+/);
+    return lines[0];
+  }
+
+  it("missing model file", async () => {
+    const path = join(tmp, "absent.gguf");
+    const line = await expectOneLineError(
+      [...BASE, "--model", path, "--prompt", "hi"],
+      /model file not found/,
+    );
+    expect(line).toContain(path);
+  });
+
+  it("a file that is not a GGUF", async () => {
+    const path = join(tmp, "readme.txt");
+    writeFileSync(path, "hello\n");
+    const line = await expectOneLineError([...BASE, "--model", path, "--prompt", "hi"], /not a GGUF/);
+    expect(line).toContain(path);
+  });
+
+  it("--max-tokens abc", async () => {
+    await expectOneLineError(
+      [...BASE, "--model", testModelPath(), "--prompt", "hi", "--max-tokens", "abc"],
+      /max-tokens.*abc/,
+    );
+  });
+
+  it("an unknown --strategy", async () => {
+    await expectOneLineError(
+      [...BASE, "--model", testModelPath(), "--prompt", "hi", "--strategy", "telepathy"],
+      /strategy.*telepathy/,
+    );
+  });
+
+  it("no --prompt", async () => {
+    await expectOneLineError([...BASE, "--model", testModelPath()], /--prompt/);
+  });
+
+  it("the default model when the hub is unreachable says to pass --model", async () => {
+    const started = performance.now();
+    await expectOneLineError([...BASE, "--prompt", "hi"], /cannot download model hf:.*pass --model/);
+    expect(performance.now() - started).toBeLessThan(20_000);
+  });
+});
