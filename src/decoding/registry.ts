@@ -161,3 +161,7 @@ registerStrategy(
 );
 
 export { samplingFrom, SAMPLING_PARAMS };
+
+// Best-of-N / worst-of-N (InfAlign): registered by their own module.
+import { registerBestOfN } from "./bestOfN.js";
+registerBestOfN();
