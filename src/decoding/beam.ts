@@ -89,7 +89,8 @@ export function beamSearch(options: BeamOptions): Strategy {
             const text = model.detokenize(hypothesis.tokens, { context: context.promptTokens.slice(-8) });
             if (context.stopStrings.some((stop) => text.includes(stop))) hypothesis.done = "stop-string";
           }
-          if (!hypothesis.done && hypothesis.tokens.length >= context.maxTokens) hypothesis.done = "max-tokens";
+          if (!hypothesis.done && hypothesis.tokens.length >= context.maxTokens)
+            hypothesis.done = "max-tokens";
           if (hypothesis.done) finished.push(hypothesis);
           else beams.push(hypothesis);
         }

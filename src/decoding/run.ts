@@ -6,7 +6,10 @@ import type { DecodeContext, GenerationResult } from "./types.js";
  * Runs a strategy and measures it: the text (stop token stripped, cut at a stop string), its
  * logprob, and how many tokens the model evaluated to produce it.
  */
-export async function runStrategy(strategy: Strategy, context: DecodeContext): Promise<GenerationResult & { score?: number }> {
+export async function runStrategy(
+  strategy: Strategy,
+  context: DecodeContext,
+): Promise<GenerationResult & { score?: number }> {
   const { model } = context;
   const before = { ...model.usage };
   const started = performance.now();

@@ -1,5 +1,5 @@
-import type { SamplingOptions, StopReason, Token } from "../lm/types.js";
 import { pickToken, seededRandom } from "../lm/sampling.js";
+import type { SamplingOptions, StopReason, Token } from "../lm/types.js";
 import type { DecodeOutput } from "./strategy.js";
 import { TextStream } from "./textStream.js";
 import type { DecodeContext, TraceStep } from "./types.js";
@@ -44,7 +44,11 @@ export async function steppedSample(
       distribution.map((entry) => entry.token),
     );
     const allowed = distribution
-      .map((entry, i) => ({ token: entry.token, logprob: entry.logprob - penalties[i], original: entry.logprob }))
+      .map((entry, i) => ({
+        token: entry.token,
+        logprob: entry.logprob - penalties[i],
+        original: entry.logprob,
+      }))
       .filter((entry) => Number.isFinite(entry.logprob))
       .sort((a, b) => b.logprob - a.logprob);
     if (context.trace)

@@ -15,6 +15,8 @@ export interface TraceStep {
     score: number;
     kept: boolean;
     vetoed?: boolean;
+    /** A candidate added by lexical lookahead (it spells a wanted word). */
+    lexical?: boolean;
   }[];
   note?: string;
 }
