@@ -48,12 +48,17 @@ export function promptTokens(model: LanguageModel, prompt: string): Token[] {
 }
 
 /** Greedy, sampling or beam search on any `LanguageModel` — the library form of `tiller generate`. */
-export async function generate(model: LanguageModel, options: GenerateOptions): Promise<GenerationResult & { score?: number }> {
+export async function generate(
+  model: LanguageModel,
+  options: GenerateOptions,
+): Promise<GenerationResult & { score?: number }> {
   const parsed = generateOptionsSchema.safeParse(options);
-  if (!parsed.success) throw new TillerError(`invalid generate options: ${describeIssues(parsed.error)}`, "bad-options");
+  if (!parsed.success)
+    throw new TillerError(`invalid generate options: ${describeIssues(parsed.error)}`, "bad-options");
   const o = parsed.data;
   let strategy: Strategy;
-  if (o.strategy === "beam") strategy = beamSearch({ width: o.beamWidth, lengthPenalty: o.lengthPenalty, vetoes: options.vetoes });
+  if (o.strategy === "beam")
+    strategy = beamSearch({ width: o.beamWidth, lengthPenalty: o.lengthPenalty, vetoes: options.vetoes });
   else
     strategy = plainDecoding(
       {

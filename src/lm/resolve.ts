@@ -1,4 +1,4 @@
-import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
@@ -32,9 +32,14 @@ export interface ResolveOptions {
  * Turns a model spec into a local GGUF path: an explicit spec (path or `hf:` URI), else
  * $TILLER_MODEL, else the default model. Hub URIs are downloaded into the cache once.
  */
-export async function resolveModelPath(spec: string | undefined, options: ResolveOptions = {}): Promise<string> {
+export async function resolveModelPath(
+  spec: string | undefined,
+  options: ResolveOptions = {},
+): Promise<string> {
   const chosen = spec?.trim() || process.env.TILLER_MODEL?.trim() || DEFAULT_MODEL_URI;
-  const path = isHubUri(chosen) ? await download(chosen, chosen === DEFAULT_MODEL_URI && !spec, options) : resolve(chosen);
+  const path = isHubUri(chosen)
+    ? await download(chosen, chosen === DEFAULT_MODEL_URI && !spec, options)
+    : resolve(chosen);
   checkGguf(path);
   return path;
 }
@@ -44,7 +49,10 @@ async function download(uri: string, isDefault: boolean, options: ResolveOptions
   // Until the first byte arrives, give up quickly: on a machine without access to the hub the
   // metadata request can hang for minutes. Once downloading, only the caller's signal applies.
   const connect = new AbortController();
-  const timer = setTimeout(() => connect.abort(new Error(`no answer from the hub within ${connectTimeoutMs()} ms`)), connectTimeoutMs());
+  const timer = setTimeout(
+    () => connect.abort(new Error(`no answer from the hub within ${connectTimeoutMs()} ms`)),
+    connectTimeoutMs(),
+  );
   const signal = options.signal ? AbortSignal.any([options.signal, connect.signal]) : connect.signal;
   let bar: SingleBar | undefined;
   let barStarted = false;
@@ -101,7 +109,8 @@ function connectTimeoutMs(): number {
 /** Fails with a one-line error unless `path` is a readable GGUF file. */
 export function checkGguf(path: string): void {
   if (!existsSync(path)) throw new TillerError(`model file not found: ${path}`, "model-not-found");
-  if (!statSync(path).isFile()) throw new TillerError(`model path is not a file: ${path}`, "model-not-a-file");
+  if (!statSync(path).isFile())
+    throw new TillerError(`model path is not a file: ${path}`, "model-not-a-file");
   const magic = Buffer.alloc(4);
   const fd = openSync(path, "r");
   try {

@@ -16,7 +16,11 @@ export function seededRandom(seed: number): () => number {
  * Picks the next token from a full distribution (sorted most likely first), applying temperature,
  * top-k and top-p in that order. Temperature 0 is greedy.
  */
-export function pickToken(sorted: readonly TokenLogprob[], options: SamplingOptions, random: () => number): Token {
+export function pickToken(
+  sorted: readonly TokenLogprob[],
+  options: SamplingOptions,
+  random: () => number,
+): Token {
   const temperature = options.temperature ?? 0;
   if (temperature <= 0 || sorted.length === 1) return sorted[0].token;
   let pool = sorted;

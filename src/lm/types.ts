@@ -107,7 +107,13 @@ export interface LanguageModel {
 }
 
 export function emptyUsage(): ModelUsage {
-  return { evaluatedTokens: 0, requestedPrefixTokens: 0, cachedPrefixTokens: 0, generatedTokens: 0, calls: 0 };
+  return {
+    evaluatedTokens: 0,
+    requestedPrefixTokens: 0,
+    cachedPrefixTokens: 0,
+    generatedTokens: 0,
+    calls: 0,
+  };
 }
 
 /** `after - before`, field by field. */

@@ -1,6 +1,15 @@
 import { type Command, Option } from "commander";
 import { generate } from "../../generate.js";
-import { action, addModelOptions, anyInt, finiteNumber, loadModelFromOptions, type ModelCliOptions, nonNegativeInt, positiveInt } from "../shared.js";
+import {
+  action,
+  addModelOptions,
+  anyInt,
+  finiteNumber,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  nonNegativeInt,
+  positiveInt,
+} from "../shared.js";
 
 interface GenerateCliOptions extends ModelCliOptions {
   prompt: string;
@@ -22,7 +31,11 @@ export function registerGenerate(program: Command): void {
   addModelOptions(command)
     .requiredOption("-p, --prompt <text>", "the prompt to continue")
     .option("-n, --max-tokens <n>", "most tokens to generate", positiveInt, 128)
-    .addOption(new Option("-s, --strategy <name>", "decoding strategy").choices(["greedy", "sample", "beam"]).default("greedy"))
+    .addOption(
+      new Option("-s, --strategy <name>", "decoding strategy")
+        .choices(["greedy", "sample", "beam"])
+        .default("greedy"),
+    )
     .option("-t, --temperature <T>", "sampling temperature (sample strategy; default 1)", finiteNumber)
     .option("--top-k <k>", "sample only among the k most likely tokens", nonNegativeInt)
     .option("--top-p <p>", "nucleus sampling mass (0 < p ≤ 1)", finiteNumber)
@@ -45,12 +58,15 @@ export function registerGenerate(program: Command): void {
             seed: options.seed,
             beamWidth: options.beamWidth,
             stopStrings: options.stop,
-            onText: streaming && options.strategy !== "beam" ? (text) => process.stdout.write(text) : undefined,
+            onText:
+              streaming && options.strategy !== "beam" ? (text) => process.stdout.write(text) : undefined,
           });
           if (options.json) {
             const { text, tokens, logprob, stopReason, stats } = result;
             const { usage: _usage, ...publicStats } = stats;
-            process.stdout.write(`${JSON.stringify({ text, tokens, logprob, stopReason, stats: publicStats })}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ text, tokens, logprob, stopReason, stats: publicStats })}\n`,
+            );
           } else {
             // Beam search only knows its answer at the end; the others have streamed it already.
             if (options.strategy === "beam") process.stdout.write(result.text);

@@ -1,4 +1,8 @@
-import type { ControlledEvaluateIndexOutput, ControlledEvaluateInputItem, LlamaContextSequence } from "node-llama-cpp";
+import type {
+  ControlledEvaluateIndexOutput,
+  ControlledEvaluateInputItem,
+  LlamaContextSequence,
+} from "node-llama-cpp";
 import type { ModelUsage, Token } from "../types.js";
 
 type GenerateNext = NonNullable<Exclude<ControlledEvaluateInputItem, number>[1]["generateNext"]>;
