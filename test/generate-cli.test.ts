@@ -11,7 +11,11 @@ let tmp: string;
 
 /** Environment without TILLER_MODEL, with a private cache and a short hub timeout. */
 function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env, TILLER_CACHE_DIR: join(tmp, "cache"), TILLER_CONNECT_TIMEOUT_MS: "1500" };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TILLER_CACHE_DIR: join(tmp, "cache"),
+    TILLER_CONNECT_TIMEOUT_MS: "1500",
+  };
   delete env.TILLER_MODEL;
   return env;
 }
