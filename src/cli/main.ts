@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerEval } from "./commands/eval.js";
+import { registerAlign } from "./commands/align.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerIndex } from "./commands/index-cmd.js";
 import { registerTrace } from "./commands/trace.js";
@@ -19,6 +20,7 @@ const program = new Command()
 
 // One file per command; each registers itself here.
 registerGenerate(program);
+registerAlign(program);
 registerEval(program);
 registerIndex(program);
 registerTrace(program);

@@ -1,0 +1,49 @@
+import { type StrategySpec, createStrategy, parseStrategySpec } from "./decoding/registry.js";
+import { runStrategy } from "./decoding/run.js";
+import type { GenerationResult } from "./decoding/types.js";
+import type { CandidateVeto } from "./decoding/veto.js";
+import { promptTokens } from "./generate.js";
+import type { LanguageModel, SamplingOptions } from "./lm/types.js";
+import { scoreComponents } from "./rewards/mix.js";
+import type { Reward } from "./rewards/types.js";
+
+export interface AlignOptions {
+  prompt: string;
+  /** What to steer toward (a `mix` of rewards is a reward). */
+  reward: Reward;
+  /** A strategy spec (`deal:k=5,l=8`, `bon:n=8`, `greedy`, …) or a parsed one. */
+  strategy: string | StrategySpec;
+  maxTokens?: number;
+  sampling?: SamplingOptions;
+  vetoes?: readonly CandidateVeto[];
+  stopStrings?: readonly string[];
+  trace?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface AlignResult extends GenerationResult {
+  /** Each reward component's value on the final text. */
+  rewards: Record<string, number>;
+  /** The (mixed) reward of the final text. */
+  score: number;
+}
+
+/** Decodes with any strategy and reports the output's rewards — the library form of `tiller align`. */
+export async function align(model: LanguageModel, options: AlignOptions): Promise<AlignResult> {
+  const spec = typeof options.strategy === "string" ? parseStrategySpec(options.strategy) : options.strategy;
+  const strategy = createStrategy(spec, { reward: options.reward, vetoes: options.vetoes, sampling: options.sampling });
+  const tokens = promptTokens(model, options.prompt);
+  const result = await runStrategy(strategy, {
+    model,
+    prompt: options.prompt,
+    promptTokens: tokens,
+    maxTokens: options.maxTokens ?? 128,
+    stopStrings: options.stopStrings,
+    signal: options.signal,
+    trace: options.trace,
+  });
+  const input = { prompt: options.prompt, text: result.text, tokens: result.tokens, finished: true };
+  const rewards = await scoreComponents(options.reward, input);
+  const score = await options.reward.score(input);
+  return { ...result, rewards, score };
+}

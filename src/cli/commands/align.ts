@@ -1,0 +1,140 @@
+import { writeFileSync } from "node:fs";
+import { type Command, Option } from "commander";
+import { align } from "../../align.js";
+import { parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
+import type { CandidateVeto } from "../../decoding/veto.js";
+import { TillerError } from "../../errors.js";
+import { ProvDecodeVeto } from "../../provenance/prov-decode.js";
+import { TraceIndex } from "../../provenance/trace-index.js";
+import { REWARD_SPEC_HELP, parseRewardSpecs } from "../../rewards/spec.js";
+import { loadModel } from "../../lm/load.js";
+import {
+  action,
+  addModelOptions,
+  anyInt,
+  finiteNumber,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  nonNegativeInt,
+  positiveInt,
+} from "../shared.js";
+
+interface AlignCliOptions extends ModelCliOptions {
+  prompt: string;
+  reward: string[];
+  weight?: string[];
+  strategy: string;
+  maxTokens: number;
+  k?: number;
+  lookahead?: number;
+  lambda?: number;
+  beams?: number;
+  n?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  judgeModel?: string;
+  provenance?: string;
+  tau: number;
+  veto: "hard" | "soft";
+  gamma: number;
+  window: number;
+  trace?: string;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function registerAlign(program: Command): void {
+  const command = program
+    .command("align")
+    .description("decode toward weighted rewards (DeAL search, Best-of-N, or plain decoding scored by the rewards)")
+    .addHelpText("after", `\nReward specs:\n${REWARD_SPEC_HELP}\n\nStrategies: ${strategyHelp()}`);
+  addModelOptions(command)
+    .requiredOption("-p, --prompt <text>", "the prompt to continue")
+    .option("-r, --reward <spec>", "a reward to steer by (repeatable); see below", collect, [])
+    .option("-w, --weight <w>", "weight of each --reward, in order (repeatable)", collect)
+    .option("-s, --strategy <spec>", "greedy | sample | beam | bon | won | deal, optionally with :key=value params", "deal")
+    .option("-n, --max-tokens <n>", "most tokens to generate", positiveInt, 128)
+    .option("--k <k>", "deal: candidates expanded per beam", positiveInt)
+    .option("--lookahead <l>", "deal: greedy lookahead tokens per candidate", nonNegativeInt)
+    .option("--lambda <λ>", "deal: reward weight against log-probability", finiteNumber)
+    .option("--beams <b>", "deal/beam: beams kept", positiveInt)
+    .option("--n <N>", "bon/won: samples drawn", positiveInt)
+    .option("-t, --temperature <T>", "sampling temperature (sample, bon, won)", finiteNumber)
+    .option("--top-k <k>", "sampling: keep the k most likely tokens", nonNegativeInt)
+    .option("--top-p <p>", "sampling: nucleus mass", finiteNumber)
+    .option("--seed <s>", "sampler seed", anyInt)
+    .option("--judge-model <path|hf:uri>", "model that answers judge:… rewards (default: the main model)")
+    .option("--provenance <dir>", "a corpus index: veto continuations that copy rare corpus spans (Prov-Decode)")
+    .option("--tau <τ>", "Prov-Decode: veto when the matched span's BCI exceeds τ", finiteNumber, 20)
+    .addOption(new Option("--veto <mode>", "Prov-Decode: drop (hard) or demote (soft) vetoed tokens").choices(["hard", "soft"]).default("hard"))
+    .option("--gamma <γ>", "Prov-Decode soft veto penalty", finiteNumber, 1)
+    .option("--window <n>", "Prov-Decode: context tokens looked up before each candidate", positiveInt, 8)
+    .option("--trace <file>", "write the search trace (steps, candidates, rollouts, scores) as JSON")
+    .option("--json", "print one JSON object")
+    .action(
+      action(async (options: AlignCliOptions) => {
+        // Validate everything that needs no model first, so bad input fails fast.
+        const spec = parseStrategySpec(options.strategy);
+        const overrides: Record<string, number | undefined> = {
+          k: options.k,
+          l: options.lookahead,
+          lambda: options.lambda,
+          b: spec.name === "beam" ? undefined : options.beams,
+          width: spec.name === "beam" ? options.beams : undefined,
+          n: options.n,
+        };
+        for (const [key, value] of Object.entries(overrides)) if (value !== undefined) spec.params[key] = value;
+        const params = Object.entries(spec.params).map(([k, v]) => `${k}=${v}`);
+        // Re-parse so flag values are checked against the strategy's parameters like spec values.
+        const fullSpec = parseStrategySpec(params.length ? `${spec.name}:${params.join(",")}` : spec.name);
+        if (options.reward.length === 0)
+          throw new TillerError(`give at least one --reward; valid forms:\n${REWARD_SPEC_HELP}`, "no-reward");
+        const index = options.provenance ? TraceIndex.open(options.provenance) : undefined;
+        const model = await loadModelFromOptions(options);
+        const judge =
+          options.judgeModel && options.reward.some((r) => /(^|\*)judge/.test(r))
+            ? await loadModel(options.judgeModel, { gpu: "auto", threads: options.threads ?? "auto" })
+            : undefined;
+        try {
+          const reward = parseRewardSpecs(options.reward, options.weight, { judgeModel: judge ?? model });
+          const vetoes: CandidateVeto[] = [];
+          if (index) {
+            index.checkModel(model);
+            vetoes.push(new ProvDecodeVeto(index, { n: options.window, tau: options.tau, mode: options.veto, gamma: options.gamma }));
+          }
+          const result = await align(model, {
+            prompt: options.prompt,
+            reward,
+            strategy: fullSpec,
+            maxTokens: options.maxTokens,
+            sampling: { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed },
+            vetoes,
+            trace: Boolean(options.trace),
+          });
+          if (options.trace) writeFileSync(options.trace, `${JSON.stringify(result.trace ?? null, null, 2)}\n`);
+          const stats = {
+            generatedTokens: result.stats.generatedTokens,
+            evaluatedTokens: result.stats.evaluatedTokens,
+            wallMs: result.stats.wallMs,
+          };
+          if (options.json) {
+            process.stdout.write(`${JSON.stringify({ text: result.text, rewards: result.rewards, score: result.score, stats })}\n`);
+          } else {
+            process.stdout.write(`${result.text}\n\n`);
+            for (const [name, value] of Object.entries(result.rewards))
+              process.stdout.write(`  ${name.padEnd(24)} ${value.toFixed(4)}\n`);
+            process.stdout.write(`  ${"score (mix)".padEnd(24)} ${result.score.toFixed(4)}\n`);
+            process.stdout.write(
+              `  ${fullSpec.label}: ${stats.generatedTokens} tokens generated, ${stats.evaluatedTokens} evaluated, ${stats.wallMs} ms\n`,
+            );
+          }
+        } finally {
+          await judge?.dispose();
+          await model.dispose();
+        }
+      }),
+    );
+}
