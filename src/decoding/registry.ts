@@ -85,13 +85,13 @@ export function parseStrategySpec(text: string): StrategySpec {
     .filter(Boolean)) {
     const eq = part.indexOf("=");
     const key = (eq < 0 ? part : part.slice(0, eq)).trim();
-    if (!(key in registration.params))
+    if (!(key in registration.params)) {
+      const valid = Object.entries(registration.params).map(([k, v]) => `${k} (${v})`);
       throw new TillerError(
-        `strategy "${name}" has no parameter "${key}"; valid: ${Object.entries(registration.params)
-          .map(([k, v]) => `${k} (${v})`)
-          .join(", ")}`,
+        `strategy "${name}" has no parameter "${key}"; ${valid.length ? `valid: ${valid.join(", ")}` : "it takes none"}`,
         "bad-strategy-param",
       );
+    }
     const raw = eq < 0 ? "true" : part.slice(eq + 1).trim();
     const number = Number(raw);
     params[key] =
@@ -105,9 +105,10 @@ export function parseStrategyList(text: string): StrategySpec[] {
   const names = new Set(strategyNames());
   const specs: string[] = [];
   for (const piece of text.split(",")) {
-    const head = piece.trim().split(":")[0];
-    if (specs.length === 0 || (names.has(head) && !piece.includes("="))) specs.push(piece.trim());
-    else if (names.has(head) && piece.includes(":")) specs.push(piece.trim());
+    // A piece that starts with a strategy name starts a new spec; anything else (`l=8`) is a
+    // parameter of the spec before it.
+    const head = piece.trim().split(":")[0].trim();
+    if (specs.length === 0 || names.has(head)) specs.push(piece.trim());
     else specs[specs.length - 1] += `,${piece.trim()}`;
   }
   return specs.filter(Boolean).map(parseStrategySpec);
@@ -235,4 +236,4 @@ registerStrategy(
 // Best-of-N / worst-of-N (InfAlign): registered by their own module.
 import { registerBestOfN } from "./bestOfN.js";
 
-registerBestOfN();
+registerBestOfN({ registerStrategy, numberParam, samplingFrom, SAMPLING_PARAMS });
