@@ -81,12 +81,14 @@ export function qualityVsCostSpec(
     ["evaluatedTokens", "labelTokens"],
   ] as const) {
     values.forEach((v, i) => {
-      const near = values
-        .slice(0, i)
-        .filter(
-          (u) => Math.abs(u.soft - v.soft) < 0.06 && Math.abs(Math.log(u[field] / v[field])) < 0.35,
-        ).length;
-      v[label] = v.soft > 0.8 ? v.soft - 0.05 * (near + 1) : v.soft + 0.05 * near;
+      const step = v.soft > 0.8 ? -0.05 : 0.05;
+      let y = v.soft;
+      const clash = () =>
+        values
+          .slice(0, i)
+          .some((u) => Math.abs(u[label] - y) < 0.045 && Math.abs(Math.log(u[field] / v[field])) < 0.5);
+      for (let tries = 0; tries < values.length && clash(); tries++) y += step;
+      v[label] = y;
     });
   }
   const panel = (field: "wallMs" | "evaluatedTokens", axisTitle: string) => ({
