@@ -2,7 +2,7 @@ import { TillerError } from "../errors.js";
 import type { Rollout, SamplingOptions } from "../lm/types.js";
 import type { Reward, RewardInput } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
-import { numberParam, registerStrategy, SAMPLING_PARAMS, samplingFrom } from "./registry.js";
+import type { numberParam, registerStrategy, SAMPLING_PARAMS, samplingFrom } from "./registry.js";
 import { type RolloutText, rolloutText } from "./rolloutText.js";
 import { streamSeeds } from "./seeds.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
@@ -195,18 +195,26 @@ export function selectAmong(strategies: readonly Strategy[], reward: Reward, pic
   };
 }
 
-/** Registers `bon` and `won` (called from registry.ts; function declarations only, for the import cycle). */
-export function registerBestOfN(): void {
-  const params = { n: "samples drawn (N ≥ 1)", ...SAMPLING_PARAMS };
+/** What `registerBestOfN` needs from the registry (passed in, so this module does not import it). */
+export interface RegistryHooks {
+  registerStrategy: typeof registerStrategy;
+  numberParam: typeof numberParam;
+  samplingFrom: typeof samplingFrom;
+  SAMPLING_PARAMS: typeof SAMPLING_PARAMS;
+}
+
+/** Registers `bon` and `won`; registry.ts calls it with its own functions (no import cycle). */
+export function registerBestOfN(hooks: RegistryHooks): void {
+  const params = { n: "samples drawn (N ≥ 1)", ...hooks.SAMPLING_PARAMS };
   for (const pick of ["best", "worst"] as const) {
-    registerStrategy(
+    hooks.registerStrategy(
       pick === "best" ? "bon" : "won",
       (spec, deps) =>
         bestOfN({
-          n: numberParam(spec, "n", 4, { min: 1, integer: true }),
+          n: hooks.numberParam(spec, "n", 4, { min: 1, integer: true }),
           reward: deps.reward as Reward,
           pick,
-          sampling: samplingFrom(spec, deps, 1),
+          sampling: hooks.samplingFrom(spec, deps, 1),
         }),
       params,
       { needsReward: true },
