@@ -2,6 +2,7 @@ import { TillerError } from "../errors.js";
 import type { SamplingOptions } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
 import { beamSearch } from "./beam.js";
+import { DEAL_DEFAULTS, deal } from "./deal.js";
 import { plainDecoding } from "./greedy.js";
 import type { Strategy } from "./strategy.js";
 import type { CandidateVeto } from "./veto.js";
@@ -53,7 +54,16 @@ export function strategyNames(): string[] {
 /** One line per strategy with its parameters, for help and error messages. */
 export function strategyHelp(): string {
   return [...registry.entries()]
-    .map(([name, r]) => `${name}${Object.keys(r.params).length ? `:${Object.keys(r.params).map((k) => `${k}=…`).join(",")}` : ""}`)
+    .map(
+      ([name, r]) =>
+        `${name}${
+          Object.keys(r.params).length
+            ? `:${Object.keys(r.params)
+                .map((k) => `${k}=…`)
+                .join(",")}`
+            : ""
+        }`,
+    )
     .join(" | ");
 }
 
@@ -63,22 +73,29 @@ export function parseStrategySpec(text: string): StrategySpec {
   const name = (colon < 0 ? trimmed : trimmed.slice(0, colon)).trim();
   const registration = registry.get(name);
   if (!registration)
-    throw new TillerError(`unknown strategy "${name}" in "${text}"; valid: ${strategyHelp()}`, "unknown-strategy");
+    throw new TillerError(
+      `unknown strategy "${name}" in "${text}"; valid: ${strategyHelp()}`,
+      "unknown-strategy",
+    );
   const params: StrategySpec["params"] = {};
   const rest = colon < 0 ? "" : trimmed.slice(colon + 1);
-  for (const part of rest.split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const part of rest
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf("=");
     const key = (eq < 0 ? part : part.slice(0, eq)).trim();
-    if (!(key in registration.params))
+    if (!(key in registration.params)) {
+      const valid = Object.entries(registration.params).map(([k, v]) => `${k} (${v})`);
       throw new TillerError(
-        `strategy "${name}" has no parameter "${key}"; valid: ${Object.entries(registration.params)
-          .map(([k, v]) => `${k} (${v})`)
-          .join(", ")}`,
+        `strategy "${name}" has no parameter "${key}"; ${valid.length ? `valid: ${valid.join(", ")}` : "it takes none"}`,
         "bad-strategy-param",
       );
+    }
     const raw = eq < 0 ? "true" : part.slice(eq + 1).trim();
     const number = Number(raw);
-    params[key] = raw === "true" ? true : raw === "false" ? false : raw !== "" && Number.isFinite(number) ? number : raw;
+    params[key] =
+      raw === "true" ? true : raw === "false" ? false : raw !== "" && Number.isFinite(number) ? number : raw;
   }
   return { name, params, label: trimmed };
 }
@@ -88,9 +105,10 @@ export function parseStrategyList(text: string): StrategySpec[] {
   const names = new Set(strategyNames());
   const specs: string[] = [];
   for (const piece of text.split(",")) {
-    const head = piece.trim().split(":")[0];
-    if (specs.length === 0 || (names.has(head) && !piece.includes("="))) specs.push(piece.trim());
-    else if (names.has(head) && piece.includes(":")) specs.push(piece.trim());
+    // A piece that starts with a strategy name starts a new spec; anything else (`l=8`) is a
+    // parameter of the spec before it.
+    const head = piece.trim().split(":")[0].trim();
+    if (specs.length === 0 || names.has(head)) specs.push(piece.trim());
     else specs[specs.length - 1] += `,${piece.trim()}`;
   }
   return specs.filter(Boolean).map(parseStrategySpec);
@@ -99,9 +117,13 @@ export function parseStrategyList(text: string): StrategySpec[] {
 export function createStrategy(spec: StrategySpec | string, deps: StrategyDeps = {}): Strategy {
   const parsed = typeof spec === "string" ? parseStrategySpec(spec) : spec;
   const registration = registry.get(parsed.name);
-  if (!registration) throw new TillerError(`unknown strategy "${parsed.name}"; valid: ${strategyHelp()}`, "unknown-strategy");
+  if (!registration)
+    throw new TillerError(`unknown strategy "${parsed.name}"; valid: ${strategyHelp()}`, "unknown-strategy");
   if (registration.needsReward && !deps.reward)
-    throw new TillerError(`strategy "${parsed.name}" steers by a reward; give at least one --reward`, "no-reward");
+    throw new TillerError(
+      `strategy "${parsed.name}" steers by a reward; give at least one --reward`,
+      "no-reward",
+    );
   return registration.factory(parsed, deps);
 }
 
@@ -126,14 +148,19 @@ export function numberParam(
     ]
       .filter(Boolean)
       .join(" ");
-    throw new TillerError(`${spec.name}: ${key} must be ${range}, got "${String(value)}"`, "bad-strategy-param");
+    throw new TillerError(
+      `${spec.name}: ${key} must be ${range}, got "${String(value)}"`,
+      "bad-strategy-param",
+    );
   }
   return value as number;
 }
 
 function samplingFrom(spec: StrategySpec, deps: StrategyDeps, temperatureDefault: number): SamplingOptions {
   return {
-    temperature: numberParam(spec, "temperature", deps.sampling?.temperature ?? temperatureDefault, { min: 0 }),
+    temperature: numberParam(spec, "temperature", deps.sampling?.temperature ?? temperatureDefault, {
+      min: 0,
+    }),
     topK: numberParam(spec, "topK", deps.sampling?.topK ?? 0, { min: 0, integer: true }),
     topP: numberParam(spec, "topP", deps.sampling?.topP ?? 1, { min: 0, max: 1 }),
     seed: numberParam(spec, "seed", deps.sampling?.seed ?? 0, { integer: true }),
@@ -148,7 +175,11 @@ const SAMPLING_PARAMS = {
 };
 
 registerStrategy("greedy", (_spec, deps) => plainDecoding({ temperature: 0 }, deps.vetoes), {});
-registerStrategy("sample", (spec, deps) => plainDecoding(samplingFrom(spec, deps, 1), deps.vetoes), SAMPLING_PARAMS);
+registerStrategy(
+  "sample",
+  (spec, deps) => plainDecoding(samplingFrom(spec, deps, 1), deps.vetoes),
+  SAMPLING_PARAMS,
+);
 registerStrategy(
   "beam",
   (spec, deps) =>
@@ -160,8 +191,49 @@ registerStrategy(
   { width: "beams kept (b)", alpha: "length-normalisation exponent" },
 );
 
-export { samplingFrom, SAMPLING_PARAMS };
+export { SAMPLING_PARAMS, samplingFrom };
+
+registerStrategy(
+  "deal",
+  (spec, deps) => {
+    const paper = spec.params.paper === true;
+    const flag = (key: string, fallback: boolean) => {
+      const value = spec.params[key];
+      if (value === undefined) return paper ? false : fallback;
+      if (typeof value !== "boolean")
+        throw new TillerError(`deal: ${key} must be true or false, got "${value}"`, "bad-strategy-param");
+      return value;
+    };
+    return deal({
+      reward: deps.reward as Reward,
+      vetoes: deps.vetoes,
+      k: numberParam(spec, "k", DEAL_DEFAULTS.k, { min: 1, integer: true }),
+      lookahead: numberParam(spec, "l", DEAL_DEFAULTS.lookahead, { min: 0, integer: true }),
+      lambda: numberParam(spec, "lambda", DEAL_DEFAULTS.lambda, { min: 0 }),
+      beams: numberParam(spec, "b", DEAL_DEFAULTS.beams, { min: 1, integer: true }),
+      batch: flag("batch", DEAL_DEFAULTS.batch),
+      commit: flag("commit", DEAL_DEFAULTS.commit),
+      commitTokens: numberParam(spec, "commitTokens", DEAL_DEFAULTS.commitTokens, { min: 0, integer: true }),
+      saturation: flag("saturation", DEAL_DEFAULTS.saturation),
+      lexical: flag("lexical", DEAL_DEFAULTS.lexical),
+    });
+  },
+  {
+    k: "candidates expanded per beam",
+    l: "greedy lookahead tokens per candidate",
+    lambda: "reward weight λ against log-probability",
+    b: "beams kept",
+    paper: "true: the paper's algorithm, all speed-ups off unless named",
+    batch: "batch a step's rollouts (true/false)",
+    commit: "commit several lookahead tokens per step (true/false)",
+    commitTokens: "lookahead tokens committed when rewards differ",
+    saturation: "finish greedily once the reward is saturated (true/false)",
+    lexical: "also expand tokens that begin missing keywords (true/false)",
+  },
+  { needsReward: true },
+);
 
 // Best-of-N / worst-of-N (InfAlign): registered by their own module.
 import { registerBestOfN } from "./bestOfN.js";
+
 registerBestOfN({ registerStrategy, numberParam, samplingFrom, SAMPLING_PARAMS });
