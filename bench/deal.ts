@@ -1,0 +1,84 @@
+/**
+ * `npm run bench:deal` — DeAL on the keyword dev set with the stories model, side by side in
+ * one run: greedy, DeAL (tiller defaults), Best-of-N at DeAL's evaluated-token budget, and on a
+ * subset the paper-faithful variant and one ablation per speed-up.
+ *
+ *   npm run bench:deal -- [--tasks FILE] [--model GGUF] [--subset N] [--out DIR]
+ */
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { loadModel } from "../src/lm/load.js";
+import { formatTable } from "../src/eval/report.js";
+import { writeQualityVsCost } from "../src/eval/report.js";
+import { runEval, summarize, type EvalRow, type StrategySummary } from "../src/eval/runEval.js";
+import { readTasks } from "../src/eval/tasks.js";
+
+const { values } = parseArgs({
+  options: {
+    tasks: { type: "string", default: "../shared/eval/keywords-dev.jsonl" },
+    model: { type: "string", default: process.env.TILLER_TEST_MODEL ?? "../shared/models/stories260K.gguf" },
+    subset: { type: "string", default: "8" },
+    out: { type: "string", default: "bench-out/deal" },
+  },
+});
+
+const model = await loadModel(resolve(values.model), { gpu: false, threads: 1 });
+const tasks = readTasks(resolve(values.tasks));
+const subset = tasks.slice(0, Number(values.subset));
+const out = resolve(values.out);
+mkdirSync(out, { recursive: true });
+
+const progress = (label: string) => (p: { done: number; total: number }) =>
+  process.stderr.write(`\r${label}: ${p.done}/${p.total}   `);
+
+console.log(`model ${model.id}, ${model.threads} thread(s); ${tasks.length} tasks from ${values.tasks}\n`);
+
+// 1. Greedy and DeAL on every task.
+const main = await runEval(model, tasks, ["greedy", "deal"], { onProgress: progress("greedy, deal") });
+const [greedy, dealRow] = main.summary;
+
+// 2. Best-of-N with the same evaluated-token budget as DeAL.
+const n = Math.max(1, Math.round(dealRow.meanEvaluatedTokens / Math.max(1, greedy.meanEvaluatedTokens)));
+const bon = await runEval(model, tasks, [`bon:n=${n}`], { onProgress: progress(`bon:n=${n}`) });
+
+// 3. On a subset: the paper-faithful variant (the prototype's settings) and one ablation per speed-up.
+const paperSpec = "deal:k=5,l=8,b=2,lambda=10,paper";
+const ablations = [paperSpec, "deal:paper", "deal:batch=false", "deal:commit=false", "deal:saturation=false", "deal:lexical=false"];
+const sub = await runEval(model, subset, ["greedy", "deal", ...ablations], { onProgress: progress("subset") });
+process.stderr.write("\n\n");
+
+const all: EvalRow[] = [...main.rows, ...bon.rows];
+const summary: StrategySummary[] = summarize(all, ["greedy", "deal", `bon:n=${n}`]);
+console.log(`All ${tasks.length} tasks (ratios vs greedy):`);
+console.log(formatTable(summary));
+console.log(`\nFirst ${subset.length} tasks — paper-faithful variant and ablations (ratios vs greedy):`);
+console.log(formatTable(sub.summary));
+await writeQualityVsCost([...summary, ...sub.summary.slice(2)], `${out}/quality-vs-cost`, "DeAL on keywords-dev");
+
+const d = summary[1];
+const b = summary[2];
+const g = summary[0];
+const paper = sub.summary.find((s) => s.strategy === paperSpec) as StrategySummary;
+const checks: [string, boolean, string][] = [
+  ["DeAL soft coverage ≥ 0.85", d.softCoverage >= 0.85, d.softCoverage.toFixed(3)],
+  ["DeAL hard coverage ≥ 0.60", d.hardCoverage >= 0.6, d.hardCoverage.toFixed(3)],
+  [
+    "DeAL logprob/token ≥ greedy's − 0.5",
+    (d.logprobPerToken ?? -99) >= (g.logprobPerToken ?? 0) - 0.5,
+    `${d.logprobPerToken?.toFixed(3)} vs ${g.logprobPerToken?.toFixed(3)}`,
+  ],
+  ["DeAL wall time ≤ 8× greedy", d.wallMsRatio <= 8, `${d.wallMsRatio.toFixed(2)}×`],
+  [
+    `DeAL beats bon:n=${n} at ~equal evaluated tokens`,
+    d.softCoverage > b.softCoverage,
+    `soft ${d.softCoverage.toFixed(3)} vs ${b.softCoverage.toFixed(3)}; evaluated ${d.meanEvaluatedTokens.toFixed(0)} vs ${b.meanEvaluatedTokens.toFixed(0)} per task`,
+  ],
+];
+console.log("\nTargets:");
+for (const [name, ok, detail] of checks) console.log(`  ${ok ? "PASS" : "FAIL"}  ${name}: ${detail}`);
+console.log(
+  `  info  paper-faithful (${paperSpec}) wall time ${paper.wallMsRatio.toFixed(1)}× greedy on the subset; soft ${paper.softCoverage.toFixed(3)}`,
+);
+console.log(`\nplot: ${out}/quality-vs-cost.svg / .png`);
+await model.dispose();
