@@ -53,3 +53,64 @@ export {
 } from "./eval/runEval.js";
 export { formatReport, formatTable, qualityVsCostSpec, writeQualityVsCost } from "./eval/report.js";
 export { renderPlot, writePlot, type PlotOptions, type RenderedPlot, type VegaLiteSpec } from "./eval/plot.js";
+// InfAlign: reference samples, calibrated/transformed rewards, Best-/worst-of-N, win rates, CTRL.
+export {
+  ReferencePolicy,
+  referencePolicy,
+  fixedReference,
+  type ReferenceSample,
+  type ReferenceSource,
+  type ReferencePolicyOptions,
+  type ReferenceSampling,
+  type ReferenceStats,
+  type ReferenceKey,
+} from "./calibration/reference.js";
+export { modelFileHash } from "./calibration/modelHash.js";
+export { calibrated, calibratedValue, type CalibratedReward } from "./calibration/calibrated.js";
+export {
+  transform,
+  parseTransform,
+  transformed,
+  negated,
+  LOG_FLOOR,
+  TRANSFORM_FORMS,
+  type Transform,
+  type TransformKind,
+} from "./calibration/transforms.js";
+export { ctrlReward, type CtrlRewardOptions, type CtrlRewardFunction } from "./calibration/ctrl.js";
+export {
+  maxWinRate,
+  minWinRate,
+  analyticBoNWinRate,
+  analyticBoNKL,
+  bonLogRatio,
+  bootstrapMean,
+  wilson,
+  ksUniform,
+  type Interval,
+  type PromptScores,
+  type BootstrapOptions,
+} from "./calibration/winrate.js";
+export {
+  estimateWinRates,
+  nGrid,
+  samplerDistribution,
+  type WinRateOptions,
+  type WinRateReport,
+  type WinRateRow,
+  type WinRateTask,
+  type KLEstimate,
+} from "./calibration/winrateRun.js";
+export { winRatePlotSpec, writeWinRatePlot } from "./calibration/plot.js";
+export {
+  bestOfN,
+  selectByReward,
+  selectAmong,
+  pickIndex,
+  checkN,
+  type BestOfNOptions,
+  type Candidate,
+  type Pick,
+  type Selection,
+} from "./decoding/bestOfN.js";
+export { streamSeed, streamSeeds } from "./decoding/seeds.js";
