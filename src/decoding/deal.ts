@@ -41,6 +41,13 @@ export interface DealOptions {
    * (e.g. a missing keyword), so a keyword outside the top-k can still be reached.
    */
   lexical?: boolean;
+  /** Nats below the top token a lexical candidate may cost at the start (see `patience`). */
+  lexicalSlack?: number;
+  /**
+   * Share of the token budget over which the allowed cost of a lexical candidate grows by λ.
+   * 0 tries every lexical candidate at every step.
+   */
+  patience?: number;
 }
 
 export const DEAL_DEFAULTS = {
@@ -56,6 +63,8 @@ export const DEAL_DEFAULTS = {
   commitTokens: 2,
   saturation: true,
   lexical: true,
+  lexicalSlack: 4,
+  patience: 0.5,
 } as const;
 
 /** The options that reproduce the paper's algorithm (no tiller speed-ups). */
@@ -111,6 +120,15 @@ async function runDeal(
   const finished: Beam[] = [];
   const lexicalCache = new Map<string, Token[][]>();
   let step = 0;
+  // How many nats below the top token a lexical candidate may cost: `lexicalSlack` at first,
+  // growing by λ over the first `patience` share of the token budget. Placing a wanted word as
+  // soon as its reward outweighs its cost puts it in the first sentence, however awkward; waiting
+  // lets the search find a place where the word fits ("a big tree"), and the growing allowance
+  // still places it before the text runs out.
+  const allowed = (beam: Beam) =>
+    o.patience <= 0
+      ? Number.POSITIVE_INFINITY
+      : o.lexicalSlack + (o.lambda * beam.tokens.length) / (o.patience * context.maxTokens);
 
   while (beams.length > 0) {
     context.signal?.throwIfAborted();
@@ -175,7 +193,11 @@ async function runDeal(
           const key = spelling.join(" ");
           if (have.has(key)) continue;
           have.add(key);
-          chosen.push({ tokens: spelling, logprob: logprobIn(distribution, spelling[0]), lexical: true });
+          const logprob = logprobIn(distribution, spelling[0]);
+          // Patience: early on, only spellings that fit the text about as well as the top token
+          // are tried (the first token's cost bounds the word's cost from below).
+          if (logprob < distribution[0].logprob - allowed(live[b])) continue;
+          chosen.push({ tokens: spelling, logprob, lexical: true });
         }
       }
       const penalties = await vetoPenalties(
@@ -227,7 +249,11 @@ async function runDeal(
         c.penalty += penalty;
       }
     }
-    const viable = candidates.filter((c) => Number.isFinite(c.penalty));
+    const viable = candidates.filter(
+      (c) =>
+        Number.isFinite(c.penalty) &&
+        (!c.lexical || c.logprob >= distributions[live.indexOf(c.beam)][0].logprob - allowed(c.beam)),
+    );
     candidates.length = 0;
     candidates.push(...viable);
     if (candidates.length === 0) {

@@ -216,6 +216,8 @@ registerStrategy(
       commitTokens: numberParam(spec, "commitTokens", DEAL_DEFAULTS.commitTokens, { min: 0, integer: true }),
       saturation: flag("saturation", DEAL_DEFAULTS.saturation),
       lexical: flag("lexical", DEAL_DEFAULTS.lexical),
+      lexicalSlack: numberParam(spec, "slack", DEAL_DEFAULTS.lexicalSlack, { min: 0 }),
+      patience: numberParam(spec, "patience", DEAL_DEFAULTS.patience, { min: 0 }),
     });
   },
   {
@@ -229,6 +231,8 @@ registerStrategy(
     commitTokens: "lookahead tokens committed when rewards differ",
     saturation: "finish greedily once the reward is saturated (true/false)",
     lexical: "also expand tokens that begin missing keywords (true/false)",
+    slack: "nats a keyword may cost below the top token at first",
+    patience: "share of the budget over which that allowance grows by λ (0: always)",
   },
   { needsReward: true },
 );
