@@ -1,6 +1,7 @@
 import type { LanguageModel, Rollout, StopReason, Token } from "../lm/types.js";
 import type { Reward, RewardInput } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
+import { steppedSample } from "./stepped.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import type { DecodeContext, TraceStep } from "./types.js";
 import { type CandidateVeto, vetoPenalties } from "./veto.js";
@@ -147,11 +148,21 @@ async function runDeal(
       const best = live[0];
       if (o.reward.saturated(inputOf(best.tokens, false))) {
         const rest = context.maxTokens - best.tokens.length;
-        const [rollout] = await model.rollouts([{ prefix: [...promptTokens, ...best.tokens] }], {
-          maxTokens: rest,
-          stopStrings: context.stopStrings,
-          signal: context.signal,
-        });
+        const prefix = [...promptTokens, ...best.tokens];
+        // With vetoes, finish token by token so every token is still offered to them.
+        const rollout = o.vetoes?.length
+          ? await steppedSample(
+              { ...context, promptTokens: prefix, maxTokens: rest, trace: false, onText: undefined },
+              { temperature: 0 },
+              o.vetoes,
+            )
+          : (
+              await model.rollouts([{ prefix }], {
+                maxTokens: rest,
+                stopStrings: context.stopStrings,
+                signal: context.signal,
+              })
+            )[0];
         const done: Beam = extend(best, rollout.tokens, rollout.logprobs);
         done.done =
           rollout.stopReason === "max-tokens" && done.tokens.length < context.maxTokens
@@ -331,11 +342,19 @@ async function runDeal(
     const next: Beam[] = [];
     for (const c of kept) {
       const lookahead = c.rollout?.tokens ?? [];
-      const take = !o.commit
+      let take = !o.commit
         ? 0
         : tied && !c.lexical
           ? lookahead.length
           : Math.min(o.commitTokens, lookahead.length);
+      // Lookahead tokens were never offered to the vetoes; commit only up to the first one a veto
+      // objects to (it becomes a candidate again next step, where the veto applies).
+      if (take > 0 && o.vetoes?.length)
+        take = await vetoFreeLength(
+          o.vetoes,
+          [...promptTokens, ...c.beam.tokens, ...c.tokens],
+          lookahead.slice(0, take),
+        );
       const tokens = [...c.tokens, ...lookahead.slice(0, take)];
       const logprobs = [...c.logprobs, ...(c.rollout?.logprobs ?? []).slice(0, take)];
       logprobs[0] -= c.penalty;
@@ -455,4 +474,19 @@ function lexicalSpellings(
     out.push(...spellings);
   }
   return out;
+}
+
+/** How many of `tokens`, appended one by one after `context`, pass every veto with no penalty. */
+async function vetoFreeLength(
+  vetoes: readonly CandidateVeto[],
+  context: readonly Token[],
+  tokens: readonly Token[],
+): Promise<number> {
+  const prefix = [...context];
+  for (let i = 0; i < tokens.length; i++) {
+    const [penalty] = await vetoPenalties(vetoes, prefix, [tokens[i]]);
+    if (penalty > 0) return i;
+    prefix.push(tokens[i]);
+  }
+  return tokens.length;
 }

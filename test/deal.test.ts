@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { align } from "../src/align.js";
+import { deal } from "../src/decoding/deal.js";
+import { createStrategy } from "../src/decoding/registry.js";
+import { runStrategy } from "../src/decoding/run.js";
+import type { CandidateVeto } from "../src/decoding/veto.js";
+import { generate, promptTokens } from "../src/generate.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { keywordCoverage, keywordsReward, lengthReward, mix } from "../src/rewards/index.js";
+import { loadTestModel } from "./helpers.js";
+
+let model: LlamaCppModel;
+beforeAll(async () => {
+  model = await loadTestModel();
+});
+afterAll(async () => {
+  await model?.dispose();
+});
+
+const run = (strategy: ReturnType<typeof deal>, prompt: string, maxTokens: number, trace = false) =>
+  runStrategy(strategy, { model, prompt, promptTokens: promptTokens(model, prompt), maxTokens, trace });
+
+describe("DeAL", () => {
+  it("with λ = 0 and b = 1 equals greedy, with and without tiller's speed-ups", async () => {
+    for (const prompt of ["Once upon a time", "One day, a boy"]) {
+      const greedy = await generate(model, { prompt, maxTokens: 40 });
+      const reward = keywordsReward(["elephant", "shop"]);
+      for (const speedups of [true, false]) {
+        const result = await run(
+          deal({
+            reward,
+            k: 5,
+            lookahead: 4,
+            lambda: 0,
+            beams: 1,
+            batch: speedups,
+            commit: speedups,
+            lexical: speedups,
+            saturation: speedups,
+          }),
+          prompt,
+          40,
+        );
+        expect(result.tokens).toEqual(greedy.tokens);
+        expect(result.text).toBe(greedy.text);
+      }
+    }
+  });
+
+  it("reaches a keyword that greedy misses (lookahead alone, and with lexical lookahead)", async () => {
+    const prompt = "One day, a boy";
+    const reward = keywordsReward(["tree"]);
+    const greedy = await generate(model, { prompt, maxTokens: 32 });
+    expect(keywordCoverage(greedy.text, ["tree"]).hard).toBe(0);
+    // Pure lookahead: "They saw a big tree" is 16 tokens of lookahead away, reachable without lexical help.
+    const lookaheadOnly = await run(
+      deal({ reward, k: 5, lookahead: 16, lambda: 10, beams: 1, lexical: false }),
+      prompt,
+      32,
+    );
+    expect(keywordCoverage(lookaheadOnly.text, ["tree"]).hard).toBe(1);
+    const full = await run(deal({ reward, k: 5, lookahead: 8, lambda: 50, beams: 1 }), prompt, 32);
+    expect(keywordCoverage(full.text, ["tree"]).hard).toBe(1);
+  });
+
+  it("covers several keywords on a dev task and stays fluent", async () => {
+    const keywords = ["elephant", "lion", "shop"];
+    const reward = keywordsReward(keywords, { inflections: true });
+    const result = await run(
+      deal({ reward, k: 5, lookahead: 8, lambda: 50, beams: 1 }),
+      "It was a sunny day.",
+      128,
+    );
+    expect(keywordCoverage(result.text, keywords, { inflections: true }).soft).toBe(1);
+    expect(result.logprob / result.tokens.length).toBeGreaterThan(-2);
+  });
+
+  it("batched and one-by-one rollouts both reach the keywords (float rounding of batches may reorder near-ties)", async () => {
+    const reward = keywordsReward(["cat", "ball"]);
+    const a = await run(
+      deal({ reward, k: 4, lookahead: 6, lambda: 50, beams: 2, batch: true }),
+      "Once upon a time",
+      48,
+    );
+    const b = await run(
+      deal({ reward, k: 4, lookahead: 6, lambda: 50, beams: 2, batch: false }),
+      "Once upon a time",
+      48,
+    );
+    expect(keywordCoverage(a.text, ["cat", "ball"]).hard).toBe(1);
+    expect(keywordCoverage(b.text, ["cat", "ball"]).hard).toBe(1);
+    // The backend calls differ: one batched call per step versus one call per rollout.
+    expect(b.stats.usage.calls).toBeGreaterThan(a.stats.usage.calls);
+  });
+
+  it("the saturation fallback costs fewer evaluated tokens once the reward cannot change", async () => {
+    const reward = keywordsReward(["girl"]); // greedy writes "girl" within its first few tokens
+    const on = await run(
+      deal({ reward, k: 5, lookahead: 8, lambda: 50, beams: 1, saturation: true }),
+      "Once upon a time",
+      64,
+    );
+    const off = await run(
+      deal({ reward, k: 5, lookahead: 8, lambda: 50, beams: 1, saturation: false }),
+      "Once upon a time",
+      64,
+    );
+    expect(keywordCoverage(on.text, ["girl"]).hard).toBe(1);
+    expect(on.stats.evaluatedTokens).toBeLessThan(off.stats.evaluatedTokens);
+  });
+
+  it("never emits a hard-vetoed token, and a veto is just a hook (any CandidateVeto)", async () => {
+    const greedy = await generate(model, { prompt: "Once upon a time", maxTokens: 30 });
+    const banned = greedy.tokens[5];
+    const veto: CandidateVeto = {
+      name: "ban-one-token",
+      assess: (_context, candidates) => candidates.map((t) => (t === banned ? Number.POSITIVE_INFINITY : 0)),
+    };
+    const reward = keywordsReward(["dog"]);
+    const result = await runStrategy(
+      deal({ reward, k: 5, lookahead: 6, lambda: 50, beams: 1, vetoes: [veto] }),
+      {
+        model,
+        prompt: "Once upon a time",
+        promptTokens: promptTokens(model, "Once upon a time"),
+        maxTokens: 30,
+      },
+    );
+    expect(result.tokens).not.toContain(banned);
+    const beam = await generate(model, {
+      prompt: "Once upon a time",
+      maxTokens: 30,
+      strategy: "beam",
+      beamWidth: 2,
+      vetoes: [veto],
+    });
+    expect(beam.tokens).not.toContain(banned);
+    const sampled = await generate(model, {
+      prompt: "Once upon a time",
+      maxTokens: 30,
+      strategy: "sample",
+      seed: 1,
+      vetoes: [veto],
+    });
+    expect(sampled.tokens).not.toContain(banned);
+  });
+
+  it("returns a JSON search trace with steps, candidates, rollouts and scores", async () => {
+    const reward = mix([
+      { reward: keywordsReward(["ball"]), weight: 1 },
+      { reward: lengthReward({ min: 10, max: 30, unit: "words" }), weight: 0.5 },
+    ]);
+    const result = await run(
+      deal({ reward, k: 3, lookahead: 4, lambda: 20, beams: 2 }),
+      "Once upon a time",
+      24,
+      true,
+    );
+    const trace = JSON.parse(JSON.stringify(result.trace));
+    expect(trace.strategy).toBe("deal");
+    expect(trace.steps.length).toBeGreaterThan(0);
+    const first = trace.steps[0];
+    expect(first.candidates.length).toBeGreaterThanOrEqual(3);
+    expect(first.candidates.filter((c: { kept: boolean }) => c.kept).length).toBeLessThanOrEqual(2);
+    for (const c of first.candidates) {
+      expect(typeof c.text).toBe("string");
+      expect(typeof c.rollout).toBe("string");
+      expect(Number.isFinite(c.score)).toBe(true);
+    }
+    // Candidates are listed best first.
+    const scores = first.candidates.map((c: { score: number }) => c.score);
+    expect([...scores].sort((a: number, b: number) => b - a)).toEqual(scores);
+  });
+
+  it("every strategy returns a trace through the registry", async () => {
+    const reward = keywordsReward(["ball"]);
+    for (const spec of ["greedy", "sample:seed=1", "beam:width=2", "bon:n=3", "deal:k=3,l=3"]) {
+      const strategy = createStrategy(spec, {
+        reward,
+        vetoes: [{ name: "none", assess: (_c, cands) => cands.map(() => 0) }],
+      });
+      const result = await run(strategy as ReturnType<typeof deal>, "Once upon a time", 12, true);
+      expect(result.trace, spec).toBeDefined();
+    }
+  });
+
+  it("align reports each reward component and the mixed score", async () => {
+    const reward = mix([
+      { reward: keywordsReward(["ball"]), weight: 2 },
+      { reward: lengthReward({ min: 5, max: 10, unit: "words" }), weight: 1 },
+    ]);
+    const result = await align(model, {
+      prompt: "Once upon a time",
+      reward,
+      strategy: "deal:k=3,l=4",
+      maxTokens: 40,
+    });
+    expect(Object.keys(result.rewards)).toEqual(["keywords", "length"]);
+    expect(result.score).toBeCloseTo(2 * result.rewards.keywords + result.rewards.length, 9);
+  });
+});
