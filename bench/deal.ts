@@ -8,11 +8,10 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { loadModel } from "../src/lm/load.js";
-import { formatTable } from "../src/eval/report.js";
-import { writeQualityVsCost } from "../src/eval/report.js";
-import { runEval, summarize, type EvalRow, type StrategySummary } from "../src/eval/runEval.js";
+import { formatTable, writeQualityVsCost } from "../src/eval/report.js";
+import { type EvalRow, runEval, type StrategySummary, summarize } from "../src/eval/runEval.js";
 import { readTasks } from "../src/eval/tasks.js";
+import { loadModel } from "../src/lm/load.js";
 
 const { values } = parseArgs({
   options: {
@@ -44,8 +43,17 @@ const bon = await runEval(model, tasks, [`bon:n=${n}`], { onProgress: progress(`
 
 // 3. On a subset: the paper-faithful variant (the prototype's settings) and one ablation per speed-up.
 const paperSpec = "deal:k=5,l=8,b=2,lambda=10,paper";
-const ablations = [paperSpec, "deal:paper", "deal:batch=false", "deal:commit=false", "deal:saturation=false", "deal:lexical=false"];
-const sub = await runEval(model, subset, ["greedy", "deal", ...ablations], { onProgress: progress("subset") });
+const ablations = [
+  paperSpec,
+  "deal:paper",
+  "deal:batch=false",
+  "deal:commit=false",
+  "deal:saturation=false",
+  "deal:lexical=false",
+];
+const sub = await runEval(model, subset, ["greedy", "deal", ...ablations], {
+  onProgress: progress("subset"),
+});
 process.stderr.write("\n\n");
 
 const all: EvalRow[] = [...main.rows, ...bon.rows];
@@ -54,7 +62,11 @@ console.log(`All ${tasks.length} tasks (ratios vs greedy):`);
 console.log(formatTable(summary));
 console.log(`\nFirst ${subset.length} tasks — paper-faithful variant and ablations (ratios vs greedy):`);
 console.log(formatTable(sub.summary));
-await writeQualityVsCost([...summary, ...sub.summary.slice(2)], `${out}/quality-vs-cost`, "DeAL on keywords-dev");
+await writeQualityVsCost(
+  [...summary, ...sub.summary.slice(2)],
+  `${out}/quality-vs-cost`,
+  "DeAL on keywords-dev",
+);
 
 const d = summary[1];
 const b = summary[2];

@@ -1,4 +1,4 @@
-import { type StrategySpec, createStrategy, parseStrategySpec } from "./decoding/registry.js";
+import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
@@ -31,7 +31,11 @@ export interface AlignResult extends GenerationResult {
 /** Decodes with any strategy and reports the output's rewards — the library form of `tiller align`. */
 export async function align(model: LanguageModel, options: AlignOptions): Promise<AlignResult> {
   const spec = typeof options.strategy === "string" ? parseStrategySpec(options.strategy) : options.strategy;
-  const strategy = createStrategy(spec, { reward: options.reward, vetoes: options.vetoes, sampling: options.sampling });
+  const strategy = createStrategy(spec, {
+    reward: options.reward,
+    vetoes: options.vetoes,
+    sampling: options.sampling,
+  });
   const tokens = promptTokens(model, options.prompt);
   const result = await runStrategy(strategy, {
     model,

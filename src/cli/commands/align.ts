@@ -4,10 +4,10 @@ import { align } from "../../align.js";
 import { parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
 import type { CandidateVeto } from "../../decoding/veto.js";
 import { TillerError } from "../../errors.js";
+import { loadModel } from "../../lm/load.js";
 import { ProvDecodeVeto } from "../../provenance/prov-decode.js";
 import { TraceIndex } from "../../provenance/trace-index.js";
-import { REWARD_SPEC_HELP, parseRewardSpecs } from "../../rewards/spec.js";
-import { loadModel } from "../../lm/load.js";
+import { parseRewardSpecs, REWARD_SPEC_FORMS, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
   action,
   addModelOptions,
@@ -49,13 +49,19 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export function registerAlign(program: Command): void {
   const command = program
     .command("align")
-    .description("decode toward weighted rewards (DeAL search, Best-of-N, or plain decoding scored by the rewards)")
+    .description(
+      "decode toward weighted rewards (DeAL search, Best-of-N, or plain decoding scored by the rewards)",
+    )
     .addHelpText("after", `\nReward specs:\n${REWARD_SPEC_HELP}\n\nStrategies: ${strategyHelp()}`);
   addModelOptions(command)
     .requiredOption("-p, --prompt <text>", "the prompt to continue")
     .option("-r, --reward <spec>", "a reward to steer by (repeatable); see below", collect, [])
     .option("-w, --weight <w>", "weight of each --reward, in order (repeatable)", collect)
-    .option("-s, --strategy <spec>", "greedy | sample | beam | bon | won | deal, optionally with :key=value params", "deal")
+    .option(
+      "-s, --strategy <spec>",
+      "greedy | sample | beam | bon | won | deal, optionally with :key=value params",
+      "deal",
+    )
     .option("-n, --max-tokens <n>", "most tokens to generate", positiveInt, 128)
     .option("--k <k>", "deal: candidates expanded per beam", positiveInt)
     .option("--lookahead <l>", "deal: greedy lookahead tokens per candidate", nonNegativeInt)
@@ -67,9 +73,16 @@ export function registerAlign(program: Command): void {
     .option("--top-p <p>", "sampling: nucleus mass", finiteNumber)
     .option("--seed <s>", "sampler seed", anyInt)
     .option("--judge-model <path|hf:uri>", "model that answers judge:… rewards (default: the main model)")
-    .option("--provenance <dir>", "a corpus index: veto continuations that copy rare corpus spans (Prov-Decode)")
+    .option(
+      "--provenance <dir>",
+      "a corpus index: veto continuations that copy rare corpus spans (Prov-Decode)",
+    )
     .option("--tau <τ>", "Prov-Decode: veto when the matched span's BCI exceeds τ", finiteNumber, 20)
-    .addOption(new Option("--veto <mode>", "Prov-Decode: drop (hard) or demote (soft) vetoed tokens").choices(["hard", "soft"]).default("hard"))
+    .addOption(
+      new Option("--veto <mode>", "Prov-Decode: drop (hard) or demote (soft) vetoed tokens")
+        .choices(["hard", "soft"])
+        .default("hard"),
+    )
     .option("--gamma <γ>", "Prov-Decode soft veto penalty", finiteNumber, 1)
     .option("--window <n>", "Prov-Decode: context tokens looked up before each candidate", positiveInt, 8)
     .option("--trace <file>", "write the search trace (steps, candidates, rollouts, scores) as JSON")
@@ -86,12 +99,16 @@ export function registerAlign(program: Command): void {
           width: spec.name === "beam" ? options.beams : undefined,
           n: options.n,
         };
-        for (const [key, value] of Object.entries(overrides)) if (value !== undefined) spec.params[key] = value;
+        for (const [key, value] of Object.entries(overrides))
+          if (value !== undefined) spec.params[key] = value;
         const params = Object.entries(spec.params).map(([k, v]) => `${k}=${v}`);
         // Re-parse so flag values are checked against the strategy's parameters like spec values.
         const fullSpec = parseStrategySpec(params.length ? `${spec.name}:${params.join(",")}` : spec.name);
         if (options.reward.length === 0)
-          throw new TillerError(`give at least one --reward; valid forms:\n${REWARD_SPEC_HELP}`, "no-reward");
+          throw new TillerError(
+            `give at least one --reward; valid forms: ${REWARD_SPEC_FORMS.join(" | ")} (see tiller align --help)`,
+            "no-reward",
+          );
         const index = options.provenance ? TraceIndex.open(options.provenance) : undefined;
         const model = await loadModelFromOptions(options);
         const judge =
@@ -103,25 +120,40 @@ export function registerAlign(program: Command): void {
           const vetoes: CandidateVeto[] = [];
           if (index) {
             index.checkModel(model);
-            vetoes.push(new ProvDecodeVeto(index, { n: options.window, tau: options.tau, mode: options.veto, gamma: options.gamma }));
+            vetoes.push(
+              new ProvDecodeVeto(index, {
+                n: options.window,
+                tau: options.tau,
+                mode: options.veto,
+                gamma: options.gamma,
+              }),
+            );
           }
           const result = await align(model, {
             prompt: options.prompt,
             reward,
             strategy: fullSpec,
             maxTokens: options.maxTokens,
-            sampling: { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed },
+            sampling: {
+              temperature: options.temperature,
+              topK: options.topK,
+              topP: options.topP,
+              seed: options.seed,
+            },
             vetoes,
             trace: Boolean(options.trace),
           });
-          if (options.trace) writeFileSync(options.trace, `${JSON.stringify(result.trace ?? null, null, 2)}\n`);
+          if (options.trace)
+            writeFileSync(options.trace, `${JSON.stringify(result.trace ?? null, null, 2)}\n`);
           const stats = {
             generatedTokens: result.stats.generatedTokens,
             evaluatedTokens: result.stats.evaluatedTokens,
             wallMs: result.stats.wallMs,
           };
           if (options.json) {
-            process.stdout.write(`${JSON.stringify({ text: result.text, rewards: result.rewards, score: result.score, stats })}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ text: result.text, rewards: result.rewards, score: result.score, stats })}\n`,
+            );
           } else {
             process.stdout.write(`${result.text}\n\n`);
             for (const [name, value] of Object.entries(result.rewards))

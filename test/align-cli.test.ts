@@ -1,0 +1,175 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliPath, sharedPath, testModelPath } from "./helpers.js";
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), "tiller-align-"));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function tiller(args: string[]) {
+  const r = spawnSync(process.execPath, [cliPath, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, TILLER_CACHE_DIR: join(tmp, "cache"), TILLER_CONNECT_TIMEOUT_MS: "1500" },
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const model = () => ["--model", testModelPath(), "--threads", "1", "--no-gpu"];
+
+/** Bad input: non-zero exit, exactly one `tiller: …` line on stderr containing `fragment`. */
+function expectOneLineError(args: string[], fragment: RegExp) {
+  const r = tiller(args);
+  expect(r.status, r.stderr).not.toBe(0);
+  const lines = r.stderr.trim().split("\n");
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^tiller: /);
+  expect(lines[0]).toMatch(fragment);
+}
+
+describe("tiller align", () => {
+  it("--json prints {text, rewards, score, stats} and --trace writes the search", () => {
+    const trace = join(tmp, "trace.json");
+    const r = tiller([
+      "align",
+      ...model(),
+      "-p",
+      "It was a sunny day.",
+      "-r",
+      "keywords:elephant,lion,shop",
+      "-r",
+      "length:30-90w",
+      "--strategy",
+      "deal",
+      "--k",
+      "4",
+      "--lookahead",
+      "6",
+      "--json",
+      "--trace",
+      trace,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out).sort()).toEqual(["rewards", "score", "stats", "text"]);
+    expect(Object.keys(out.rewards)).toEqual(["keywords", "length"]);
+    expect(out.rewards.keywords).toBe(1);
+    expect(out.score).toBeCloseTo(out.rewards.keywords + out.rewards.length, 9);
+    expect(Object.keys(out.stats).sort()).toEqual(["evaluatedTokens", "generatedTokens", "wallMs"]);
+    expect(out.stats.evaluatedTokens).toBeGreaterThan(out.stats.generatedTokens);
+    const t = JSON.parse(readFileSync(trace, "utf8"));
+    expect(t.strategy).toBe("deal");
+    expect(t.options.k).toBe(4);
+    expect(t.steps.length).toBeGreaterThan(0);
+  });
+
+  it("text mode prints the text then one line per reward; bon and greedy work too", () => {
+    for (const strategy of ["greedy", "bon:n=3"]) {
+      const r = tiller([
+        "align",
+        ...model(),
+        "-p",
+        "Once upon a time",
+        "-r",
+        "2*keywords:park",
+        "--strategy",
+        strategy,
+        "-n",
+        "40",
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/keywords\s+[01]\.0000/);
+      expect(r.stdout).toMatch(/score \(mix\)\s+[02]\.0000/);
+    }
+  });
+
+  it("Prov-Decode from the CLI: --provenance with a built index", () => {
+    const corpus = join(tmp, "corpus.txt");
+    writeFileSync(corpus, readFileSync(sharedPath("corpora/tinystories-4m.txt"), "utf8").slice(0, 200_000));
+    const index = join(tmp, "index");
+    const built = tiller(["index", "build", ...model(), "--corpus", corpus, "--out", index, "--lowercase"]);
+    expect(built.status, built.stderr).toBe(0);
+    const r = tiller([
+      "align",
+      ...model(),
+      "-p",
+      "Once upon a time",
+      "-r",
+      "keywords:dog",
+      "--provenance",
+      index,
+      "--json",
+      "-n",
+      "40",
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).text.length).toBeGreaterThan(0);
+  });
+
+  it("bad input gets one clear line and a non-zero exit", () => {
+    const base = ["align", ...model(), "-p", "hi"];
+    expectOneLineError([...base, "-r", "colour:red"], /unknown reward "colour".*keywords:/);
+    expectOneLineError([...base, "-r", "keywords:"], /keywords/);
+    expectOneLineError([...base, "-r", "keywords:dog", "-w", "abc"], /weight/);
+    expectOneLineError([...base, "-r", "keywords:dog", "-r", "sentiment", "-w", "1"], /weight/);
+    expectOneLineError([...base, "-r", "regex:must:(unclosed"], /regex|pattern/i);
+    expectOneLineError([...base, "-r", "regex:must:(a)\\1"], /backreference/i);
+    expectOneLineError([...base, "-r", "lexicon:/no/such/file.txt"], /not found|no such/i);
+    expectOneLineError([...base], /at least one --reward/);
+    expectOneLineError([...base, "-r", "keywords:dog", "--strategy", "magic"], /unknown strategy "magic"/);
+    expectOneLineError([...base, "-r", "keywords:dog", "--strategy", "deal:k=0"], /k must be/);
+    expectOneLineError([...base, "-r", "keywords:dog", "--strategy", "deal:q=1"], /no parameter "q"/);
+    expectOneLineError([...base, "-r", "keywords:dog", "--strategy", "greedy", "--k", "3"], /takes none/);
+    expectOneLineError([...base, "-r", "keywords:dog", "--provenance", join(tmp, "missing-index")], /index/i);
+    expectOneLineError([...base, "-r", "keywords:dog", "--veto", "maybe"], /veto/);
+    expectOneLineError(
+      ["align", "--model", join(tmp, "nope.gguf"), "-p", "x", "-r", "keywords:dog"],
+      /not found/,
+    );
+    expectOneLineError([...base.slice(0, -2), "-p", "word ".repeat(3000), "-r", "keywords:dog"], /context/);
+  });
+});
+
+describe("tiller winrate", () => {
+  it("prints a table and writes the plot", () => {
+    const tasks = join(tmp, "tasks.jsonl");
+    writeFileSync(
+      tasks,
+      `${[
+        { id: "a", prompt: "Once upon a time", keywords: ["dog"], maxTokens: 16 },
+        { id: "b", prompt: "One day, a boy", keywords: ["tree"], maxTokens: 16 },
+      ]
+        .map((t) => JSON.stringify(t))
+        .join("\n")}\n`,
+    );
+    const out = join(tmp, "winrate");
+    const r = tiller([
+      "winrate",
+      ...model(),
+      "--tasks",
+      tasks,
+      "--policy",
+      "bon:n=4",
+      "--n",
+      "4",
+      "--m",
+      "8",
+      "--samples",
+      "4",
+      "--out",
+      out,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/N\/\(N\+1\)/);
+    expect(existsSync(join(out, "winrate.svg"))).toBe(true);
+    expect(readFileSync(join(out, "winrate.png")).subarray(1, 4).toString()).toBe("PNG");
+    const bad = tiller(["winrate", ...model(), "--tasks", tasks, "--policy", "bon:n=4", "--m", "1"]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/m/);
+  });
+});
