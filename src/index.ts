@@ -11,7 +11,18 @@ export type { CandidateVeto } from "./decoding/veto.js";
 export { runStrategy } from "./decoding/run.js";
 export { plainDecoding } from "./decoding/greedy.js";
 export { beamSearch, type BeamOptions } from "./decoding/beam.js";
-export type { Reward, RewardInput } from "./rewards/types.js";
+export * from "./rewards/index.js";
+export { align, type AlignOptions, type AlignResult } from "./align.js";
+export { deal, DEAL_DEFAULTS, PAPER_FAITHFUL, type DealOptions } from "./decoding/deal.js";
+export {
+  createStrategy,
+  parseStrategySpec,
+  parseStrategyList,
+  registerStrategy,
+  strategyNames,
+  type StrategySpec,
+  type StrategyDeps,
+} from "./decoding/registry.js";
 export { suffixArray } from "./provenance/sais.js";
 export { IndexBuilder, type IndexBuilderOptions, type ModelIdentity } from "./provenance/builder.js";
 export { buildIndex, type BuildIndexOptions, type BuildIndexResult } from "./provenance/build-index.js";
