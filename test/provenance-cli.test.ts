@@ -10,7 +10,13 @@ let corpus: string;
 let indexDir: string;
 
 function tiller(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cliPath, ...args], { encoding: "utf8", input, timeout: 120_000 });
+  // NO_COLOR: picocolors colours output whenever CI is set, which would split the matched text.
+  const r = spawnSync(process.execPath, [cliPath, ...args], {
+    encoding: "utf8",
+    input,
+    timeout: 120_000,
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
