@@ -1,0 +1,205 @@
+/**
+ * Prov-Decode's case-normalised lookup and minimum match length, with the real stories model and
+ * an index of a slice of the shared (lowercased) corpus.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadTestModel, sharedPath } from "../../test/helpers.js";
+import { deal } from "../decoding/deal.js";
+import { runStrategy } from "../decoding/run.js";
+import { promptTokens } from "../generate.js";
+import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
+import type { Token } from "../lm/types.js";
+import { keywordsReward } from "../rewards/index.js";
+import { buildIndex } from "./build-index.js";
+import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto, type ProvMatch } from "./prov-decode.js";
+import { TraceIndex } from "./trace-index.js";
+
+let model: LlamaCppModel;
+let tmp: string;
+let index: TraceIndex;
+/** Corpus paragraphs written the way the model writes: sentence starts and names capitalised. */
+let cased: string[];
+
+function capitalise(text: string): string {
+  return text
+    .replace(/(^|[.!?]\s+)([a-z])/g, (_, a: string, b: string) => a + b.toUpperCase())
+    .replace(/\b(lily|tom|ben|max|sue|tim|mia|sam|anna|lucy)\b/g, (w) => w[0].toUpperCase() + w.slice(1));
+}
+
+beforeAll(async () => {
+  model = await loadTestModel();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tiller-provdecode-"));
+  const shared = fs.readFileSync(sharedPath("corpora/tinystories-4m.txt"), "utf8");
+  const slice = shared.slice(0, shared.indexOf("\n\n", 200_000));
+  fs.writeFileSync(path.join(tmp, "slice.txt"), slice);
+  await buildIndex(model, [path.join(tmp, "slice.txt")], path.join(tmp, "idx"), { lowercase: true });
+  index = TraceIndex.open(path.join(tmp, "idx"));
+  cased = slice
+    .split(/\n[ \t]*\n/)
+    .map((p) => p.trim())
+    .filter((p) => p.length > 200)
+    .slice(0, 40)
+    .map(capitalise);
+});
+
+afterAll(async () => {
+  await model?.dispose();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Reference for the normalised lookup: decode, cut the first word fragment, lowercase, re-tokenize whole, scan. */
+function reference(
+  context: readonly Token[],
+  candidate: Token,
+  n: number,
+): { length: number; count: number; bci: number } {
+  const start = Math.max(0, context.length - n);
+  let text = model.detokenize(context.slice(start), {
+    context: context.slice(Math.max(0, start - 8), start),
+  });
+  if (start > 0 && !/^\s/.test(text)) {
+    const cut = text.search(/\s/);
+    text = cut < 0 ? "" : text.slice(cut);
+  }
+  const candidateText = model.detokenize([candidate], { context: context.slice(-1) });
+  if (candidateText === "" || model.isStopToken(candidate)) return { length: 0, count: 0, bci: 0 };
+  const q = index.tokenizeQuery(model, `${text}${candidateText}`.replace(/^ +/, ""));
+  for (let s = 0; s < q.length; s++) {
+    const count = index.count(q.slice(s));
+    if (count > 0) return { length: q.length - s, count, bci: index.bci(q, s) };
+  }
+  return { length: 0, count: 0, bci: 0 };
+}
+
+/** (context, candidate) pairs from capitalised corpus text: the true next token and a few others. */
+function samples(limit: number): [Token[], Token[]][] {
+  const out: [Token[], Token[]][] = [];
+  for (const paragraph of cased) {
+    const tokens = model.tokenize(paragraph);
+    for (let i = 3; i < tokens.length && out.length < limit; i += 7)
+      out.push([tokens.slice(0, i), [tokens[i], 13, 100, 300, 511, tokens[i - 1]]]);
+  }
+  return out;
+}
+
+describe("Prov-Decode: case-normalised lookup", () => {
+  it("finds the longest occurring suffix of the re-tokenized window + candidate", () => {
+    for (const n of [4, 12]) {
+      const veto = new ProvDecodeVeto(index, { n, tau: 20, minLength: 1, normalize: { model } });
+      for (const [context, candidates] of samples(300)) {
+        const got = veto.inspect(context, candidates);
+        candidates.forEach((c, i) => {
+          const ref = reference(context, c, n);
+          const where = `n ${n} ${JSON.stringify(model.detokenize(context.slice(-n)))} + ${JSON.stringify(model.detokenize([c]))}`;
+          expect(got[i].length, where).toBe(ref.length);
+          expect(got[i].count, where).toBe(ref.count);
+          expect(got[i].bci, where).toBeCloseTo(ref.bci, 9);
+          expect(got[i].vetoed, where).toBe(ref.bci > 20);
+        });
+      }
+    }
+  });
+
+  it("catches capitalised copies that a raw-token lookup misses", () => {
+    const options = { n: 12, minLength: 8, tau: 20 };
+    const raw = new ProvDecodeVeto(index, options);
+    const normalized = new ProvDecodeVeto(index, { ...options, normalize: { model } });
+    // Candidates that start a capitalised word ("Lily", "She"): the corpus only has them lowercased.
+    let capitalised = 0;
+    let rawVetoes = 0;
+    let normalizedVetoes = 0;
+    for (const paragraph of cased) {
+      const tokens = model.tokenize(paragraph);
+      for (let i = 10; i < tokens.length; i++) {
+        if (!/^ ?[A-Z]/.test(model.detokenize([tokens[i]], { context: tokens.slice(i - 1, i) }))) continue;
+        capitalised++;
+        const context = tokens.slice(0, i);
+        if (raw.inspect(context, [tokens[i]])[0].vetoed) rawVetoes++;
+        if (normalized.inspect(context, [tokens[i]])[0].vetoed) normalizedVetoes++;
+      }
+    }
+    expect(capitalised).toBeGreaterThan(100);
+    expect(rawVetoes).toBe(0);
+    expect(normalizedVetoes).toBeGreaterThan(capitalised / 4);
+  });
+
+  it("vetoes exactly the matches of at least minLength tokens whose BCI exceeds tau", () => {
+    for (const minLength of [1, 6, 8]) {
+      const veto = new ProvDecodeVeto(index, { n: 12, tau: 20, minLength, normalize: { model } });
+      const fast = new ProvDecodeVeto(index, {
+        n: 12,
+        tau: 20,
+        minLength,
+        normalize: { model },
+        mode: "hard",
+      });
+      let vetoed = 0;
+      for (const [context, candidates] of samples(200)) {
+        const got: ProvMatch[] = veto.inspect(context, candidates);
+        // assess takes shortcuts (it only needs the verdict) and must agree with inspect.
+        const penalties = fast.assess(context, candidates);
+        candidates.forEach((c, i) => {
+          const ref = reference(context, c, 12);
+          const expected = ref.length >= minLength && ref.bci > 20;
+          expect(got[i].vetoed, `minLength ${minLength}`).toBe(expected);
+          expect(penalties[i]).toBe(expected ? Number.POSITIVE_INFINITY : 0);
+          if (expected) vetoed++;
+        });
+      }
+      expect(vetoed).toBeGreaterThan(0);
+    }
+  });
+
+  it("never vetoes a candidate without text (a stop token), and the raw lookup honours minLength", () => {
+    const veto = new ProvDecodeVeto(index, { ...PROV_DECODE_RECOMMENDED, normalize: { model } });
+    const tokens = model.tokenize(cased[0]);
+    const eos = [...Array(model.vocabularySize).keys()].find((t) => model.isStopToken(t));
+    if (eos !== undefined)
+      expect(veto.inspect(tokens.slice(0, 30), [eos])[0]).toMatchObject({ length: 0, vetoed: false });
+    const raw1 = new ProvDecodeVeto(index, { n: 8, tau: 20 });
+    const raw9 = new ProvDecodeVeto(index, { n: 8, tau: 20, minLength: 9 });
+    const lower = index.tokenizeQuery(model, cased[0]);
+    for (let i = 1; i < 60; i++) {
+      const [a] = raw1.inspect(lower.slice(0, i), [lower[i]]);
+      const [b] = raw9.inspect(lower.slice(0, i), [lower[i]]);
+      expect(b.length).toBe(a.length);
+      expect(b.vetoed).toBe(a.vetoed && a.length >= 9);
+    }
+    expect(() => new ProvDecodeVeto(index, { minLength: 0 })).toThrow(RangeError);
+  });
+});
+
+describe("Prov-Decode in DeAL", () => {
+  it("a hard veto: DeAL never emits a token that completes a vetoed copy, and copies less", async () => {
+    const prompt = "Once upon a time, there was a little girl named Lily.";
+    const options = { ...PROV_DECODE_RECOMMENDED, mode: "hard" as const };
+    const veto = new ProvDecodeVeto(index, { ...options, normalize: { model } });
+    const run = (vetoes: ProvDecodeVeto[]) =>
+      runStrategy(
+        deal({ reward: keywordsReward(["ball", "park"]), k: 5, lookahead: 8, lambda: 50, beams: 1, vetoes }),
+        {
+          model,
+          prompt,
+          promptTokens: promptTokens(model, prompt),
+          maxTokens: 96,
+        },
+      );
+    const plain = await run([]);
+    const guarded = await run([veto]);
+    expect(veto.stats.vetoed).toBeGreaterThan(0);
+    const check = new ProvDecodeVeto(index, { ...options, normalize: { model } });
+    const all = [...promptTokens(model, prompt), ...guarded.tokens];
+    const offset = all.length - guarded.tokens.length;
+    for (let i = offset; i < all.length; i++)
+      expect(check.inspect(all.slice(0, i), [all[i]])[0].vetoed, `token ${i - offset}`).toBe(false);
+    const longest = (text: string) => {
+      const q = index.tokenizeQuery(model, text.trimStart());
+      return Math.max(0, ...Array.from(index.longestMatches(q).lengths));
+    };
+    expect(longest(guarded.text)).toBeLessThan(longest(plain.text));
+    expect(longest(guarded.text)).toBeLessThan(16);
+  });
+});
