@@ -4,6 +4,7 @@ import { runStrategy } from "../decoding/run.js";
 import { streamSeed } from "../decoding/seeds.js";
 import { TillerError } from "../errors.js";
 import { promptTokens } from "../generate.js";
+import { samplerDistribution as samplerDistributionPairs } from "../lm/sampling.js";
 import type { LanguageModel, SamplingOptions, Token, TokenLogprob } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
@@ -331,25 +332,7 @@ export function samplerDistribution(
   sorted: readonly TokenLogprob[],
   options: SamplingOptions,
 ): Map<number, number> {
-  const temperature = options.temperature ?? 0;
-  if (temperature <= 0) return new Map([[sorted[0].token, 1]]);
-  let pool = sorted;
-  if (options.topK && options.topK > 0 && options.topK < pool.length) pool = pool.slice(0, options.topK);
-  const max = pool[0].logprob;
-  const weights = pool.map((entry) => Math.exp((entry.logprob - max) / temperature));
-  let total = weights.reduce((a, b) => a + b, 0);
-  const topP = options.topP ?? 1;
-  if (topP < 1) {
-    let cumulative = 0;
-    let keep = 0;
-    while (keep < weights.length) {
-      cumulative += weights[keep++];
-      if (cumulative >= topP * total) break;
-    }
-    weights.length = keep;
-    total = cumulative;
-  }
-  return new Map(weights.map((w, i) => [pool[i].token, w / total]));
+  return new Map(samplerDistributionPairs(sorted, options));
 }
 
 function stepKL(

@@ -13,16 +13,16 @@ export function seededRandom(seed: number): () => number {
 }
 
 /**
- * Picks the next token from a full distribution (sorted most likely first), applying temperature,
- * top-k and top-p in that order. Temperature 0 is greedy.
+ * The distribution the sampler draws from, given a full next-token distribution (sorted most
+ * likely first): temperature, then top-k, then top-p. Temperature 0 puts all mass on the argmax.
+ * Returned most likely first, as [token, probability] pairs summing to 1.
  */
-export function pickToken(
+export function samplerDistribution(
   sorted: readonly TokenLogprob[],
   options: SamplingOptions,
-  random: () => number,
-): Token {
+): [Token, number][] {
   const temperature = options.temperature ?? 0;
-  if (temperature <= 0 || sorted.length === 1) return sorted[0].token;
+  if (temperature <= 0 || sorted.length === 1) return [[sorted[0].token, 1]];
   let pool = sorted;
   if (options.topK && options.topK > 0 && options.topK < pool.length) pool = pool.slice(0, options.topK);
   const max = pool[0].logprob;
@@ -39,10 +39,20 @@ export function pickToken(
     weights.length = keep;
     total = cumulative;
   }
-  let threshold = random() * total;
-  for (let i = 0; i < weights.length; i++) {
-    threshold -= weights[i];
-    if (threshold <= 0) return pool[i].token;
+  return weights.map((weight, i) => [pool[i].token, weight / total]);
+}
+
+/** Draws the next token from `samplerDistribution(sorted, options)`. */
+export function pickToken(
+  sorted: readonly TokenLogprob[],
+  options: SamplingOptions,
+  random: () => number,
+): Token {
+  const distribution = samplerDistribution(sorted, options);
+  let threshold = random();
+  for (const [token, probability] of distribution) {
+    threshold -= probability;
+    if (threshold <= 0) return token;
   }
-  return pool[weights.length - 1].token;
+  return distribution[distribution.length - 1][0];
 }

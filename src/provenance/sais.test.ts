@@ -1,18 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../lm/sampling.js";
 import { IndexBuilder } from "./builder.js";
 import { suffixArray } from "./sais.js";
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG so failures reproduce. */
+const rng = seededRandom;
 
 function naiveSuffixArray(t: ArrayLike<number>): number[] {
   const idx = Array.from({ length: t.length }, (_, i) => i);
