@@ -188,7 +188,7 @@ async function runDeal(
     const anyWanted = wanted.some((words) => words.length > 0);
     const distributions = await model.nextTokenDistributions(prefixes, {
       // Lexical candidates need their own logprobs, so ask for a wider slice of the distribution.
-      topK: anyWanted ? Math.max(o.k, LEXICAL_TOP_K) : o.k,
+      topK: Math.min(anyWanted ? Math.max(o.k, LEXICAL_TOP_K) : o.k, model.maxTopK ?? Number.POSITIVE_INFINITY),
       signal: context.signal,
     });
     const candidates: Candidate[] = [];
@@ -248,7 +248,7 @@ async function runDeal(
           owners.push([c, j]);
         }
       const innerDistributions = await model.nextTokenDistributions(inner, {
-        topK: LEXICAL_TOP_K,
+        topK: Math.min(LEXICAL_TOP_K, model.maxTopK ?? Number.POSITIVE_INFINITY),
         signal: context.signal,
       });
       for (let i = 0; i < inner.length; i++) {

@@ -77,6 +77,11 @@ export interface LanguageModel {
   /** Human-readable identity, e.g. the model file name. */
   readonly id: string;
   readonly vocabularySize: number;
+  /**
+   * Most entries `nextTokenDistributions` can return per prefix (an OpenAI-compatible server
+   * gives ~20); undefined means the whole vocabulary. Strategies clamp their `topK` to it.
+   */
+  readonly maxTopK?: number;
   /** Maximum tokens (prompt + generation) one prefix can hold. */
   readonly contextSize: number;
   /** The beginning-of-sequence token, if the model uses one. */
