@@ -216,6 +216,27 @@ async function runDeal(
         prefixes[b],
         chosen.map((c) => c.tokens[0]),
       );
+      // Every plain candidate hard-vetoed: rather than end the beam, take the best k unvetoed
+      // tokens further down the distribution (top VETO_WIDEN_TOP_K).
+      if (penalties.every((p, i) => chosen[i].lexical || !Number.isFinite(p))) {
+        const [wide] = await model.nextTokenDistributions([prefixes[b]], {
+          topK: Math.min(VETO_WIDEN_TOP_K, model.maxTopK ?? Number.POSITIVE_INFINITY),
+          signal: context.signal,
+        });
+        const tried = new Set(chosen.map((c) => c.tokens.join(" ")));
+        const more = wide.filter((entry) => !tried.has(String(entry.token)));
+        const morePenalties = await vetoPenalties(
+          o.vetoes,
+          prefixes[b],
+          more.map((entry) => entry.token),
+        );
+        for (let i = 0, added = 0; i < more.length && added < o.k; i++) {
+          if (!Number.isFinite(morePenalties[i])) continue;
+          chosen.push({ tokens: [more[i].token], logprob: more[i].logprob, lexical: false });
+          penalties.push(morePenalties[i]);
+          added++;
+        }
+      }
       for (let i = 0; i < chosen.length; i++) {
         if (!Number.isFinite(penalties[i])) continue; // hard veto
         const candidate: Candidate = {
@@ -424,6 +445,9 @@ function output(beam: Beam, steps: TraceStep[], o: DealOptions, context: DecodeC
   }
   return result;
 }
+
+/** Tokens searched for unvetoed candidates when hard vetoes drop every top-k one. */
+const VETO_WIDEN_TOP_K = 32;
 
 /** Logprobs requested when a lexical candidate's token may lie outside the top-k. */
 const LEXICAL_TOP_K = 256;

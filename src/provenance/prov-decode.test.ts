@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadTestModel, sharedPath } from "../../test/helpers.js";
 import { deal } from "../decoding/deal.js";
 import { runStrategy } from "../decoding/run.js";
+import type { CandidateVeto } from "../decoding/veto.js";
 import { promptTokens } from "../generate.js";
 import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
 import type { Token } from "../lm/types.js";
@@ -201,5 +202,40 @@ describe("Prov-Decode in DeAL", () => {
     };
     expect(longest(guarded.text)).toBeLessThan(longest(plain.text));
     expect(longest(guarded.text)).toBeLessThan(16);
+  });
+});
+
+/** Hard-vetoes the model's own 5 most likely next tokens (so every DeAL top-5 candidate is vetoed). */
+class TopFiveVeto implements CandidateVeto {
+  readonly name = "top-five";
+  async assess(context: readonly Token[], candidates: readonly Token[]): Promise<number[]> {
+    const [top] = await model.nextTokenDistributions([[...context]], { topK: 5 });
+    const banned = new Set(top.map((entry) => entry.token));
+    return candidates.map((c) => (banned.has(c) ? Number.POSITIVE_INFINITY : 0));
+  }
+}
+
+describe("DeAL when hard vetoes drop every top-k candidate", () => {
+  it("searches further down the distribution instead of ending the text", async () => {
+    const prompt = "It was a sunny day.";
+    const veto = new TopFiveVeto();
+    const prefix = promptTokens(model, prompt);
+    const out = await runStrategy(
+      deal({
+        reward: keywordsReward(["dog", "tree"]),
+        k: 5,
+        lookahead: 8,
+        lambda: 50,
+        beams: 1,
+        vetoes: [veto],
+      }),
+      { model, prompt, promptTokens: prefix, maxTokens: 40 },
+    );
+    expect(out.tokens.length).toBeGreaterThanOrEqual(20);
+    const all = [...prefix, ...out.tokens];
+    for (let i = prefix.length; i < all.length; i++) {
+      const [penalty] = await veto.assess(all.slice(0, i), [all[i]]);
+      expect(penalty, `token ${i - prefix.length}`).toBe(0);
+    }
   });
 });
