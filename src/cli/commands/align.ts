@@ -5,7 +5,7 @@ import { parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
 import type { CandidateVeto } from "../../decoding/veto.js";
 import { TillerError } from "../../errors.js";
 import { loadModel } from "../../lm/load.js";
-import { ProvDecodeVeto } from "../../provenance/prov-decode.js";
+import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../../provenance/prov-decode.js";
 import { TraceIndex } from "../../provenance/trace-index.js";
 import { parseRewardSpecs, REWARD_SPEC_FORMS, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
@@ -40,6 +40,9 @@ interface AlignCliOptions extends ModelCliOptions {
   veto: "hard" | "soft";
   gamma: number;
   window: number;
+  minMatch: number;
+  maxCount?: number;
+  normalize: boolean;
   trace?: string;
   json?: boolean;
 }
@@ -77,14 +80,39 @@ export function registerAlign(program: Command): void {
       "--provenance <dir>",
       "a corpus index: veto continuations that copy rare corpus spans (Prov-Decode)",
     )
-    .option("--tau <τ>", "Prov-Decode: veto when the matched span's BCI exceeds τ", finiteNumber, 20)
+    .option(
+      "--tau <τ>",
+      "Prov-Decode: veto when the matched span's BCI exceeds τ",
+      finiteNumber,
+      PROV_DECODE_RECOMMENDED.tau,
+    )
     .addOption(
       new Option("--veto <mode>", "Prov-Decode: drop (hard) or demote (soft) vetoed tokens")
         .choices(["hard", "soft"])
         .default("hard"),
     )
-    .option("--gamma <γ>", "Prov-Decode soft veto penalty", finiteNumber, 1)
-    .option("--window <n>", "Prov-Decode: context tokens looked up before each candidate", positiveInt, 8)
+    .option("--gamma <γ>", "Prov-Decode soft veto penalty", finiteNumber, PROV_DECODE_RECOMMENDED.gamma)
+    .option(
+      "--window <n>",
+      "Prov-Decode: context tokens looked up before each candidate",
+      positiveInt,
+      PROV_DECODE_RECOMMENDED.n,
+    )
+    .option(
+      "--min-match <m>",
+      "Prov-Decode: veto only when the candidate completes a corpus match of ≥ m tokens",
+      positiveInt,
+      PROV_DECODE_RECOMMENDED.minLength,
+    )
+    .option(
+      "--max-count <c>",
+      "Prov-Decode: veto only matches found at most c times in the corpus",
+      positiveInt,
+    )
+    .option(
+      "--no-normalize",
+      "Prov-Decode: look raw model tokens up in the index (default: re-tokenize as the index was built, e.g. lowercased)",
+    )
     .option("--trace <file>", "write the search trace (steps, candidates, rollouts, scores) as JSON")
     .option("--json", "print one JSON object")
     .action(
@@ -126,6 +154,9 @@ export function registerAlign(program: Command): void {
                 tau: options.tau,
                 mode: options.veto,
                 gamma: options.gamma,
+                minLength: options.minMatch,
+                maxCount: options.maxCount,
+                normalize: options.normalize ? { model } : undefined,
               }),
             );
           }
