@@ -14,12 +14,14 @@
  * 3. Prov-Decode on ../shared/eval/keywords-dev.jsonl with the shared-corpus index: greedy vs DeAL
  *    vs DeAL + Prov-Decode (hard, soft) — see bench/provdecode.ts.
  */
+
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../src/lm/load.js";
+import { seededRandom } from "../src/lm/sampling.js";
 import { buildIndex } from "../src/provenance/build-index.js";
 import { IndexBuilder } from "../src/provenance/builder.js";
 import { modelIdentity } from "../src/provenance/fingerprint.js";
@@ -32,16 +34,7 @@ const corpusPath = path.join(shared, "corpora/tinystories-4m.txt");
 const modelPath = path.join(shared, "models/stories260K.gguf");
 const outRoot = path.resolve(here, "../bench-out");
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function dirBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0);

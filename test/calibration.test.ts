@@ -26,6 +26,7 @@ import { defineReward } from "../src/rewards/custom.js";
 import { keywordsReward } from "../src/rewards/keywords.js";
 import { lengthReward } from "../src/rewards/length.js";
 import { mix } from "../src/rewards/mix.js";
+import { scoreAll } from "../src/rewards/types.js";
 import { loadTestModel, testModelPath } from "./helpers.js";
 
 /**
@@ -100,9 +101,10 @@ describe("calibrated reward", () => {
     for (const prompt of PROMPTS) {
       const samples = await ys.samples(prompt);
       values.push(
-        ...(await c.scoreBatch?.(
+        ...(await scoreAll(
+          c,
           samples.map((s) => ({ prompt, text: s.text, tokens: s.tokens, finished: true })),
-        )!),
+        )),
       );
     }
     expect(values.every((v) => v >= 0 && v <= 1)).toBe(true);
@@ -173,7 +175,7 @@ describe("calibrated reward", () => {
       tokens: [],
       finished: true,
     };
-    const [value] = await mixed.scoreBatch?.([input])!;
+    const [value] = await scoreAll(mixed, [input]);
     const cValue = await c.score(input);
     expect(cValue).toBeGreaterThanOrEqual(0);
     expect(cValue).toBeLessThanOrEqual(1);
@@ -243,9 +245,12 @@ describe("bon and won", () => {
       for (const prompt of PROMPTS.slice(0, 3)) {
         for (const seed of [1, 2]) {
           const sampling = { temperature: 1, seed };
+          // Same cache state before both runs, so both draw bit-identical samples.
+          await model.clearCache();
           const worst = await bestOfN({ n: 6, reward, pick: "worst", sampling }).decode(
             context(prompt, { trace: true }),
           );
+          await model.clearCache();
           const bestNeg = await bestOfN({ n: 6, reward: negated(reward), sampling }).decode(
             context(prompt, { trace: true }),
           );
@@ -346,7 +351,11 @@ describe("reference cache", () => {
     writeFileSync(file, JSON.stringify(entry));
     const warnings: string[] = [];
     const third = reference({ m: 8, dir, warnings });
-    expect(texts(await third.samples(PROMPTS[0]))).toEqual(original);
+    // Recomputed, not used: the tampered text is gone. (The fresh samples may differ from the
+    // first run's in a rare near-tie: this batch holds 8 requests where the first held 16.)
+    const recomputed = await third.samples(PROMPTS[0]);
+    expect(recomputed).toHaveLength(8);
+    expect(recomputed.map((s) => s.text)).not.toContain("a tampered text that scores very well");
     expect(third.stats.rejected).toBe(1);
     expect(third.stats.rolloutCalls).toBe(1);
     expect(warnings.join("\n")).toMatch(/rejected \(checksum mismatch\)/);

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadModel } from "../src/lm/load.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { loadModel } from "../src/lm/load.js";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -10,19 +10,24 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export function testModelPath(): string {
   const path = resolve(repoRoot, process.env.TILLER_TEST_MODEL ?? "../shared/models/stories260K.gguf");
   if (!existsSync(path))
-    throw new Error(`test model not found at ${path}; set TILLER_TEST_MODEL to a GGUF file (the stories260K model)`);
+    throw new Error(
+      `test model not found at ${path}; set TILLER_TEST_MODEL to a GGUF file (the stories260K model)`,
+    );
   return path;
 }
 
 /** A shared-corpus path (../shared/...), failing with a clear message when it is missing. */
 export function sharedPath(relative: string): string {
   const path = resolve(repoRoot, "../shared", relative);
-  if (!existsSync(path)) throw new Error(`shared file not found: ${path} (tests expect ../shared beside the checkout)`);
+  if (!existsSync(path))
+    throw new Error(`shared file not found: ${path} (tests expect ../shared beside the checkout)`);
   return path;
 }
 
 /** Loads the real test model on the CPU, one thread (fastest for this tiny model). */
-export function loadTestModel(options: { sequences?: number; contextSize?: number } = {}): Promise<LlamaCppModel> {
+export function loadTestModel(
+  options: { sequences?: number; contextSize?: number } = {},
+): Promise<LlamaCppModel> {
   return loadModel(testModelPath(), { gpu: false, threads: 1, ...options });
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
-import { registerEval } from "./commands/eval.js";
 import { registerAlign } from "./commands/align.js";
+import { registerEval } from "./commands/eval.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerIndex } from "./commands/index-cmd.js";
 import { registerTrace } from "./commands/trace.js";

@@ -188,7 +188,10 @@ async function runDeal(
     const anyWanted = wanted.some((words) => words.length > 0);
     const distributions = await model.nextTokenDistributions(prefixes, {
       // Lexical candidates need their own logprobs, so ask for a wider slice of the distribution.
-      topK: Math.min(anyWanted ? Math.max(o.k, LEXICAL_TOP_K) : o.k, model.maxTopK ?? Number.POSITIVE_INFINITY),
+      topK: Math.min(
+        anyWanted ? Math.max(o.k, LEXICAL_TOP_K) : o.k,
+        model.maxTopK ?? Number.POSITIVE_INFINITY,
+      ),
       signal: context.signal,
     });
     const candidates: Candidate[] = [];

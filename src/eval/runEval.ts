@@ -283,6 +283,8 @@ export function summarize(rows: readonly EvalRow[], labels: readonly string[]): 
  * generation of an earlier run stays cached. Only the BOS token (shared by every prompt) remains.
  */
 async function flushCache(model: LanguageModel, signal?: AbortSignal): Promise<void> {
+  if (model.clearCache) return model.clearCache();
+  // Backends without clearCache: overwrite every cached sequence with short dummy prefixes.
   const prefixes: Token[][] = [];
   for (let i = 0; i < FLUSH_PREFIXES; i++) {
     const token = (i + 3) % model.vocabularySize;

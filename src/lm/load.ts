@@ -85,14 +85,11 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
         : Math.min(4, availableParallelism())
       : Math.max(1, Math.floor(options.threads));
   try {
-    const context = await model.createContext({
-      contextSize,
-      sequences,
-      threads,
-      ignoreMemorySafetyChecks: false,
-    });
+    const createContext = () =>
+      model.createContext({ contextSize, sequences, threads, ignoreMemorySafetyChecks: false });
+    const context = await createContext();
     const pool = Array.from({ length: sequences }, () => context.getSequence());
-    return new LlamaCppModel(basename(path), model, context, pool, threads, contextSize);
+    return new LlamaCppModel(basename(path), model, context, pool, threads, contextSize, createContext);
   } catch (error) {
     await model.dispose();
     throw new TillerError(`cannot create a context for ${path}: ${firstLine(error)}`, "context-failed");

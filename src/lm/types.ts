@@ -108,6 +108,13 @@ export interface LanguageModel {
   /** For each request, a continuation of up to `maxTokens` tokens, greedy or sampled. */
   rollouts(requests: readonly RolloutRequest[], options: RolloutOptions): Promise<Rollout[]>;
 
+  /**
+   * Optional: forget every cached prefix. Batched float arithmetic depends slightly on what is
+   * cached and batched together, so a sampled rollout can differ in a rare near-tie between two
+   * cache states; calls are bit-for-bit reproducible from the same state, e.g. right after this.
+   */
+  clearCache?(): Promise<void>;
+
   dispose(): Promise<void>;
 }
 

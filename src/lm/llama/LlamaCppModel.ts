@@ -26,7 +26,7 @@ export class LlamaCppModel implements LanguageModel {
   constructor(
     readonly id: string,
     private readonly model: LlamaModel,
-    private readonly context: LlamaContext,
+    private context: LlamaContext,
     sequences: LlamaContextSequence[],
     /** Threads the context runs on (chosen by measurement unless given). */
     readonly threads: number,
@@ -35,6 +35,8 @@ export class LlamaCppModel implements LanguageModel {
      * of 256, so the context may hold more; the limit callers see is what they asked for.
      */
     private readonly requestedContextSize = Number.POSITIVE_INFINITY,
+    /** Makes a context like the first one (for `clearCache`); without it the sequences are only emptied. */
+    private readonly createContext?: () => Promise<LlamaContext>,
   ) {
     this.pool = new SequencePool(sequences, this.usage);
     this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
@@ -115,12 +117,10 @@ export class LlamaCppModel implements LanguageModel {
         options.signal?.throwIfAborted();
         const wave = prefixes.slice(start, start + this.pool.size);
         const sequences = this.pool.assign(wave);
-        await Promise.all(
-          wave.map(async (prefix, i) => {
-            const next = await this.pool.evaluatePrefix(sequences[i], prefix, { probabilities: true });
-            results[start + i] = topEntries(next.probabilities, topK);
-          }),
-        );
+        const outputs = await this.pool.evaluatePrefixes(sequences, wave, { probabilities: true });
+        outputs.forEach((next, i) => {
+          results[start + i] = topEntries(next.probabilities, topK);
+        });
       }
       return results;
     });
@@ -135,72 +135,115 @@ export class LlamaCppModel implements LanguageModel {
         options.signal?.throwIfAborted();
         const wave = requests.slice(start, start + this.pool.size);
         const sequences = this.pool.assign(wave.map((request) => request.prefix));
-        await Promise.all(
-          wave.map(async (request, i) => {
-            results[start + i] = await this.rolloutOne(sequences[i], request, options, start + i);
-          }),
-        );
+        const done = await this.rolloutWave(sequences, wave, options, start);
+        done.forEach((rollout, i) => {
+          results[start + i] = rollout;
+        });
       }
       return results;
     });
   }
 
-  private async rolloutOne(
-    sequence: LlamaContextSequence,
-    request: RolloutRequest,
+  /**
+   * Rolls out one wave (≤ pool size) in lockstep: every step evaluates the next token of all
+   * live rollouts in a single batch, so the batch composition — and with it every float — is the
+   * same each time the same call is made.
+   */
+  private async rolloutWave(
+    sequences: readonly LlamaContextSequence[],
+    requests: readonly RolloutRequest[],
     options: RolloutOptions,
-    index: number,
-  ): Promise<Rollout> {
-    const maxTokens = request.maxTokens ?? options.maxTokens;
+    firstIndex: number,
+  ): Promise<Rollout[]> {
     const greedy = (options.temperature ?? 0) <= 0;
-    const random = seededRandom(request.seed ?? options.seed ?? 0);
     // Greedy rollouts ask llama.cpp for the argmax and its probability only (cheaper than the
     // full distribution); sampled ones take the full distribution and sample here, seeded.
     const generateNext = greedy ? { token: true, confidence: true } : { probabilities: true };
-    const tokens: Token[] = [];
-    const logprobs: number[] = [];
-    let stopReason: StopReason = "max-tokens";
-    if (maxTokens <= 0) return { tokens, logprobs, logprob: 0, stopReason };
-    let next = await this.pool.evaluatePrefix(sequence, request.prefix, generateNext);
-    const prefixLength = request.prefix.length;
-    for (;;) {
-      let token: Token;
-      let logprob: number;
-      if (greedy) {
-        token = next.token as Token;
-        logprob = Math.log(next.confidence ?? 0);
-      } else {
-        const sorted = topEntries(next.probabilities, Number.POSITIVE_INFINITY);
-        token = pickToken(sorted, options, random);
-        logprob = Math.log(next.probabilities?.get(token as never) ?? 0);
-      }
-      tokens.push(token);
-      logprobs.push(logprob);
-      this.usage.generatedTokens++;
-      options.onToken?.(index, token);
-      if (this.stopTokens.has(token)) {
-        stopReason = "end-of-generation";
-        break;
-      }
-      if (options.stopStrings?.length) {
-        const text = this.detokenize(tokens, { context: request.prefix.slice(-8) });
-        if (options.stopStrings.some((stop) => text.includes(stop))) {
-          stopReason = "stop-string";
-          break;
+    const states = requests.map((request) => ({
+      request,
+      maxTokens: request.maxTokens ?? options.maxTokens,
+      random: seededRandom(request.seed ?? options.seed ?? 0),
+      tokens: [] as Token[],
+      logprobs: [] as number[],
+      stopReason: undefined as StopReason | undefined,
+    }));
+    for (const state of states) if (state.maxTokens <= 0) state.stopReason = "max-tokens";
+    let live = states.map((_, i) => i).filter((i) => !states[i].stopReason);
+    let outputs = await this.pool.evaluatePrefixes(
+      live.map((i) => sequences[i]),
+      live.map((i) => requests[i].prefix),
+      generateNext,
+    );
+    while (live.length > 0) {
+      const next: number[] = [];
+      live.forEach((i, j) => {
+        const state = states[i];
+        const output = outputs[j];
+        let token: Token;
+        let logprob: number;
+        if (greedy) {
+          token = output.token as Token;
+          logprob = Math.log(output.confidence ?? 0);
+        } else {
+          const sorted = topEntries(output.probabilities, Number.POSITIVE_INFINITY);
+          token = pickToken(sorted, options, state.random);
+          logprob = Math.log(output.probabilities?.get(token as never) ?? 0);
         }
-      }
-      if (tokens.length >= maxTokens) break;
-      if (prefixLength + tokens.length >= this.contextSize) {
-        stopReason = "context-full";
-        break;
-      }
-      if (options.signal?.aborted) {
-        stopReason = "aborted";
-        break;
-      }
-      next = await this.pool.evaluate(sequence, [[token as never, { generateNext }]]);
+        state.tokens.push(token);
+        state.logprobs.push(logprob);
+        this.usage.generatedTokens++;
+        options.onToken?.(firstIndex + i, token);
+        state.stopReason = this.stopAfter(state.request.prefix, state.tokens, state.maxTokens, options);
+        if (!state.stopReason) next.push(i);
+      });
+      live = next;
+      if (live.length === 0) break;
+      outputs = await Promise.all(
+        live.map((i) =>
+          this.pool.evaluate(sequences[i], [[states[i].tokens.at(-1) as never, { generateNext }]]),
+        ),
+      );
     }
-    return { tokens, logprobs, logprob: logprobs.reduce((a, b) => a + b, 0), stopReason };
+    return states.map((state) => ({
+      tokens: state.tokens,
+      logprobs: state.logprobs,
+      logprob: state.logprobs.reduce((a, b) => a + b, 0),
+      stopReason: state.stopReason ?? "max-tokens",
+    }));
+  }
+
+  /** Why a rollout stops after `tokens`, or undefined if it goes on. */
+  private stopAfter(
+    prefix: readonly Token[],
+    tokens: readonly Token[],
+    maxTokens: number,
+    options: RolloutOptions,
+  ): StopReason | undefined {
+    if (this.stopTokens.has(tokens[tokens.length - 1])) return "end-of-generation";
+    if (options.stopStrings?.length) {
+      const text = this.detokenize(tokens, { context: prefix.slice(-8) });
+      if (options.stopStrings.some((stop) => text.includes(stop))) return "stop-string";
+    }
+    if (tokens.length >= maxTokens) return "max-tokens";
+    if (prefix.length + tokens.length >= this.contextSize) return "context-full";
+    if (options.signal?.aborted) return "aborted";
+    return undefined;
+  }
+
+  /**
+   * Starts again from a fresh context. Emptying the sequences is not enough for bit-identical
+   * results: llama.cpp places new tokens in whichever KV cells are free, and the order of the
+   * cells changes the order of float additions in attention.
+   */
+  clearCache(): Promise<void> {
+    const create = this.createContext;
+    if (!create) return this.pool.clear();
+    return this.pool.exclusive(async () => {
+      const size = this.pool.size;
+      await this.context.dispose();
+      this.context = await create();
+      this.pool.replace(Array.from({ length: size }, () => this.context.getSequence()));
+    });
   }
 
   async dispose(): Promise<void> {

@@ -28,12 +28,24 @@ export class SequencePool {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly sequences: readonly LlamaContextSequence[],
+    private sequences: readonly LlamaContextSequence[],
     private readonly usage: ModelUsage,
   ) {}
 
   get size(): number {
     return this.sequences.length;
+  }
+
+  /** Swaps in new sequences (of a new context); call inside `exclusive`. */
+  replace(sequences: readonly LlamaContextSequence[]): void {
+    this.sequences = sequences;
+  }
+
+  /** Empties every sequence (waits for running calls). */
+  clear(): Promise<void> {
+    return this.exclusive(async () => {
+      await Promise.all(this.sequences.map((sequence) => sequence.clearHistory()));
+    });
   }
 
   /** Runs `task` exclusively (batched calls never interleave on the same sequences). */
@@ -78,6 +90,32 @@ export class SequencePool {
     prefix: readonly Token[],
     generateNext: GenerateNext,
   ): Promise<ControlledEvaluateIndexOutput["next"]> {
+    return this.evaluate(sequence, await this.preparePrefix(sequence, prefix, generateNext));
+  }
+
+  /**
+   * Evaluates a whole wave of prefixes in one llama.cpp batch. Erasing stale cache cells is
+   * awaited for every sequence first, so all evaluations are queued in the same tick: the batch
+   * then always holds the same sequences, which keeps results reproducible (the order of float
+   * additions depends on what is batched together).
+   */
+  async evaluatePrefixes(
+    sequences: readonly LlamaContextSequence[],
+    prefixes: readonly (readonly Token[])[],
+    generateNext: GenerateNext,
+  ): Promise<ControlledEvaluateIndexOutput["next"][]> {
+    const inputs = await Promise.all(
+      prefixes.map((prefix, i) => this.preparePrefix(sequences[i], prefix, generateNext)),
+    );
+    return Promise.all(inputs.map((input, i) => this.evaluate(sequences[i], input)));
+  }
+
+  /** Erases what `sequence` holds past its longest shared prefix with `prefix`; returns what is left to evaluate. */
+  private async preparePrefix(
+    sequence: LlamaContextSequence,
+    prefix: readonly Token[],
+    generateNext: GenerateNext,
+  ): Promise<ControlledEvaluateInputItem[]> {
     let shared = commonPrefixLength(prefix, sequence.contextTokens as unknown as Token[]);
     if (shared >= prefix.length) shared = prefix.length - 1;
     if (shared < sequence.nextTokenIndex)
@@ -87,7 +125,7 @@ export class SequencePool {
     input.push([prefix[prefix.length - 1] as never, { generateNext }]);
     this.usage.requestedPrefixTokens += prefix.length;
     this.usage.cachedPrefixTokens += shared;
-    return this.evaluate(sequence, input);
+    return input;
   }
 
   /** Appends tokens to a sequence and returns the output after the last one. */
