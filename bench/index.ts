@@ -237,6 +237,12 @@ async function main(): Promise<void> {
   console.log(
     "build s: small = stream + tokenize + SA-IS + write; large = SA-IS + write of pre-tokenized docs. open s includes sha256 verification.",
   );
+  for (const r of rows) {
+    const ok = (c: boolean) => (c ? "PASS" : "FAIL");
+    console.log(
+      `${r.name}: B/token ${r.bytesPerToken.toFixed(3)} ≤ 6 ${ok(r.bytesPerToken <= 6)}; count p50 ${r.countP50.toFixed(1)} µs < 20 ${ok(r.countP50 < 20)}; attr128 p50 ${r.attrP50.toFixed(2)} ms < 5 ${ok(r.attrP50 < 5)}`,
+    );
+  }
   // ---- Prov-Decode quality/time on ../shared/eval/keywords-dev.jsonl (bench/provdecode.ts).
   await provDecodeFigures(path.join(outRoot, "index-small"));
 }

@@ -56,15 +56,9 @@ afterAll(() => {
 
 describe("tiller index / trace CLI", () => {
   it("index build writes a flat, checksummed directory", () => {
-    expect(fs.readdirSync(indexDir).sort()).toEqual([
-      "docs.bin",
-      "header.json",
-      "sa.bin",
-      "tokens.bin",
-      "unigrams.bin",
-    ]);
+    expect(fs.readdirSync(indexDir).sort()).toEqual(["header.json", "sa.bin", "tokens.bin", "unigrams.bin"]);
     const h = JSON.parse(fs.readFileSync(path.join(indexDir, "header.json"), "utf8"));
-    expect(h).toMatchObject({ format: "tiller-trace-index", version: 1, tokenWidth: 2, documents: 3 });
+    expect(h).toMatchObject({ format: "tiller-trace-index", version: 2, tokenWidth: 2, documents: 3 });
     expect(h.build.lowercase).toBe(true);
     expect(h.model.fileName).toBe("stories260K.gguf");
     // No staging directories left behind.

@@ -78,6 +78,24 @@ describe("trace index built with the real tokenizer", () => {
     expect(idx.header.build.lowercase).toBe(false);
   });
 
+  it("stores at most 6 bytes per corpus token (bit-packed suffix array) for a slice of the shared corpus", () => {
+    const idx = TraceIndex.open(sliceDir);
+    const h = idx.header;
+    expect(h.version).toBe(2);
+    expect(h.saWidth).toBe(Math.ceil(Math.log2(h.tokens)));
+    expect(fs.statSync(path.join(sliceDir, "sa.bin")).size).toBe(
+      Math.ceil((h.corpusTokens * h.saWidth) / 32) * 4,
+    );
+    const bytes = fs.readdirSync(sliceDir).reduce((a, f) => a + fs.statSync(path.join(sliceDir, f)).size, 0);
+    expect(h.corpusTokens).toBeGreaterThan(100_000);
+    expect(bytes / h.corpusTokens).toBeLessThanOrEqual(6);
+    // Document starts derived from the separators agree with the documents' tokens.
+    expect(idx.documents).toBe(paragraphs.length);
+    expect(Array.from(idx.documentTokens(7))).toEqual(
+      model.tokenize(paragraphs[7].toLowerCase(), { addBos: false }),
+    );
+  });
+
   it("attributes a copied sentence to its document", () => {
     const idx = TraceIndex.open(smallDir);
     const query = idx.tokenizeQuery(
@@ -196,6 +214,21 @@ describe("opening a bad index", () => {
     expectTillerError(() => TraceIndex.open(dir), "index-foreign", /not a tiller trace index/);
     fs.writeFileSync(path.join(dir, "header.json"), "{ not json");
     expectTillerError(() => TraceIndex.open(dir), "index-corrupt", /not valid JSON/);
+  });
+
+  it("rejects a version-1 index (u32 sa.bin + docs.bin) with a rebuild message", () => {
+    const dir = copyIndex("v1");
+    const h = JSON.parse(fs.readFileSync(path.join(dir, "header.json"), "utf8"));
+    const { saWidth: _, ...v1 } = h;
+    fs.writeFileSync(path.join(dir, "header.json"), JSON.stringify({ ...v1, version: 1 }));
+    expectTillerError(() => TraceIndex.open(dir), "index-version", /version 1 \(older\).*rebuild it/);
+  });
+
+  it("rejects a header whose saWidth disagrees with its token count", () => {
+    const dir = copyIndex("width");
+    const h = JSON.parse(fs.readFileSync(path.join(dir, "header.json"), "utf8"));
+    fs.writeFileSync(path.join(dir, "header.json"), JSON.stringify({ ...h, saWidth: h.saWidth + 1 }));
+    expectTillerError(() => TraceIndex.open(dir, { verify: false }), "index-corrupt", /saWidth/);
   });
 
   it("rejects a model whose tokenizer differs", () => {

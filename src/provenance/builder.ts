@@ -8,6 +8,10 @@
  * working space (≤ 2 bytes/token for the first recursion's buckets, plus 1 bit/token of types)
  * ≈ 8.1 bytes per corpus token (10.1 with u32 tokens). The corpus text itself is streamed and
  * never held whole. The limit is 2^31 − 2 tokens (a 32-bit signed suffix array in memory).
+ *
+ * The suffix array is then bit-packed (⌈log2 tokens⌉ bits per entry, see ./FORMAT.md) in place,
+ * into the front of SA-IS's own Int32Array, so packing needs no second copy and adds nothing to
+ * the peak; the packed words are what `sa.bin` holds and what a {@link TraceIndex} reads.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -15,7 +19,6 @@ import { TillerError } from "../errors.js";
 import {
   assertLittleEndian,
   commitDirectory,
-  DOCS_FILE,
   FORMAT_NAME,
   FORMAT_VERSION,
   type IndexHeader,
@@ -28,6 +31,7 @@ import {
   writeBinary,
   writeHeader,
 } from "./format.js";
+import { bitWidthFor, PackedArray } from "./packed-array.js";
 import { suffixArrayOfShifted } from "./sais.js";
 import { TraceIndex } from "./trace-index.js";
 
@@ -137,7 +141,7 @@ export class IndexBuilder {
     tokens: Uint16Array | Uint32Array;
     docStarts: Uint32Array;
     unigrams: Float64Array;
-    sa: Uint32Array;
+    sa: PackedArray;
   } {
     if (this.finished) throw new Error("IndexBuilder already finished");
     this.finished = true;
@@ -168,8 +172,10 @@ export class IndexBuilder {
       }
     }
     const n = this.corpusTokens;
-    // Separator suffixes sort last (separator is the largest symbol): keep the first n.
-    const sa = new Uint32Array(full.buffer, full.byteOffset, n);
+    // Separator suffixes sort last (separator is the largest symbol): keep the first n, packed in
+    // place (n + documents ≥ packed words + 1 padding word, since width ≤ 32 and documents ≥ 1).
+    const saWidth = bitWidthFor(N);
+    const sa = N === 0 ? new PackedArray(0, saWidth) : PackedArray.packInPlace(full, n, saWidth);
     const docStarts = new Uint32Array(this.docCount + 1);
     docStarts.set(this.docStarts.subarray(0, this.docCount));
     docStarts[this.docCount] = N;
@@ -182,6 +188,7 @@ export class IndexBuilder {
       tokens: N,
       corpusTokens: n,
       documents: this.docCount,
+      saWidth,
       model: { ...this.options.model },
       build: {
         docSep: this.options.docSep ?? "blank-line",
@@ -214,11 +221,10 @@ export class IndexBuilder {
     try {
       const header = data.header;
       header.files[TOKENS_FILE] = writeBinary(path.join(staging, TOKENS_FILE), data.tokens);
-      header.files[DOCS_FILE] = writeBinary(path.join(staging, DOCS_FILE), data.docStarts);
       const counts = new BigUint64Array(this.vocabularySize);
       for (let i = 0; i < counts.length; i++) counts[i] = BigInt(data.unigrams[i]);
       header.files[UNIGRAMS_FILE] = writeBinary(path.join(staging, UNIGRAMS_FILE), counts);
-      header.files[SA_FILE] = writeBinary(path.join(staging, SA_FILE), data.sa);
+      header.files[SA_FILE] = writeBinary(path.join(staging, SA_FILE), data.sa.data);
       writeHeader(staging, header);
       commitDirectory(staging, out);
       return header;

@@ -13,14 +13,14 @@ import { z } from "zod";
 import { TillerError } from "../errors.js";
 
 export const FORMAT_NAME = "tiller-trace-index";
-export const FORMAT_VERSION = 1;
+/** 2: bit-packed sa.bin (`saWidth` bits per entry), no docs.bin (documents found by separator). */
+export const FORMAT_VERSION = 2;
 
 export const HEADER_FILE = "header.json";
 export const TOKENS_FILE = "tokens.bin";
-export const DOCS_FILE = "docs.bin";
 export const UNIGRAMS_FILE = "unigrams.bin";
 export const SA_FILE = "sa.bin";
-export const DATA_FILES = [TOKENS_FILE, DOCS_FILE, UNIGRAMS_FILE, SA_FILE] as const;
+export const DATA_FILES = [TOKENS_FILE, UNIGRAMS_FILE, SA_FILE] as const;
 
 /** Separator token value for each token width: the largest value of the width, never a token id. */
 export function separatorFor(tokenWidth: 2 | 4): number {
@@ -48,6 +48,8 @@ export const headerSchema = z.object({
   /** Corpus tokens (separators excluded) = length of sa.bin in entries. */
   corpusTokens: z.number().int().nonnegative(),
   documents: z.number().int().nonnegative(),
+  /** Bits per sa.bin entry: ⌈log2 tokens⌉ (at least 1), so every position in tokens.bin fits. */
+  saWidth: z.number().int().min(1).max(32),
   model: z.object({
     id: z.string(),
     fileName: z.string(),
@@ -200,8 +202,9 @@ export function readHeader(dir: string): IndexHeader {
       "index-foreign",
     );
   if (r.version !== FORMAT_VERSION) {
+    const older = typeof r.version === "number" && r.version < FORMAT_VERSION;
     throw new TillerError(
-      `trace index ${dir} has format version ${String(r.version)}; this tiller reads version ${FORMAT_VERSION} — rebuild it with \`tiller index build\``,
+      `trace index ${dir} has format version ${String(r.version)}${older ? " (older)" : ""}; this tiller reads version ${FORMAT_VERSION} — rebuild it with \`tiller index build\``,
       "index-version",
     );
   }

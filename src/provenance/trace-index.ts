@@ -6,6 +6,8 @@
  * `p[k]` (two binary searches inside the current range). The range for the first token comes
  * from the unigram counts for free (suffixes are bucketed by their first token). Patterns never
  * match across documents: every document is followed by the separator, which is not a token.
+ * The suffix array stays bit-packed in memory as on disk ({@link PackedArray}); document starts
+ * are found at open time by scanning the tokens for separators.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -15,7 +17,6 @@ import { tokenizerFingerprint } from "./fingerprint.js";
 import {
   assertLittleEndian,
   DATA_FILES,
-  DOCS_FILE,
   type IndexHeader,
   readBinaryInto,
   readHeader,
@@ -23,6 +24,7 @@ import {
   TOKENS_FILE,
   UNIGRAMS_FILE,
 } from "./format.js";
+import { bitWidthFor, PackedArray, packedWords } from "./packed-array.js";
 
 /** Probability given to a token the corpus never contains (BCI, as in TraceAlign). */
 export const UNSEEN_TOKEN_PROBABILITY = 1e-9;
@@ -96,8 +98,8 @@ export class TraceIndex {
     readonly docStarts: Uint32Array,
     /** Occurrences of each token id. */
     readonly unigrams: Float64Array,
-    /** Positions of the non-separator suffixes, sorted. */
-    readonly sa: Uint32Array,
+    /** Positions of the non-separator suffixes, sorted (bit-packed). */
+    readonly sa: PackedArray,
   ) {
     this.size = sa.length;
     this.vocabularySize = header.vocabularySize;
@@ -133,11 +135,16 @@ export class TraceIndex {
         `${dir}: header counts disagree (tokens ≠ corpus tokens + documents)`,
         "index-corrupt",
       );
+    if (header.saWidth !== bitWidthFor(N))
+      throw new TillerError(
+        `${dir}: header saWidth ${header.saWidth} disagrees with ${N} tokens (expected ${bitWidthFor(N)})`,
+        "index-corrupt",
+      );
+    const saWords = packedWords(n, header.saWidth);
     const expectBytes: Record<string, number> = {
       [TOKENS_FILE]: N * header.tokenWidth,
-      [DOCS_FILE]: (d + 1) * 4,
       [UNIGRAMS_FILE]: header.vocabularySize * 8,
-      [SA_FILE]: n * 4,
+      [SA_FILE]: saWords * 4,
     };
     for (const name of DATA_FILES) {
       const entry = header.files[name];
@@ -179,16 +186,19 @@ export class TraceIndex {
     };
     const tokens = header.tokenWidth === 2 ? new Uint16Array(N) : new Uint32Array(N);
     read(TOKENS_FILE, tokens);
-    const docStarts = new Uint32Array(d + 1);
-    read(DOCS_FILE, docStarts);
     const counts = new BigUint64Array(header.vocabularySize);
     read(UNIGRAMS_FILE, counts);
-    const sa = new Uint32Array(n);
-    read(SA_FILE, sa);
+    const saWordArray = new Uint32Array(saWords + 1); // + the zero padding word PackedArray reads
+    read(SA_FILE, saWordArray.subarray(0, saWords));
+    const sa = new PackedArray(n, header.saWidth, saWordArray);
     const unigrams = new Float64Array(counts.length);
     for (let i = 0; i < counts.length; i++) unigrams[i] = Number(counts[i]);
-    if (docStarts[0] !== 0 || docStarts[d] !== N)
-      throw new TillerError(`${dir}: ${DOCS_FILE} is inconsistent`, "index-corrupt");
+    const docStarts = documentStarts(tokens, header.separator, d);
+    if (!docStarts)
+      throw new TillerError(
+        `${dir}: ${TOKENS_FILE} does not hold ${d} separator-terminated documents`,
+        "index-corrupt",
+      );
     return new TraceIndex(header, tokens, docStarts, unigrams, sa);
   }
 
@@ -228,14 +238,14 @@ export class TraceIndex {
     let b = hi;
     while (a < b) {
       const mid = (a + b) >>> 1;
-      if (T[sa[mid] + depth] < token) a = mid + 1;
+      if (T[sa.get(mid) + depth] < token) a = mid + 1;
       else b = mid;
     }
     const newLo = a;
     b = hi;
     while (a < b) {
       const mid = (a + b) >>> 1;
-      if (T[sa[mid] + depth] <= token) a = mid + 1;
+      if (T[sa.get(mid) + depth] <= token) a = mid + 1;
       else b = mid;
     }
     this.lastHi = a;
@@ -287,7 +297,7 @@ export class TraceIndex {
   /** Occurrences in SA rows `[lo, min(hi, lo + limit))`, sorted by position. */
   occurrencesIn(lo: number, hi: number, limit: number): Occurrence[] {
     const out: Occurrence[] = [];
-    for (let i = lo; i < hi && out.length < limit; i++) out.push(this.occurrenceAt(this.sa[i]));
+    for (let i = lo; i < hi && out.length < limit; i++) out.push(this.occurrenceAt(this.sa.get(i)));
     return out.sort((x, y) => x.position - y.position);
   }
 
@@ -371,4 +381,24 @@ export class TraceIndex {
     }
     return spans;
   }
+}
+
+/**
+ * Start of each document in `tokens` plus a final entry = `tokens.length`, found by scanning for
+ * the separator that ends every document; undefined unless there are exactly `documents`
+ * separators and the last token is one.
+ */
+export function documentStarts(
+  tokens: Uint16Array | Uint32Array,
+  separator: number,
+  documents: number,
+): Uint32Array | undefined {
+  const starts = new Uint32Array(documents + 1);
+  let k = 0;
+  for (let i = tokens.indexOf(separator); i >= 0; i = tokens.indexOf(separator, i + 1)) {
+    if (k === documents) return undefined;
+    starts[++k] = i + 1;
+  }
+  if (k !== documents || starts[documents] !== tokens.length) return undefined;
+  return starts;
 }
