@@ -180,7 +180,14 @@ describe("DeAL", () => {
         vetoes: [{ name: "none", assess: (_c, cands) => cands.map(() => 0) }],
       });
       const result = await run(strategy as ReturnType<typeof deal>, "Once upon a time", 12, true);
-      expect(result.trace, spec).toBeDefined();
+      expect(result.trace?.steps.length, spec).toBeGreaterThan(0);
+      const bare = await run(
+        createStrategy(spec, { reward }) as ReturnType<typeof deal>,
+        "Once upon a time",
+        12,
+        true,
+      );
+      expect(bare.trace?.steps.length, `${spec} without vetoes`).toBeGreaterThan(0);
     }
   });
 
@@ -197,5 +204,84 @@ describe("DeAL", () => {
     });
     expect(Object.keys(result.rewards)).toEqual(["keywords", "length"]);
     expect(result.score).toBeCloseTo(2 * result.rewards.keywords + result.rewards.length, 9);
+  });
+
+  it("honours stop strings in every variant, and its rewards see the cut text", async () => {
+    const reward = keywordsReward(["dog"]);
+    for (const spec of ["deal:paper", "deal", "deal:commit=false"]) {
+      const result = await runStrategy(createStrategy(spec, { reward }), {
+        model,
+        prompt: "Once upon a time",
+        promptTokens: promptTokens(model, "Once upon a time"),
+        maxTokens: 40,
+        stopStrings: ["Lily"],
+      });
+      expect(result.text, spec).not.toContain("Lily");
+      if (result.stopReason === "stop-string")
+        expect(model.detokenize(result.tokens, { context: promptTokens(model, "Once upon a time") })).toBe(
+          result.text.trimEnd(),
+        );
+    }
+  });
+
+  it("ends with context-full instead of throwing when lexical candidates would overflow the context", async () => {
+    const small = await loadTestModel({ contextSize: 24, sequences: 4 });
+    try {
+      const reward = keywordsReward(["elephant", "butterfly"]);
+      const result = await runStrategy(deal({ reward, k: 3, lookahead: 4, lambda: 50, beams: 1 }), {
+        model: small,
+        prompt: "Once upon a time",
+        promptTokens: promptTokens(small, "Once upon a time"),
+        maxTokens: 60,
+      });
+      expect(["context-full", "end-of-generation"]).toContain(result.stopReason);
+      expect(result.tokens.length + promptTokens(small, "Once upon a time").length).toBeLessThanOrEqual(24);
+    } finally {
+      await small.dispose();
+    }
+  });
+
+  it("beam search and DeAL end cleanly when every continuation is vetoed", async () => {
+    const everything: CandidateVeto = {
+      name: "ban-all",
+      assess: (_c, cands) => cands.map(() => Number.POSITIVE_INFINITY),
+    };
+    const beam = await generate(model, {
+      prompt: "Once upon a time",
+      maxTokens: 10,
+      strategy: "beam",
+      beamWidth: 2,
+      vetoes: [everything],
+    });
+    expect(beam.tokens).toEqual([]);
+    const reward = keywordsReward(["dog"]);
+    const searched = await run(
+      deal({ reward, k: 3, lookahead: 3, lambda: 50, beams: 1, vetoes: [everything] }),
+      "Once upon a time",
+      10,
+    );
+    expect(searched.tokens).toEqual([]);
+  });
+
+  it("a soft veto lowers the search score but never the reported logprobs", async () => {
+    const soft: CandidateVeto = { name: "soft-all", assess: (_c, cands) => cands.map(() => 5) };
+    const reward = keywordsReward(["dog"]);
+    const plain = await run(
+      deal({ reward, k: 3, lookahead: 4, lambda: 0, beams: 1 }),
+      "Once upon a time",
+      12,
+    );
+    const softened = await runStrategy(
+      deal({ reward, k: 3, lookahead: 4, lambda: 0, beams: 1, vetoes: [soft] }),
+      {
+        model,
+        prompt: "Once upon a time",
+        promptTokens: promptTokens(model, "Once upon a time"),
+        maxTokens: 12,
+      },
+    );
+    expect(softened.tokens).toEqual(plain.tokens);
+    // Same tokens; logprobs equal up to the float rounding of different batch compositions.
+    expect(softened.logprob).toBeCloseTo(plain.logprob, 2);
   });
 });

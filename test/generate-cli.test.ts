@@ -164,6 +164,19 @@ describe("tiller generate", () => {
     expect(b.tokens).toEqual(a.tokens);
   });
 
+  it("--stop: the streamed text and the JSON text both end before the stop string", () => {
+    const args = [...BASE, "--model", testModelPath(), "--prompt", "Once upon a time", "--stop", "Lily"];
+    const streamed = tiller(args);
+    expect(streamed.status, streamed.stderr).toBe(0);
+    expect(streamed.stdout).toBe(", there was a little girl named \n");
+    const json = JSON.parse(tiller([...args, "--json"]).stdout);
+    expect(json.text).toBe(", there was a little girl named ");
+    expect(json.stopReason).toBe("stop-string");
+    // tokens and logprob cover the whole tokens before the stop string.
+    expect(json.stats.generatedTokens).toBe(json.tokens.length);
+    expect(json.tokens.length).toBeLessThan(10);
+  });
+
   it("exits quietly when stdout is closed early (| head -c 10)", () => {
     const r = spawnSync(
       "bash",

@@ -47,7 +47,10 @@ export function beamSearch(options: BeamOptions): Strategy {
           break;
         }
         // Ask for a few spare candidates so hard vetoes still leave b to choose from.
-        const topK = options.vetoes?.length ? width * 4 : width;
+        const topK = Math.min(
+          options.vetoes?.length ? width * 4 : width,
+          model.maxTopK ?? Number.POSITIVE_INFINITY,
+        );
         const distributions = await model.nextTokenDistributions(prefixes, { topK, signal: context.signal });
         const expansions: (Hypothesis & { parent: number })[] = [];
         for (let b = 0; b < beams.length; b++) {
@@ -68,6 +71,12 @@ export function beamSearch(options: BeamOptions): Strategy {
               done: model.isStopToken(token) ? "end-of-generation" : undefined,
             });
           }
+        }
+        if (expansions.length === 0) {
+          // Every continuation of every beam was vetoed: the beams end where they are.
+          for (const beam of beams) finished.push({ ...beam, done: "end-of-generation" });
+          beams = [];
+          break;
         }
         expansions.sort((a, b) => b.sum - a.sum);
         const kept = expansions.slice(0, width);

@@ -182,7 +182,7 @@ export function selectAmong(strategies: readonly Strategy[], reward: Reward, pic
       for (const strategy of strategies)
         outputs.push(await strategy.decode({ ...context, onText: undefined }));
       const texts = outputs.map((o) =>
-        rolloutText(context.model, context.promptTokens, { ...o, logprob: 0 }, context.stopStrings),
+        rolloutText(context.model, context.promptTokens, o, context.stopStrings),
       );
       const rewards = await scoreAll(
         reward,

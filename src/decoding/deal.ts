@@ -1,6 +1,7 @@
 import type { LanguageModel, Rollout, StopReason, Token } from "../lm/types.js";
 import type { Reward, RewardInput } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
+import { firstStop } from "./rolloutText.js";
 import { steppedSample } from "./stepped.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import type { DecodeContext, TraceStep } from "./types.js";
@@ -11,7 +12,7 @@ import { type CandidateVeto, vetoPenalties } from "./veto.js";
  * next tokens of every beam, extends each candidate by an l-token greedy lookahead, and scores
  *   score(candidate) = log P(beam + candidate | prompt) + λ · h(beam + candidate + lookahead)
  * keeping the b best. The options below the line are tiller's speed-ups; each can be switched
- * off, and `paperFaithful()` turns them all off so the original can be measured beside them.
+ * off, and `PAPER_FAITHFUL` (`deal:paper` on the command line) turns them all off so the original can be measured beside them.
  */
 export interface DealOptions {
   reward: Reward;
@@ -111,12 +112,14 @@ async function runDeal(
   const { model, promptTokens } = context;
   const steps: TraceStep[] = [];
   const textOf = (tokens: readonly Token[]) => model.detokenize(tokens, { context: promptTokens.slice(-8) });
-  const inputOf = (tokens: readonly Token[], finished: boolean): RewardInput => ({
-    prompt: context.prompt,
-    text: textOf(tokens),
-    tokens,
-    finished,
-  });
+  /** The reward's view of a continuation: cut at a stop string (then finished), like the final text. */
+  const inputOf = (tokens: readonly Token[], finished: boolean): RewardInput => {
+    const text = textOf(tokens);
+    const cut = firstStop(text, context.stopStrings);
+    return cut < 0
+      ? { prompt: context.prompt, text, tokens, finished }
+      : { prompt: context.prompt, text: text.slice(0, cut), tokens, finished: true };
+  };
   let beams: Beam[] = [{ tokens: [], logprobs: [], logprob: 0, score: 0, reward: 0 }];
   const finished: Beam[] = [];
   const lexicalCache = new Map<string, Token[][]>();
@@ -144,7 +147,7 @@ async function runDeal(
     if (live.length === 0) break;
 
     // (3) Saturation: if the best live beam's reward can no longer change, searching is wasted.
-    if (o.saturation && o.reward.saturated && live.length > 0) {
+    if (o.saturation && o.reward.saturated) {
       const best = live[0];
       if (o.reward.saturated(inputOf(best.tokens, false))) {
         const rest = context.maxTokens - best.tokens.length;
@@ -164,10 +167,7 @@ async function runDeal(
               })
             )[0];
         const done: Beam = extend(best, rollout.tokens, rollout.logprobs);
-        done.done =
-          rollout.stopReason === "max-tokens" && done.tokens.length < context.maxTokens
-            ? "max-tokens"
-            : rollout.stopReason;
+        done.done = rollout.stopReason;
         if (context.trace)
           steps.push({
             step,
@@ -175,7 +175,10 @@ async function runDeal(
             candidates: [],
             note: "reward saturated: finished greedily",
           });
-        return output(done, steps, o, context);
+        // The other beams had no better reward; the finished ones still compete below.
+        finished.push(done);
+        beams = [];
+        break;
       }
     }
 
@@ -207,7 +210,13 @@ async function runDeal(
           const key = spelling.join(" ");
           if (have.has(key)) continue;
           have.add(key);
+          // Spellings that would not fit in the context are skipped.
+          if (promptTokens.length + live[b].tokens.length + spelling.length + 1 >= model.contextSize)
+            continue;
           const logprob = logprobIn(distribution, spelling[0]);
+          // A first token outside the returned slice has no exact logprob: skip it rather than
+          // commit an estimate (the slice is the whole vocabulary on the llama.cpp backend).
+          if (logprob === undefined) continue;
           // Patience: early on, only spellings that fit the text about as well as the top token
           // are tried (the first token's cost bounds the word's cost from below).
           if (logprob < distribution[0].logprob - allowed(live[b])) continue;
@@ -277,7 +286,7 @@ async function runDeal(
       });
       for (let i = 0; i < inner.length; i++) {
         const [c, j] = owners[i];
-        const logprob = logprobIn(innerDistributions[i], c.tokens[j]);
+        const logprob = logprobIn(innerDistributions[i], c.tokens[j]) ?? Number.NEGATIVE_INFINITY;
         c.logprobs[j] = logprob;
         c.logprob += logprob;
         const [penalty] = await vetoPenalties(o.vetoes, inner[i], [c.tokens[j]]);
@@ -287,6 +296,7 @@ async function runDeal(
     const viable = candidates.filter(
       (c) =>
         Number.isFinite(c.penalty) &&
+        Number.isFinite(c.logprob) &&
         (!c.lexical || c.logprob >= distributions[live.indexOf(c.beam)][0].logprob - allowed(c.beam)),
     );
     candidates.length = 0;
@@ -334,7 +344,12 @@ async function runDeal(
     for (let i = 0; i < candidates.length; i++) {
       const c = candidates[i];
       c.reward = rewards[i];
-      c.score = c.beam.logprob + c.logprob - c.penalty + o.lambda * c.reward;
+      // A reward that returns NaN must not win (NaN compares false both ways in the sort).
+      c.score =
+        c.beam.logprob +
+        c.logprob -
+        c.penalty +
+        o.lambda * (Number.isNaN(c.reward) ? Number.NEGATIVE_INFINITY : c.reward);
     }
     const ranked = [...candidates].sort((a, b) => b.score - a.score);
     const kept = ranked.slice(0, o.beams);
@@ -381,8 +396,9 @@ async function runDeal(
         );
       const tokens = [...c.tokens, ...lookahead.slice(0, take)];
       const logprobs = [...c.logprobs, ...(c.rollout?.logprobs ?? []).slice(0, take)];
-      logprobs[0] -= c.penalty;
+      // The model's logprobs stay exact; a soft-veto penalty only lowers the search score.
       const beam = extend(c.beam, tokens, logprobs);
+      beam.logprob -= c.penalty;
       beam.score = c.score;
       beam.reward = c.reward;
       const last = beam.tokens[beam.tokens.length - 1];
@@ -455,15 +471,12 @@ const VETO_WIDEN_TOP_K = 32;
 /** Logprobs requested when a lexical candidate's token may lie outside the top-k. */
 const LEXICAL_TOP_K = 256;
 
-/**
- * A token's logprob in a top-k slice. Outside the slice the exact value is unknown; the slice's
- * last entry bounds it from above, so that is used (a remote backend returns only ~20).
- */
-function logprobIn(distribution: readonly { token: Token; logprob: number }[], token: Token): number {
-  return (
-    distribution.find((entry) => entry.token === token)?.logprob ??
-    (distribution[distribution.length - 1]?.logprob ?? -30) - 1
-  );
+/** A token's logprob in a top-k slice, or undefined when the slice does not hold it. */
+function logprobIn(
+  distribution: readonly { token: Token; logprob: number }[],
+  token: Token,
+): number | undefined {
+  return distribution.find((entry) => entry.token === token)?.logprob;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { SamplingOptions } from "../lm/types.js";
 import { steppedSample } from "./stepped.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import { TextStream } from "./textStream.js";
-import type { DecodeContext } from "./types.js";
+import type { DecodeContext, SearchTrace, TraceStep } from "./types.js";
 import type { CandidateVeto } from "./veto.js";
 
 /**
@@ -16,7 +16,7 @@ export function plainDecoding(sampling: SamplingOptions, vetoes: readonly Candid
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       if (vetoes.length > 0) return steppedSample(context, sampling, vetoes);
       const stream = context.onText
-        ? new TextStream(context.model, context.promptTokens, context.onText)
+        ? new TextStream(context.model, context.promptTokens, context.onText, context.stopStrings)
         : undefined;
       const [rollout] = await context.model.rollouts([{ prefix: context.promptTokens }], {
         ...sampling,
@@ -25,12 +25,48 @@ export function plainDecoding(sampling: SamplingOptions, vetoes: readonly Candid
         signal: context.signal,
         onToken: stream ? (_index, token) => stream.push(token) : undefined,
       });
-      return {
+      stream?.end();
+      const output: DecodeOutput = {
         tokens: rollout.tokens,
         logprobs: rollout.logprobs,
         stopReason: rollout.stopReason,
         score: rollout.logprob,
       };
+      // Plain decoding considers one token per step: the trace lists the chosen ones.
+      if (context.trace)
+        output.trace = rolloutTrace(
+          context,
+          greedy ? "greedy" : "sample",
+          sampling,
+          rollout.tokens,
+          rollout.logprobs,
+        );
+      return output;
     },
   };
+}
+
+function rolloutTrace(
+  context: DecodeContext,
+  strategy: string,
+  sampling: SamplingOptions,
+  tokens: readonly number[],
+  logprobs: readonly number[],
+): SearchTrace {
+  const steps: TraceStep[] = tokens.map((token, i) => ({
+    step: i,
+    prefixLength: i,
+    candidates: [
+      {
+        token,
+        text: context.model.detokenize([token], {
+          context: [...context.promptTokens, ...tokens.slice(0, i)].slice(-4),
+        }),
+        logprob: logprobs[i],
+        score: logprobs[i],
+        kept: true,
+      },
+    ],
+  }));
+  return { strategy, options: { ...sampling }, steps };
 }

@@ -2,7 +2,7 @@ import { TillerError } from "../errors.js";
 import type { SamplingOptions } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
 import { beamSearch } from "./beam.js";
-import { DEAL_DEFAULTS, deal } from "./deal.js";
+import { DEAL_DEFAULTS, deal, PAPER_FAITHFUL } from "./deal.js";
 import { plainDecoding } from "./greedy.js";
 import type { Strategy } from "./strategy.js";
 import type { CandidateVeto } from "./veto.js";
@@ -85,7 +85,7 @@ export function parseStrategySpec(text: string): StrategySpec {
     .filter(Boolean)) {
     const eq = part.indexOf("=");
     const key = (eq < 0 ? part : part.slice(0, eq)).trim();
-    if (!(key in registration.params)) {
+    if (!Object.hasOwn(registration.params, key)) {
       const valid = Object.entries(registration.params).map(([k, v]) => `${k} (${v})`);
       throw new TillerError(
         `strategy "${name}" has no parameter "${key}"; ${valid.length ? `valid: ${valid.join(", ")}` : "it takes none"}`,
@@ -196,14 +196,15 @@ export { SAMPLING_PARAMS, samplingFrom };
 registerStrategy(
   "deal",
   (spec, deps) => {
-    const paper = spec.params.paper === true;
-    const flag = (key: string, fallback: boolean) => {
+    const boolean = (key: string): boolean | undefined => {
       const value = spec.params[key];
-      if (value === undefined) return paper ? false : fallback;
-      if (typeof value !== "boolean")
+      if (value !== undefined && typeof value !== "boolean")
         throw new TillerError(`deal: ${key} must be true or false, got "${value}"`, "bad-strategy-param");
       return value;
     };
+    const paper = boolean("paper") ?? false;
+    const flag = (key: keyof typeof PAPER_FAITHFUL, fallback: boolean) =>
+      boolean(key) ?? (paper ? PAPER_FAITHFUL[key] : fallback);
     return deal({
       reward: deps.reward as Reward,
       vetoes: deps.vetoes,

@@ -11,13 +11,15 @@ export interface RolloutText {
 }
 
 /**
- * Strips a final stop token and cuts the text at the first stop string — exactly what
- * `runStrategy` does — so a reward scores a candidate the same way it scores a final output.
+ * Strips a final stop token and cuts the text at the first stop string — the one place that
+ * decides what a generation's text is, so a reward scores a candidate the same way it scores a
+ * final output. After a cut, `tokens` and `logprob` cover the whole tokens that lie before the
+ * stop string (the text may end with part of a token that the stop string began inside).
  */
 export function rolloutText(
   model: LanguageModel,
   promptTokens: readonly Token[],
-  rollout: Rollout,
+  rollout: Pick<Rollout, "tokens" | "logprobs" | "stopReason">,
   stopStrings?: readonly string[],
 ): RolloutText {
   const tokens = [...rollout.tokens];
@@ -26,10 +28,26 @@ export function rolloutText(
     tokens.pop();
     logprobs.pop();
   }
-  let text = model.detokenize(tokens, { context: promptTokens.slice(-8) });
-  if (rollout.stopReason === "stop-string" && stopStrings?.length) {
-    const cut = Math.min(...stopStrings.map((stop) => text.indexOf(stop)).filter((i) => i >= 0));
-    if (Number.isFinite(cut)) text = text.slice(0, cut);
+  const context = promptTokens.slice(-8);
+  let text = model.detokenize(tokens, { context });
+  const cut = firstStop(text, stopStrings);
+  if (cut >= 0) {
+    text = text.slice(0, cut);
+    while (tokens.length > 0 && model.detokenize(tokens, { context }).length > cut) {
+      tokens.pop();
+      logprobs.pop();
+    }
   }
-  return { text, tokens, logprob: logprobs.reduce((a, b) => a + b, 0), stopReason: rollout.stopReason };
+  const stopReason = cut >= 0 ? "stop-string" : rollout.stopReason;
+  return { text, tokens, logprob: logprobs.reduce((a, b) => a + b, 0), stopReason };
+}
+
+/** Where the first of `stopStrings` starts in `text`, or -1. */
+export function firstStop(text: string, stopStrings: readonly string[] | undefined): number {
+  let first = -1;
+  for (const stop of stopStrings ?? []) {
+    const at = stop ? text.indexOf(stop) : -1;
+    if (at >= 0 && (first < 0 || at < first)) first = at;
+  }
+  return first;
 }

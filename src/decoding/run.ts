@@ -1,4 +1,5 @@
 import { usageSince } from "../lm/types.js";
+import { rolloutText } from "./rolloutText.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import type { DecodeContext, GenerationResult } from "./types.js";
 
@@ -16,22 +17,17 @@ export async function runStrategy(
   const output: DecodeOutput = await strategy.decode(context);
   const wallMs = performance.now() - started;
   const usage = usageSince(before, model.usage);
-  const tokens = [...output.tokens];
-  const logprobs = [...output.logprobs];
-  if (tokens.length > 0 && model.isStopToken(tokens[tokens.length - 1])) {
-    tokens.pop();
-    logprobs.pop();
-  }
-  let text = model.detokenize(tokens, { context: context.promptTokens.slice(-8) });
-  if (output.stopReason === "stop-string" && context.stopStrings?.length) {
-    const cut = Math.min(...context.stopStrings.map((stop) => text.indexOf(stop)).filter((i) => i >= 0));
-    if (Number.isFinite(cut)) text = text.slice(0, cut);
-  }
+  const { text, tokens, logprob, stopReason } = rolloutText(
+    model,
+    context.promptTokens,
+    output,
+    context.stopStrings,
+  );
   return {
     text,
     tokens,
-    logprob: logprobs.reduce((a, b) => a + b, 0),
-    stopReason: output.stopReason,
+    logprob,
+    stopReason,
     score: output.score,
     stats: {
       promptTokens: context.promptTokens.length,

@@ -19,7 +19,9 @@ export async function steppedSample(
 ): Promise<DecodeOutput> {
   const { model } = context;
   const random = seededRandom(sampling.seed ?? 0);
-  const stream = context.onText ? new TextStream(model, context.promptTokens, context.onText) : undefined;
+  const stream = context.onText
+    ? new TextStream(model, context.promptTokens, context.onText, context.stopStrings)
+    : undefined;
   const tokens: Token[] = [];
   const logprobs: number[] = [];
   const steps: TraceStep[] = [];
@@ -35,7 +37,7 @@ export async function steppedSample(
       break;
     }
     const [distribution] = await model.nextTokenDistributions([prefix], {
-      topK: Math.max(VETO_POOL, sampling.topK ?? 0),
+      topK: Math.min(Math.max(VETO_POOL, sampling.topK ?? 0), model.maxTopK ?? Number.POSITIVE_INFINITY),
       signal: context.signal,
     });
     const penalties = await vetoPenalties(
@@ -87,6 +89,7 @@ export async function steppedSample(
       }
     }
   }
+  stream?.end();
   return {
     tokens,
     logprobs,
