@@ -468,8 +468,11 @@ function output(beam: Beam, steps: TraceStep[], o: DealOptions, context: DecodeC
 /** Tokens searched for unvetoed candidates when hard vetoes drop every top-k one. */
 const VETO_WIDEN_TOP_K = 32;
 
-/** Logprobs requested when a lexical candidate's token may lie outside the top-k. */
-const LEXICAL_TOP_K = 256;
+/**
+ * Logprobs requested when lexical candidates need theirs: the whole vocabulary of small models;
+ * with a large vocabulary a word whose first token ranks below this is not tried.
+ */
+const LEXICAL_TOP_K = 1024;
 
 /** A token's logprob in a top-k slice, or undefined when the slice does not hold it. */
 function logprobIn(
