@@ -1,5 +1,6 @@
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
+import type { Strategy } from "./decoding/strategy.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
 import { promptTokens } from "./generate.js";
@@ -11,8 +12,11 @@ export interface AlignOptions {
   prompt: string;
   /** What to steer toward (a `mix` of rewards is a reward). */
   reward: Reward;
-  /** A strategy spec (`deal:k=5,l=8`, `bon:n=8`, `greedy`, …) or a parsed one. */
-  strategy: string | StrategySpec;
+  /**
+   * A strategy spec (`deal:k=5,l=8`, `bon:n=8`, `greedy`, …), a parsed one, or a built
+   * {@link Strategy} (e.g. a `shielded(…)` one; `vetoes` and `sampling` are then its own business).
+   */
+  strategy: string | StrategySpec | Strategy;
   maxTokens?: number;
   sampling?: SamplingOptions;
   vetoes?: readonly CandidateVeto[];
@@ -30,12 +34,12 @@ export interface AlignResult extends GenerationResult {
 
 /** Decodes with any strategy and reports the output's rewards — the library form of `tiller align`. */
 export async function align(model: LanguageModel, options: AlignOptions): Promise<AlignResult> {
-  const spec = typeof options.strategy === "string" ? parseStrategySpec(options.strategy) : options.strategy;
-  const strategy = createStrategy(spec, {
-    reward: options.reward,
-    vetoes: options.vetoes,
-    sampling: options.sampling,
-  });
+  const strategy = isStrategy(options.strategy)
+    ? options.strategy
+    : createStrategy(
+        typeof options.strategy === "string" ? parseStrategySpec(options.strategy) : options.strategy,
+        { reward: options.reward, vetoes: options.vetoes, sampling: options.sampling },
+      );
   const tokens = promptTokens(model, options.prompt);
   const result = await runStrategy(strategy, {
     model,
@@ -50,4 +54,8 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
   const rewards = await scoreComponents(options.reward, input);
   const score = await options.reward.score(input);
   return { ...result, rewards, score };
+}
+
+function isStrategy(value: string | StrategySpec | Strategy): value is Strategy {
+  return typeof value === "object" && typeof (value as Strategy).decode === "function";
 }

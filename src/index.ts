@@ -44,7 +44,6 @@ export {
   estimateWinRates,
   type KLEstimate,
   nGrid,
-  samplerDistribution,
   type WinRateOptions,
   type WinRateReport,
   type WinRateRow,
@@ -103,18 +102,29 @@ export { type GenerateOptions, generate } from "./generate.js";
 export { LlamaCppModel } from "./lm/llama/LlamaCppModel.js";
 export { type LoadModelOptions, loadModel } from "./lm/load.js";
 export { cacheDir, DEFAULT_MODEL_URI, resolveModelPath } from "./lm/resolve.js";
+export { samplerDistribution } from "./lm/sampling.js";
 export type * from "./lm/types.js";
 export { type BuildIndexOptions, type BuildIndexResult, buildIndex } from "./provenance/build-index.js";
 export { IndexBuilder, type IndexBuilderOptions, type ModelIdentity } from "./provenance/builder.js";
 export { tokenizerFingerprint } from "./provenance/fingerprint.js";
 export { FORMAT_VERSION as TRACE_INDEX_FORMAT_VERSION, type IndexHeader } from "./provenance/format.js";
-export { type ProvDecodeOptions, ProvDecodeVeto, type ProvMatch } from "./provenance/prov-decode.js";
+export {
+  PROV_DECODE_RECOMMENDED,
+  type ProvDecodeOptions,
+  ProvDecodeVeto,
+  type ProvMatch,
+} from "./provenance/prov-decode.js";
 export { type RegurgitationResult, regurgitation } from "./provenance/regurgitation.js";
 export { suffixArray } from "./provenance/sais.js";
 export {
+  DEFAULT_REFUSAL,
+  type ShieldAttempt,
   type ShieldedGeneration,
   type ShieldedGenerationOptions,
+  type ShieldedStrategyOptions,
+  type ShieldTrace,
   type ShieldVerdict,
+  shielded,
   shieldGeneration,
   type TraceShieldOptions,
   traceShield,

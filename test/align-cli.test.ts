@@ -11,6 +11,17 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** A lowercased index of the corpus's first 200 000 characters (built once). */
+function ensureIndex(): string {
+  const index = join(tmp, "index");
+  if (existsSync(index)) return index;
+  const corpus = join(tmp, "corpus.txt");
+  writeFileSync(corpus, readFileSync(sharedPath("corpora/tinystories-4m.txt"), "utf8").slice(0, 200_000));
+  const built = tiller(["index", "build", ...model(), "--corpus", corpus, "--out", index, "--lowercase"]);
+  expect(built.status, built.stderr).toBe(0);
+  return index;
+}
+
 function tiller(args: string[]) {
   const r = spawnSync(process.execPath, [cliPath, ...args], {
     encoding: "utf8",
@@ -89,11 +100,7 @@ describe("tiller align", () => {
   });
 
   it("Prov-Decode from the CLI: --provenance with a built index", () => {
-    const corpus = join(tmp, "corpus.txt");
-    writeFileSync(corpus, readFileSync(sharedPath("corpora/tinystories-4m.txt"), "utf8").slice(0, 200_000));
-    const index = join(tmp, "index");
-    const built = tiller(["index", "build", ...model(), "--corpus", corpus, "--out", index, "--lowercase"]);
-    expect(built.status, built.stderr).toBe(0);
+    const index = ensureIndex();
     const r = tiller([
       "align",
       ...model(),
@@ -109,6 +116,89 @@ describe("tiller align", () => {
     ]);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).text.length).toBeGreaterThan(0);
+  });
+
+  it("--shield: TraceShield refuses a copy, the retry with a hard Prov-Decode veto passes; --regenerate 0 refuses; a high τ passes", () => {
+    const index = ensureIndex();
+    // The corpus's first story: greedy decoding continues it verbatim for a while.
+    const copied = "One day, a little girl named Lily found a needle in her room.";
+    const args = ["align", ...model(), "-p", copied, "-r", "length:5-60w", "--strategy", "greedy"];
+    const shieldArgs = [...args, "--provenance", index, "--shield", "--tau", "5", "-n", "48", "--json"];
+    const retried = tiller(shieldArgs);
+    expect(retried.status, retried.stderr).toBe(0);
+    const out = JSON.parse(retried.stdout);
+    expect(out.shield.refused).toBe(false);
+    expect(out.shield.tau).toBe(5);
+    expect(out.shield.attempts.map((a: { verdict: string }) => a.verdict)).toEqual(["refuse", "pass"]);
+    expect(out.shield.attempts[0].maxBci).toBeGreaterThan(5);
+    const plain = JSON.parse(tiller([...args, "-n", "48", "--json"]).stdout);
+    expect(out.text).not.toBe(plain.text);
+
+    const refused = tiller([...shieldArgs, "--regenerate", "0", "--refusal", "Sorry, no."]);
+    expect(refused.status, refused.stderr).toBe(0);
+    const refusal = JSON.parse(refused.stdout);
+    expect(refusal.text.trim()).toBe("Sorry, no.");
+    expect(refusal.shield).toMatchObject({ refused: true, attempts: [{ verdict: "refuse" }] });
+
+    const passed = tiller([
+      ...args,
+      "--provenance",
+      index,
+      "--shield",
+      "--tau",
+      "100000",
+      "-n",
+      "48",
+      "--json",
+    ]);
+    expect(passed.status, passed.stderr).toBe(0);
+    const pass = JSON.parse(passed.stdout);
+    expect(pass.text).toBe(plain.text);
+    expect(pass.shield).toMatchObject({ refused: false, attempts: [{ verdict: "pass" }] });
+
+    const text = tiller([...shieldArgs.filter((a) => a !== "--json"), "--regenerate", "0"]);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/TraceShield \(τ = 5\): refused after 1 attempt\(s\); max BCI \d/);
+  });
+
+  it("bad Prov-Decode / shield / model options get one clear line, no stack", () => {
+    const base = ["align", ...model(), "-p", "hi", "-r", "keywords:dog"];
+    expectOneLineError([...base, "--gamma", "0"], /--gamma.*expected a number > 0/);
+    expectOneLineError([...base, "--gamma", "-2"], /--gamma.*expected a number > 0/);
+    expectOneLineError([...base, "--window", "0"], /--window.*positive integer/);
+    expectOneLineError([...base, "--min-match", "0"], /--min-match.*positive integer/);
+    expectOneLineError([...base, "--tau", "NaN"], /--tau.*expected a number/);
+    expectOneLineError([...base, "--regenerate", "-1"], /--regenerate/);
+    expectOneLineError([...base, "--shield"], /--shield needs --provenance/);
+    expectOneLineError([...base, "--context-size", "8"], /--context-size must be ≥ 16/);
+    expectOneLineError(
+      ["align", ...model(), "-p", "hi", "-r", "judge", "--judge-model", join(tmp, "no-judge.gguf")],
+      /not found/,
+    );
+    // The judge model loads with the main model's options: at --context-size 32 the judge sees a
+    // truncated question, so a separate judge file answers exactly as the main model (also at 32)
+    // does, and differently from a judge at the default context size.
+    const judge = (extra: string[]) => {
+      const r = tiller([
+        "align",
+        ...model(),
+        "-p",
+        "hi",
+        "-r",
+        "judge",
+        "--strategy",
+        "greedy",
+        "-n",
+        "4",
+        "--json",
+        ...extra,
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).rewards.judge as number;
+    };
+    const separate32 = judge(["--context-size", "32", "--judge-model", testModelPath()]);
+    expect(separate32).toBe(judge(["--context-size", "32"]));
+    expect(separate32).not.toBe(judge(["--judge-model", testModelPath()]));
   });
 
   it("bad input gets one clear line and a non-zero exit", () => {

@@ -319,6 +319,19 @@ describe("win-rate estimators", () => {
 });
 
 describe("reference cache", () => {
+  it("a policy built without modelPath on a loaded model caches on disk (keyed by model.path)", async () => {
+    expect(model.path).toBe(testModelPath());
+    const dir = join(cache, "no-model-path");
+    const policy = new ReferencePolicy(model, { m: 2, maxTokens: 4, seed: 5, cacheDir: dir });
+    expect(policy.cacheFolder).toBe(dir);
+    expect((await policy.keyOf(PROMPTS[0]))?.modelSha256).toMatch(/^[0-9a-f]{64}$/);
+    await policy.samples(PROMPTS[0]);
+    expect(readdirSync(dir, { recursive: true }).length).toBeGreaterThan(0);
+    const again = new ReferencePolicy(model, { m: 2, maxTokens: 4, seed: 5, cacheDir: dir });
+    await again.samples(PROMPTS[0]);
+    expect(again.stats).toMatchObject({ rolloutCalls: 0, diskHits: 1 });
+  });
+
   it("a second run makes no sampling calls; tampered, mismatched and corrupt entries are rejected and recomputed", async () => {
     const dir = join(cache, "reference");
     const first = reference({ m: 8, dir });

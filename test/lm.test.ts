@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { TillerError } from "../src/errors.js";
 import { generate } from "../src/generate.js";
+import { samplerDistribution } from "../src/index.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import type { Rollout, Token } from "../src/lm/types.js";
-import { loadTestModel } from "./helpers.js";
+import { loadTestModel, testModelPath } from "./helpers.js";
 
 const LILY = ", there was a little girl named Lily. She loved to play outside in the park.";
 const PROMPTS = ["Once upon a time", "The dog", "Tom and Sue went", "One day, a little bird"];
@@ -348,5 +349,34 @@ describe("context size", () => {
     } finally {
       await small.dispose();
     }
+  });
+
+  it("rejects a context size below 16 instead of silently raising it", async () => {
+    for (const contextSize of [8, 15, 0]) {
+      const failure = await loadTestModel({ contextSize }).catch((error: unknown) => error);
+      expect(failure, String(contextSize)).toBeInstanceOf(TillerError);
+      expect((failure as TillerError).code).toBe("bad-context-size");
+      expect((failure as TillerError).message).toMatch(/--context-size must be ≥ 16/);
+    }
+    const smallest = await loadTestModel({ contextSize: 16, sequences: 1 });
+    try {
+      expect(smallest.contextSize).toBe(16);
+      expect(smallest.path).toBe(testModelPath());
+    } finally {
+      await smallest.dispose();
+    }
+  });
+});
+
+describe("samplerDistribution (package export)", () => {
+  it("is the sampler's distribution as [token, p] pairs, most likely first", async () => {
+    const [sorted] = await model.nextTokenDistributions([model.tokenize("Once upon a")], {
+      topK: model.vocabularySize,
+    });
+    const pairs = samplerDistribution(sorted, { temperature: 1, topK: 3 });
+    expect(pairs).toHaveLength(3);
+    expect(pairs.map(([token]) => token)).toEqual(sorted.slice(0, 3).map((t) => t.token));
+    expect(pairs.reduce((sum, [, p]) => sum + p, 0)).toBeCloseTo(1, 9);
+    expect(samplerDistribution(sorted, { temperature: 0 })).toEqual([[sorted[0].token, 1]]);
   });
 });

@@ -4,7 +4,7 @@ import { runStrategy } from "../decoding/run.js";
 import { streamSeed } from "../decoding/seeds.js";
 import { TillerError } from "../errors.js";
 import { promptTokens } from "../generate.js";
-import { samplerDistribution as samplerDistributionPairs } from "../lm/sampling.js";
+import { samplerDistribution } from "../lm/sampling.js";
 import type { LanguageModel, SamplingOptions, Token, TokenLogprob } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
@@ -327,21 +327,13 @@ async function estimateKL(
   return { estimate: null, method: `not available: ${spec.name} has no tractable likelihood` };
 }
 
-/** The sampler's distribution over a full (sorted) next-token distribution, as `pickToken` samples. */
-export function samplerDistribution(
-  sorted: readonly TokenLogprob[],
-  options: SamplingOptions,
-): Map<number, number> {
-  return new Map(samplerDistributionPairs(sorted, options));
-}
-
 function stepKL(
   sorted: readonly TokenLogprob[],
   policy: SamplingOptions,
   reference: SamplingOptions,
 ): number {
   const p = samplerDistribution(sorted, policy);
-  const q = samplerDistribution(sorted, reference);
+  const q = new Map(samplerDistribution(sorted, reference));
   let kl = 0;
   for (const [token, pt] of p) {
     if (pt <= 0) continue;

@@ -25,7 +25,23 @@ export function exitQuietlyWhenStdoutCloses(): void {
   });
 }
 
+/**
+ * An interrupted run (Ctrl-C aborts the command's AbortSignal): the DOMException "AbortError" that
+ * `signal.throwIfAborted()` raises, or a TillerError with code "aborted".
+ */
+export function isAbortError(error: unknown): boolean {
+  if (isTillerError(error)) return error.code === "aborted";
+  return typeof error === "object" && error !== null && (error as { name?: unknown }).name === "AbortError";
+}
+
+/** Exit status of a run stopped by SIGINT (128 + 2), as shells report it. */
+export const ABORT_EXIT_CODE = 130;
+
 export function reportAndExit(error: unknown): never {
+  if (isAbortError(error)) {
+    process.stderr.write("tiller: aborted\n");
+    process.exit(ABORT_EXIT_CODE);
+  }
   if (isTillerError(error)) {
     process.stderr.write(`tiller: ${error.message}\n`);
     process.exit(error.exitCode);
@@ -100,6 +116,13 @@ export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0)
     throw new InvalidArgumentError(`expected an integer ≥ 0, got "${value}"`);
+  return n;
+}
+
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
   return n;
 }
 

@@ -26,14 +26,19 @@ function llamaFor(gpu: boolean | "auto"): Promise<Llama> {
   const key = String(gpu);
   let llama = llamas.get(key);
   if (!llama) {
-    llama = getLlama({
+    const starting = getLlama({
       gpu: gpu === false ? false : "auto",
       // Never compile llama.cpp at run time: use the prebuilt binaries shipped on npm.
       build: "never",
       logLevel: LlamaLogLevel.error,
       progressLogs: false,
     });
-    llamas.set(key, llama);
+    llama = starting;
+    llamas.set(key, starting);
+    // A failed start is not cached: the next load tries again.
+    starting.catch(() => {
+      if (llamas.get(key) === starting) llamas.delete(key);
+    });
   }
   return llama;
 }
@@ -43,6 +48,14 @@ function llamaFor(gpu: boolean | "auto"): Promise<Llama> {
  * or the default model. Every failure the user can fix is a one-line TillerError.
  */
 export async function loadModel(spec?: string, options: LoadModelOptions = {}): Promise<LlamaCppModel> {
+  if (
+    options.contextSize !== undefined &&
+    !(Number.isInteger(options.contextSize) && options.contextSize >= 16)
+  )
+    throw new TillerError(
+      `--context-size must be ≥ 16 (an integer), got ${options.contextSize}`,
+      "bad-context-size",
+    );
   const path = await resolveModelPath(spec, { progress: options.progress, signal: options.signal });
   const gpu = options.gpu ?? "auto";
   let llama: Llama;
@@ -78,18 +91,18 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
   const trained = model.trainContextSize || 4096;
   const contextSize = Math.max(16, Math.min(options.contextSize ?? Math.min(trained, 4096), trained));
   const sequences = Math.max(1, options.sequences ?? 16);
-  const threads =
-    options.threads === undefined || options.threads === "auto"
-      ? llama.gpu === false
-        ? await measureThreads(model, path)
-        : Math.min(4, availableParallelism())
-      : Math.max(1, Math.floor(options.threads));
   try {
+    const threads =
+      options.threads === undefined || options.threads === "auto"
+        ? llama.gpu === false
+          ? await measureThreads(model, path)
+          : Math.min(4, availableParallelism())
+        : Math.max(1, Math.floor(options.threads));
     const createContext = () =>
       model.createContext({ contextSize, sequences, threads, ignoreMemorySafetyChecks: false });
     const context = await createContext();
     const pool = Array.from({ length: sequences }, () => context.getSequence());
-    return new LlamaCppModel(basename(path), model, context, pool, threads, contextSize, createContext);
+    return new LlamaCppModel(basename(path), path, model, context, pool, threads, contextSize, createContext);
   } catch (error) {
     await model.dispose();
     throw new TillerError(`cannot create a context for ${path}: ${firstLine(error)}`, "context-failed");

@@ -10,6 +10,7 @@ import { loadTestModel, sharedPath } from "../../test/helpers.js";
 import { deal } from "../decoding/deal.js";
 import { runStrategy } from "../decoding/run.js";
 import type { CandidateVeto } from "../decoding/veto.js";
+import { TillerError } from "../errors.js";
 import { promptTokens } from "../generate.js";
 import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
 import type { Token } from "../lm/types.js";
@@ -169,7 +170,18 @@ describe("Prov-Decode: case-normalised lookup", () => {
       expect(b.length).toBe(a.length);
       expect(b.vetoed).toBe(a.vetoed && a.length >= 9);
     }
-    expect(() => new ProvDecodeVeto(index, { minLength: 0 })).toThrow(RangeError);
+    expect(() => new ProvDecodeVeto(index, { minLength: 0 })).toThrow(TillerError);
+    for (const bad of [{ gamma: 0 }, { gamma: -1 }, { n: -1 }, { n: 1.5 }, { tau: Number.NaN }]) {
+      let error: unknown;
+      try {
+        new ProvDecodeVeto(index, bad);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, JSON.stringify(bad)).toBeInstanceOf(TillerError);
+      expect((error as TillerError).code).toBe("bad-prov-decode-option");
+      expect((error as TillerError).message).toMatch(/^Prov-Decode \w+ \(--[a-z-]+\) must be/);
+    }
   });
 });
 

@@ -49,6 +49,7 @@
  * per (window, candidate) so a search that revisits a context pays nothing.
  */
 import type { CandidateVeto } from "../decoding/veto.js";
+import { TillerError } from "../errors.js";
 import type { LanguageModel, Token } from "../lm/types.js";
 import type { TraceIndex } from "./trace-index.js";
 
@@ -127,12 +128,18 @@ export class ProvDecodeVeto implements CandidateVeto {
     this.minLength = options.minLength ?? 1;
     this.model = options.normalize?.model;
     this.lowercase = options.normalize?.lowercase ?? index.header.build.lowercase;
+    const bad = (message: string) => new TillerError(message, "bad-prov-decode-option");
     if (!(Number.isInteger(this.n) && this.n >= 0))
-      throw new RangeError("Prov-Decode n must be an integer ≥ 0");
+      throw bad(`Prov-Decode n (--window) must be an integer ≥ 0, got ${this.n}`);
     if (!(Number.isInteger(this.minLength) && this.minLength >= 1))
-      throw new RangeError("Prov-Decode minLength must be an integer ≥ 1");
+      throw bad(`Prov-Decode minLength (--min-match) must be an integer ≥ 1, got ${this.minLength}`);
+    if (Number.isNaN(this.tau)) throw bad("Prov-Decode tau (--tau) must be a number, got NaN");
+    if (!(this.gamma > 0)) throw bad(`Prov-Decode gamma (--gamma) must be > 0, got ${this.gamma}`);
+    if (!(this.maxCount >= 1))
+      throw bad(`Prov-Decode maxCount (--max-count) must be ≥ 1, got ${this.maxCount}`);
+    if (this.mode !== "hard" && this.mode !== "soft")
+      throw bad(`Prov-Decode mode (--veto) must be "hard" or "soft", got "${this.mode}"`);
     if (this.model) index.checkModel(this.model);
-    if (!(this.gamma > 0)) throw new RangeError("Prov-Decode gamma must be > 0");
   }
 
   private windowInfo(context: readonly Token[]): WindowInfo {

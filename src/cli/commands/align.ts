@@ -1,11 +1,11 @@
 import { writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { align } from "../../align.js";
-import { parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
+import { createStrategy, parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
 import type { CandidateVeto } from "../../decoding/veto.js";
 import { TillerError } from "../../errors.js";
-import { loadModel } from "../../lm/load.js";
 import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../../provenance/prov-decode.js";
+import { type ShieldTrace, shielded } from "../../provenance/shield.js";
 import { TraceIndex } from "../../provenance/trace-index.js";
 import { parseRewardSpecs, REWARD_SPEC_FORMS, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
@@ -17,6 +17,7 @@ import {
   type ModelCliOptions,
   nonNegativeInt,
   positiveInt,
+  positiveNumber,
 } from "../shared.js";
 
 interface AlignCliOptions extends ModelCliOptions {
@@ -43,6 +44,9 @@ interface AlignCliOptions extends ModelCliOptions {
   minMatch: number;
   maxCount?: number;
   normalize: boolean;
+  shield?: boolean;
+  regenerate: number;
+  refusal?: string;
   trace?: string;
   json?: boolean;
 }
@@ -91,7 +95,12 @@ export function registerAlign(program: Command): void {
         .choices(["hard", "soft"])
         .default("hard"),
     )
-    .option("--gamma <γ>", "Prov-Decode soft veto penalty", finiteNumber, PROV_DECODE_RECOMMENDED.gamma)
+    .option(
+      "--gamma <γ>",
+      "Prov-Decode soft veto penalty (> 0)",
+      positiveNumber,
+      PROV_DECODE_RECOMMENDED.gamma,
+    )
     .option(
       "--window <n>",
       "Prov-Decode: context tokens looked up before each candidate",
@@ -113,6 +122,12 @@ export function registerAlign(program: Command): void {
       "--no-normalize",
       "Prov-Decode: look raw model tokens up in the index (default: re-tokenize as the index was built, e.g. lowercased)",
     )
+    .option(
+      "--shield",
+      "TraceShield over the --provenance index: refuse an output whose max span BCI exceeds --tau; regenerate with a hard Prov-Decode veto first (with --shield, --provenance does not veto the first attempt)",
+    )
+    .option("--regenerate <n>", "--shield: attempts after a refused one", nonNegativeInt, 1)
+    .option("--refusal <text>", "--shield: text returned when every attempt is refused")
     .option("--trace <file>", "write the search trace (steps, candidates, rollouts, scores) as JSON")
     .option("--json", "print one JSON object")
     .action(
@@ -137,40 +152,62 @@ export function registerAlign(program: Command): void {
             `give at least one --reward; valid forms: ${REWARD_SPEC_FORMS.join(" | ")} (see tiller align --help)`,
             "no-reward",
           );
+        if (options.shield && !options.provenance)
+          throw new TillerError(
+            "--shield needs --provenance <dir> (the corpus index to check against)",
+            "no-index",
+          );
         const index = options.provenance ? TraceIndex.open(options.provenance) : undefined;
         const model = await loadModelFromOptions(options);
-        const judge =
-          options.judgeModel && options.reward.some((r) => /(^|\*)judge/.test(r))
-            ? await loadModel(options.judgeModel, { gpu: "auto", threads: options.threads ?? "auto" })
-            : undefined;
+        let judge: Awaited<ReturnType<typeof loadModelFromOptions>> | undefined;
         try {
+          if (options.judgeModel && options.reward.some((r) => /(^|\*)judge/.test(r)))
+            judge = await loadModelFromOptions({ ...options, model: options.judgeModel });
           const reward = parseRewardSpecs(options.reward, options.weight, { judgeModel: judge ?? model });
+          const provDecode = (mode: "hard" | "soft") =>
+            new ProvDecodeVeto(index as TraceIndex, {
+              n: options.window,
+              tau: options.tau,
+              mode,
+              gamma: options.gamma,
+              minLength: options.minMatch,
+              maxCount: options.maxCount,
+              normalize: options.normalize ? { model } : undefined,
+            });
           const vetoes: CandidateVeto[] = [];
           if (index) {
             index.checkModel(model);
-            vetoes.push(
-              new ProvDecodeVeto(index, {
-                n: options.window,
-                tau: options.tau,
-                mode: options.veto,
-                gamma: options.gamma,
-                minLength: options.minMatch,
-                maxCount: options.maxCount,
-                normalize: options.normalize ? { model } : undefined,
-              }),
-            );
+            // Built now so a bad option fails before decoding; with --shield it vetoes retries only.
+            const veto = provDecode(options.veto);
+            if (!options.shield) vetoes.push(veto);
           }
+          const sampling = {
+            temperature: options.temperature,
+            topK: options.topK,
+            topP: options.topP,
+            seed: options.seed,
+          };
+          const strategy =
+            options.shield && index
+              ? shielded(
+                  (attempt) =>
+                    createStrategy(fullSpec, {
+                      reward,
+                      // Retries: a new seed, and a hard Prov-Decode veto against the copy.
+                      vetoes: attempt === 0 ? vetoes : [...vetoes, provDecode("hard")],
+                      sampling:
+                        attempt === 0 ? sampling : { ...sampling, seed: (options.seed ?? 0) + attempt },
+                    }),
+                  index,
+                  { tau: options.tau, regenerate: options.regenerate, refusal: options.refusal },
+                )
+              : fullSpec;
           const result = await align(model, {
             prompt: options.prompt,
             reward,
-            strategy: fullSpec,
+            strategy,
             maxTokens: options.maxTokens,
-            sampling: {
-              temperature: options.temperature,
-              topK: options.topK,
-              topP: options.topP,
-              seed: options.seed,
-            },
+            sampling,
             vetoes,
             trace: Boolean(options.trace),
           });
@@ -181,9 +218,21 @@ export function registerAlign(program: Command): void {
             evaluatedTokens: result.stats.evaluatedTokens,
             wallMs: result.stats.wallMs,
           };
+          const shieldTrace = options.shield
+            ? (result.trace?.options.shield as ShieldTrace | undefined)
+            : undefined;
+          const shield = shieldTrace && {
+            refused: shieldTrace.refused,
+            tau: shieldTrace.tau,
+            attempts: shieldTrace.attempts.map((a) => ({
+              verdict: a.verdict,
+              maxBci: a.maxBci,
+              spans: a.spans.length,
+            })),
+          };
           if (options.json) {
             process.stdout.write(
-              `${JSON.stringify({ text: result.text, rewards: result.rewards, score: result.score, stats })}\n`,
+              `${JSON.stringify({ text: result.text, rewards: result.rewards, score: result.score, stats, ...(shield ? { shield } : {}) })}\n`,
             );
           } else {
             process.stdout.write(`${result.text}\n\n`);
@@ -193,6 +242,10 @@ export function registerAlign(program: Command): void {
             process.stdout.write(
               `  ${fullSpec.label}: ${stats.generatedTokens} tokens generated, ${stats.evaluatedTokens} evaluated, ${stats.wallMs} ms\n`,
             );
+            if (shield)
+              process.stdout.write(
+                `  TraceShield (τ = ${shield.tau}): ${shield.refused ? "refused" : "passed"} after ${shield.attempts.length} attempt(s); max BCI ${shield.attempts.map((a) => a.maxBci.toFixed(1)).join(", ")}\n`,
+              );
           }
         } finally {
           await judge?.dispose();

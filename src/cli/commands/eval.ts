@@ -75,7 +75,17 @@ export function registerEval(program: Command): void {
         }
         const index = options.index ? TraceIndex.open(options.index, { verify: options.verify }) : undefined;
 
-        const model = await loadModelFromOptions(options);
+        // Ctrl-C aborts the run (reported as "tiller: aborted", exit 130); a second one kills it.
+        const abort = new AbortController();
+        const onSigint = () => abort.abort();
+        process.once("SIGINT", onSigint);
+        let model: Awaited<ReturnType<typeof loadModelFromOptions>>;
+        try {
+          model = await loadModelFromOptions(options, { signal: abort.signal });
+        } catch (error) {
+          process.off("SIGINT", onSigint);
+          throw error;
+        }
         const bar = new SingleBar(
           {
             format: "eval [{bar}] {value}/{total} | {strategy} · {task}",
@@ -85,10 +95,8 @@ export function registerEval(program: Command): void {
           },
           undefined,
         );
-        const abort = new AbortController();
-        const onSigint = () => abort.abort();
-        process.once("SIGINT", onSigint);
         try {
+          abort.signal.throwIfAborted(); // Ctrl-C while the model loaded
           bar.start(specs.length * tasks.length, 0, { strategy: specs[0].label, task: tasks[0].id });
           const result = await runEval(model, tasks, specs, {
             index,

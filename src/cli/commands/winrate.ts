@@ -8,14 +8,13 @@ import { strategyHelp } from "../../decoding/registry.js";
 import { TillerError } from "../../errors.js";
 import { taskReward } from "../../eval/taskReward.js";
 import { readTasks } from "../../eval/tasks.js";
-import { loadModel } from "../../lm/load.js";
-import { resolveModelPath } from "../../lm/resolve.js";
 import { parseRewardSpecs, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
   action,
   addModelOptions,
   anyInt,
   finiteNumber,
+  loadModelFromOptions,
   type ModelCliOptions,
   nonNegativeInt,
   positiveInt,
@@ -78,17 +77,7 @@ export function registerWinrate(program: Command): void {
         const specs = options.reward ?? [];
         const useTask = specs.length === 0 || (specs.length === 1 && specs[0].trim() === "task");
         const reward = useTask ? undefined : parseRewardSpecs(specs, options.weight);
-        const path = await resolveModelPath(options.model);
-        const gpu = process.argv.includes("--no-gpu")
-          ? false
-          : process.argv.includes("--gpu")
-            ? true
-            : "auto";
-        const model = await loadModel(path, {
-          gpu,
-          threads: options.threads ?? "auto",
-          contextSize: options.contextSize,
-        });
+        const model = await loadModelFromOptions(options);
         const byId = new Map(tasks.map((t) => [t.id, t]));
         const tty = process.stderr.isTTY && !options.json;
         try {
@@ -106,7 +95,7 @@ export function registerWinrate(program: Command): void {
               topK: options.topK,
               topP: options.topP,
               seed: options.seed,
-              modelPath: path,
+              modelPath: model.path,
               cacheDir: options.cache ? options.cacheDir : false,
             },
             onProgress: (done, total, phase) => {

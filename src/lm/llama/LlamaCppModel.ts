@@ -25,6 +25,8 @@ export class LlamaCppModel implements LanguageModel {
 
   constructor(
     readonly id: string,
+    /** The resolved GGUF file this model was loaded from (keys on-disk caches, e.g. ReferencePolicy's). */
+    readonly path: string,
     private readonly model: LlamaModel,
     private context: LlamaContext,
     sequences: LlamaContextSequence[],
