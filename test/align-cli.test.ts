@@ -1,9 +1,8 @@
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, sharedPath, testModelPath } from "./helpers.js";
+import { runCli, sharedPath, testModelPath } from "./helpers.js";
 
 let tmp: string;
 beforeAll(() => {
@@ -22,14 +21,10 @@ function ensureIndex(): string {
   return index;
 }
 
-function tiller(args: string[]) {
-  const r = spawnSync(process.execPath, [cliPath, ...args], {
-    encoding: "utf8",
+const tiller = (args: string[]) =>
+  runCli(args, {
     env: { ...process.env, TILLER_CACHE_DIR: join(tmp, "cache"), TILLER_CONNECT_TIMEOUT_MS: "1500" },
-    timeout: 120_000,
   });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const model = () => ["--model", testModelPath(), "--threads", "1", "--no-gpu"];
 

@@ -1,18 +1,14 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, sharedPath, testModelPath } from "./helpers.js";
+import { cliPath, runCli, sharedPath, testModelPath } from "./helpers.js";
 
 let tmp: string;
 let tasksFile: string;
 let indexDir: string;
 
-function tiller(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cliPath, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const tiller = (args: string[]) => runCli(args);
 
 const TASKS = [
   { id: "t1", prompt: "Once upon a time", keywords: ["dog", "ball"], maxTokens: 16 },

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, testModelPath } from "./helpers.js";
+import { cliPath, runCli, testModelPath } from "./helpers.js";
 
 const LILY = ", there was a little girl named Lily. She loved to play outside in the park.";
 const BASE = ["generate", "--threads", "1", "--no-gpu"];
@@ -26,14 +26,7 @@ interface Run {
   stderr: string;
 }
 
-function tiller(args: string[]): Run {
-  const r = spawnSync(process.execPath, [cliPath, ...args], {
-    encoding: "utf8",
-    env: cleanEnv(),
-    timeout: 60_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const tiller = (args: string[]): Run => runCli(args, { env: cleanEnv(), timeoutMs: 60_000 });
 
 /** Like `tiller`, without blocking, so independent runs overlap. */
 function tillerAsync(args: string[]): Promise<Run> {

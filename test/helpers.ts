@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,3 +34,26 @@ export function loadTestModel(
 
 /** Path of the built CLI (tests that spawn it need `npm run build` first; `npm test` does that). */
 export const cliPath = resolve(repoRoot, "dist/cli/main.js");
+
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the built CLI and waits for it. NO_COLOR keeps output plain: picocolors colours it
+ * whenever CI is set, which would split the text tests match.
+ */
+export function runCli(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): CliRun {
+  const r = spawnSync(process.execPath, [cliPath, ...args], {
+    encoding: "utf8",
+    input: options.input,
+    timeout: options.timeoutMs ?? 120_000,
+    env: { ...(options.env ?? process.env), NO_COLOR: "1" },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}

@@ -1,24 +1,14 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, testModelPath } from "./helpers.js";
+import { cliPath, runCli, testModelPath } from "./helpers.js";
 
 let tmp: string;
 let corpus: string;
 let indexDir: string;
 
-function tiller(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  // NO_COLOR: picocolors colours output whenever CI is set, which would split the matched text.
-  const r = spawnSync(process.execPath, [cliPath, ...args], {
-    encoding: "utf8",
-    input,
-    timeout: 120_000,
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const tiller = (args: string[], input?: string) => runCli(args, { input });
 
 const DOCS = [
   "The lighthouse keeper Bartholomew polished the brass telescope every Tuesday at dawn.",
