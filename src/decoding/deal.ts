@@ -403,8 +403,7 @@ async function runDeal(
       beam.reward = c.reward;
       const last = beam.tokens[beam.tokens.length - 1];
       if (model.isStopToken(last)) beam.done = "end-of-generation";
-      else if (take > 0 && take === lookahead.length && c.rollout?.stopReason === "stop-string")
-        beam.done = "stop-string";
+      else if (firstStop(textOf(beam.tokens), context.stopStrings) >= 0) beam.done = "stop-string";
       if (beam.done) finished.push(beam);
       else next.push(beam);
     }
