@@ -223,7 +223,13 @@ export class LlamaCppModel implements LanguageModel {
   ): StopReason | undefined {
     if (this.stopTokens.has(tokens[tokens.length - 1])) return "end-of-generation";
     if (options.stopStrings?.length) {
-      const text = this.detokenize(tokens, { context: prefix.slice(-8) });
+      // Only the tail can hold a stop string that this token completed (earlier tokens were
+      // checked already): a token decodes to at least one character once its bytes are complete,
+      // so the last (longest stop + 4) tokens suffice — this keeps the check O(1) per token.
+      const tail = Math.max(...options.stopStrings.map((stop) => stop.length)) + 4;
+      const recent = tokens.slice(-tail);
+      const before = [...prefix, ...tokens.slice(0, tokens.length - recent.length)].slice(-8);
+      const text = this.detokenize(recent, { context: before });
       if (options.stopStrings.some((stop) => text.includes(stop))) return "stop-string";
     }
     if (tokens.length >= maxTokens) return "max-tokens";
