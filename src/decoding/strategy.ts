@@ -1,5 +1,5 @@
 import type { StopReason, Token } from "../lm/types.js";
-import type { DecodeContext, SearchTrace } from "./types.js";
+import type { DecodeContext, SearchTrace, StrategyDetails } from "./types.js";
 
 /** What a strategy returns; `runStrategy` turns it into a `GenerationResult`. */
 export interface DecodeOutput {
@@ -11,6 +11,7 @@ export interface DecodeOutput {
   /** The strategy's own objective for the chosen output (beam: length-normalised logprob; DeAL: search score). */
   score?: number;
   trace?: SearchTrace;
+  details?: StrategyDetails;
 }
 
 /** A decoding strategy: sees the model only through `DecodeContext.model` (a `LanguageModel`). */

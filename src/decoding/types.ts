@@ -1,4 +1,5 @@
-import type { LanguageModel, ModelUsage, StopReason, Token } from "../lm/types.js";
+import type { LanguageModel, ModelUsage, ModelWarning, StopReason, Token } from "../lm/types.js";
+import type { DecodeEvent } from "./events.js";
 
 /** One step of a search, for the JSON trace (a later page draws it). */
 export interface TraceStep {
@@ -38,6 +39,8 @@ export interface GenerationStats {
 
 export interface GenerationResult {
   text: string;
+  /** Every way a model call or the strategy degraded a request during this generation. */
+  warnings: ModelWarning[];
   /** Generated tokens (stop token excluded). */
   tokens: Token[];
   /** Sum of the model's logprobs of `tokens` given the prompt. */
@@ -45,19 +48,56 @@ export interface GenerationResult {
   stopReason: StopReason;
   stats: GenerationStats;
   trace?: SearchTrace;
+  /** The strategy's own objective for the output (beam: length-normalised logprob; DeAL: search score). */
+  score?: number;
+  /** What the strategy reports about its run, typed per strategy. */
+  details?: StrategyDetails;
 }
 
-/** What every strategy receives. Strategies touch the model only through `LanguageModel`. */
+/**
+ * Per-strategy metadata, discriminated by `strategy`. A strategy adds its variant here so readers
+ * (CLI, server, eval) switch on `strategy` instead of casting a record.
+ */
+export type StrategyDetails =
+  | { strategy: "bon" | "won"; n: number; chosen: number; rewards: number[] }
+  | { strategy: "deal"; steps: number; lexicalCommits: number; saturatedAt?: number }
+  | { strategy: "shield"; attempts: number; refused: boolean; maxBci?: number }
+  | { strategy: "speculative"; drafted: number; accepted: number; targetCalls: number }
+  | { strategy: "ambedkar"; steps: number; meanDivergence: number };
+
+/**
+ * The models a decode may use, by role. `target` writes the output; `draft` proposes tokens for
+ * speculative verification; `verifier` judges candidates (AMBEDKAR); `judge` scores outputs for
+ * a judge reward. Only `target` is required; a strategy that needs another role says so.
+ */
+export interface DecodeModels {
+  target: LanguageModel;
+  draft?: LanguageModel;
+  verifier?: LanguageModel;
+  judge?: LanguageModel;
+}
+
+/** What every strategy receives. Strategies touch models only through `LanguageModel`. */
 export interface DecodeContext {
+  /** The target model (`models.target`). */
   model: LanguageModel;
+  models: DecodeModels;
   /** Prompt tokens, BOS included. */
   promptTokens: readonly Token[];
   prompt: string;
   maxTokens: number;
   stopStrings?: readonly string[];
   signal?: AbortSignal;
-  /** Called with each piece of committed text as soon as it is final (for streaming). */
-  onText?: (text: string) => void;
-  /** Record a search trace. */
+  /**
+   * Receives the decode's event stream: committed text as soon as it is final, search steps,
+   * warnings. Defaults to none (nothing is streamed).
+   */
+  emit?: (event: DecodeEvent) => void;
+  /** Record a search trace in the result. */
   trace?: boolean;
+}
+
+/** Sends a warning to the context's stream (strategies call this where they degrade a request). */
+export function warn(context: Pick<DecodeContext, "emit">, warning: ModelWarning): void {
+  context.emit?.({ type: "warning", warning });
 }

@@ -1,11 +1,20 @@
 /**
- * The narrow contract every decoding strategy sees. A backend (llama.cpp in-process, an
- * OpenAI-compatible server, ...) implements it; strategies never see the backend's library.
+ * The narrow contract every decoding strategy sees (version {@link LANGUAGE_MODEL_CONTRACT}). A
+ * backend (llama.cpp in-process, llama-server or vLLM over HTTP, a fleet of them) implements it;
+ * strategies never see the backend's library or its transport.
  *
- * Both model calls are batched: they take many prefixes and the backend evaluates them together
- * where it can. Results come back in the caller's order. Remote backends may only expose the
- * top ~20 logprobs, so strategies should ask for small `topK`.
+ * The model calls are batched: they take many prefixes and the backend evaluates them together
+ * where it can. Results come back in the caller's order. What a backend cannot do exactly is
+ * stated in `capabilities`, and every call that had to degrade a request (e.g. top-k clamped to
+ * a server's 20 logprobs) reports it through `onWarning` — never silently.
+ *
+ * Tokenizer: `tokenize` is async (a remote backend asks its server); `detokenize` is synchronous
+ * because streaming calls it for every token: a backend keeps the text of every token it hands out
+ * (llama.cpp: the vocabulary; HTTP: the pieces fetched once per token id), so decoding text never
+ * waits on the network.
  */
+export const LANGUAGE_MODEL_CONTRACT = "tiller.lm/v2";
+
 export type Token = number;
 
 export interface TokenLogprob {
@@ -39,12 +48,75 @@ export interface RolloutRequest {
   maxTokens?: number;
 }
 
-export interface RolloutOptions extends SamplingOptions {
+/** Something a backend could not do exactly as asked, reported per call instead of silently. */
+export interface ModelWarning {
+  /** Stable, machine-readable: "top-k-clamped", "inexact-distribution", "unseeded-sampling", … */
+  code: string;
+  message: string;
+}
+
+/** Options every model call takes. */
+export interface ModelCallOptions {
+  signal?: AbortSignal;
+  /** Receives each way this call was degraded (e.g. top-k clamped). Defaults to dropping them. */
+  onWarning?: (warning: ModelWarning) => void;
+}
+
+/** What a backend can do exactly; strategies adapt (or warn) instead of assuming. */
+export interface ModelCapabilities {
+  /** Most entries a distribution can hold per position (`Infinity`: the whole vocabulary). */
+  maxTopK: number;
+  /** Logprobs are the exact log-softmax over the full vocabulary (not renormalised over a top-k). */
+  exactDistributions: boolean;
+  /** A sampled rollout with the same seed, prefix and options is bit-for-bit reproducible. */
+  seededSampling: boolean;
+  /** Prefixes shared with earlier calls are served from a cache instead of evaluated again. */
+  prefixCache: boolean;
+  /**
+   * `scoreContinuations` evaluates each request in one pass; false means one backend request per
+   * continuation position (llama-server has no prompt logprobs), so it is expensive there.
+   */
+  singlePassScoring: boolean;
+  /** The model carries its own chat template (`chatTokens` applies it). */
+  chatTemplate: boolean;
+}
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/** A (prefix, continuation) pair whose continuation tokens are to be scored. */
+export interface ScoreRequest {
+  /** Full token prefix (BOS included). Must hold at least one token. */
+  prefix: readonly Token[];
+  /** The known tokens that follow `prefix` (may be empty: then only `next` is returned). */
+  continuation: readonly Token[];
+}
+
+export interface ScoreOptions extends ModelCallOptions {
+  /** Also return the top-k distribution at every continuation position. Defaults to 0 (none). */
+  topK?: number;
+  /** Size of the distribution one past the last continuation token. Defaults to 0 (none). */
+  nextTopK?: number;
+}
+
+export interface ScoredContinuation {
+  /** Logprob of each continuation token given everything before it (full softmax, temperature 1). */
+  logprobs: number[];
+  /** Sum of `logprobs`. */
+  logprob: number;
+  /** With `topK`: the distribution before each continuation token (`top[i]` predicts `continuation[i]`). */
+  top?: NextTokenDistribution[];
+  /** With `nextTopK`: the distribution after the last continuation token. */
+  next?: NextTokenDistribution;
+}
+
+export interface RolloutOptions extends SamplingOptions, ModelCallOptions {
   /** Upper bound on generated tokens per rollout. */
   maxTokens: number;
   /** Stop when the decoded continuation contains one of these strings. */
   stopStrings?: readonly string[];
-  signal?: AbortSignal;
   /** Called with each generated token as it is produced (for streaming). */
   onToken?: (requestIndex: number, token: Token) => void;
 }
@@ -77,11 +149,7 @@ export interface LanguageModel {
   /** Human-readable identity, e.g. the model file name. */
   readonly id: string;
   readonly vocabularySize: number;
-  /**
-   * Most entries `nextTokenDistributions` can return per prefix (an OpenAI-compatible server
-   * gives ~20); undefined means the whole vocabulary. Strategies clamp their `topK` to it.
-   */
-  readonly maxTopK?: number;
+  readonly capabilities: Readonly<ModelCapabilities>;
   /** Maximum tokens (prompt + generation) one prefix can hold. */
   readonly contextSize: number;
   /** The beginning-of-sequence token, if the model uses one. */
@@ -91,7 +159,13 @@ export interface LanguageModel {
   readonly usage: Readonly<ModelUsage>;
 
   /** Text to tokens. `addBos` (default true) prepends BOS when the model expects one. */
-  tokenize(text: string, options?: { addBos?: boolean }): Token[];
+  tokenize(text: string, options?: { addBos?: boolean }): Promise<Token[]>;
+  /**
+   * Chat messages to prompt tokens through the model's own chat template (BOS included as the
+   * template wants), ending with the assistant's turn opened. Only when
+   * `capabilities.chatTemplate`; otherwise it rejects with a TillerError.
+   */
+  chatTokens(messages: readonly ChatMessage[]): Promise<Token[]>;
   /**
    * Tokens to text. Pass the tokens that precede them as `context` so the first token's leading
    * space is kept and a multi-byte character split across the boundary is decoded correctly.
@@ -102,8 +176,15 @@ export interface LanguageModel {
   /** For each prefix, its top-`topK` next tokens with exact log-softmax logprobs. */
   nextTokenDistributions(
     prefixes: readonly (readonly Token[])[],
-    options: { topK: number; signal?: AbortSignal },
+    options: { topK: number } & ModelCallOptions,
   ): Promise<NextTokenDistribution[]>;
+
+  /**
+   * For each request, the logprob of every continuation token given the prefix and the tokens
+   * before it, optionally the top-k at each position and the distribution one past the end —
+   * what speculative verification and counterfactual scoring need. Cache-reusing like the rest.
+   */
+  scoreContinuations(requests: readonly ScoreRequest[], options?: ScoreOptions): Promise<ScoredContinuation[]>;
 
   /** For each request, a continuation of up to `maxTokens` tokens, greedy or sampled. */
   rollouts(requests: readonly RolloutRequest[], options: RolloutOptions): Promise<Rollout[]>;

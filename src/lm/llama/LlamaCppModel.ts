@@ -2,13 +2,19 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-
 import { TillerError } from "../../errors.js";
 import { pickToken, seededRandom } from "../sampling.js";
 import {
+  type ChatMessage,
   emptyUsage,
   type LanguageModel,
+  type ModelCallOptions,
+  type ModelCapabilities,
   type ModelUsage,
   type NextTokenDistribution,
   type Rollout,
   type RolloutOptions,
   type RolloutRequest,
+  type ScoredContinuation,
+  type ScoreOptions,
+  type ScoreRequest,
   type StopReason,
   type Token,
   type TokenLogprob,
@@ -56,11 +62,27 @@ export class LlamaCppModel implements LanguageModel {
     return this.vocabSize;
   }
 
+  get capabilities(): ModelCapabilities {
+    return {
+      maxTopK: Number.POSITIVE_INFINITY,
+      exactDistributions: true,
+      seededSampling: true,
+      prefixCache: true,
+      singlePassScoring: true,
+      chatTemplate: false,
+    };
+  }
+
   get contextSize(): number {
     return Math.min(this.context.contextSize, this.requestedContextSize);
   }
 
-  tokenize(text: string, options: { addBos?: boolean } = {}): Token[] {
+  async tokenize(text: string, options: { addBos?: boolean } = {}): Promise<Token[]> {
+    return this.tokenizeSync(text, options);
+  }
+
+  /** In-process tokenization needs no round trip; `tokenize` wraps this for the async contract. */
+  tokenizeSync(text: string, options: { addBos?: boolean } = {}): Token[] {
     const tokens = [...this.model.tokenize(text)] as Token[];
     const addBos = options.addBos ?? true;
     if (
@@ -106,9 +128,17 @@ export class LlamaCppModel implements LanguageModel {
       );
   }
 
+  chatTokens(_messages: readonly ChatMessage[]): Promise<Token[]> {
+    throw new TillerError("chatTokens: not built yet (seam v2 in progress)", "not-implemented");
+  }
+
+  scoreContinuations(_requests: readonly ScoreRequest[], _options?: ScoreOptions): Promise<ScoredContinuation[]> {
+    throw new TillerError("scoreContinuations: not built yet (seam v2 in progress)", "not-implemented");
+  }
+
   async nextTokenDistributions(
     prefixes: readonly (readonly Token[])[],
-    options: { topK: number; signal?: AbortSignal },
+    options: { topK: number } & ModelCallOptions,
   ): Promise<NextTokenDistribution[]> {
     for (const prefix of prefixes) this.checkPrefix(prefix);
     const topK = Math.max(1, Math.floor(options.topK));
