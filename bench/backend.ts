@@ -65,7 +65,9 @@ async function tillerGreedy(prompt: string): Promise<{ tokens: Token[]; ms: numb
   const ms = performance.now() - started;
   // The stop token, when one ended the story, was generated too: count it like the baseline does.
   const generated = usageSince(before, model.usage).generatedTokens;
-  const [rollout] = await model.rollouts([{ prefix: model.tokenize(prompt) }], { maxTokens: generated });
+  const [rollout] = await model.rollouts([{ prefix: await model.tokenize(prompt) }], {
+    maxTokens: generated,
+  });
   return { tokens: rollout.tokens, ms };
 }
 
@@ -142,7 +144,7 @@ for (const batch of [1, 4, 16]) {
 }
 
 // --- 3. DeAL-like access pattern ------------------------------------------------------------------
-const storyStart = model.tokenize("Once upon a time");
+const storyStart = await model.tokenize("Once upon a time");
 const [opening] = await model.rollouts([{ prefix: storyStart }], {
   maxTokens: DEAL.prefixTokens - storyStart.length,
 });

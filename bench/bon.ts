@@ -14,8 +14,8 @@ import { mean } from "../src/calibration/winrate.js";
 import { bestOfN, pickIndex } from "../src/decoding/bestOfN.js";
 import { streamSeeds } from "../src/decoding/seeds.js";
 import { readTasks } from "../src/eval/tasks.js";
-import { promptTokens } from "../src/generate.js";
 import { loadModel } from "../src/lm/load.js";
+import { promptTokens } from "../src/lm/prompt.js";
 import { keywordsReward } from "../src/rewards/keywords.js";
 import { scoreAll } from "../src/rewards/types.js";
 
@@ -26,7 +26,7 @@ const model = await loadModel(modelPath, { gpu: false, threads: 1, sequences: 16
 // 1. Batched vs sequential sampling.
 console.log("## N samples: batched vs sequential (stories260K, CPU, 1 thread, 64 tokens each, median of 3)");
 console.log("N   batched ms  sequential ms  sequential/batched");
-const tokens = promptTokens(model, "Once upon a time");
+const tokens = await promptTokens(model, "Once upon a time");
 for (const n of [8, 16]) {
   const seeds = streamSeeds(7, "bench", n);
   const options = { temperature: 1, maxTokens: 64 };
@@ -74,7 +74,7 @@ for (const task of tasks) {
   const context = {
     model,
     prompt: task.prompt,
-    promptTokens: promptTokens(model, task.prompt),
+    promptTokens: await promptTokens(model, task.prompt),
     maxTokens: task.maxTokens,
   };
   for (let trial = 0; trial < trials; trial++) {

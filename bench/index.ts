@@ -67,12 +67,12 @@ async function childBuild(kind: "small" | "large", out: string): Promise<void> {
       .split(/\n[ \t]*\n/)
       .map((d) => d.trim())
       .filter(Boolean)
-      .map((d) => Uint16Array.from(model.tokenize(d.toLowerCase(), { addBos: false })));
+      .map((d) => Uint16Array.from(model.tokenizeSync(d.toLowerCase(), { addBos: false })));
     const passes = 25;
     const total = docs.reduce((a, d) => a + d.length, 0) * passes;
     const b = new IndexBuilder({
       vocabularySize: model.vocabularySize,
-      model: modelIdentity(model, modelPath),
+      model: await modelIdentity(model, modelPath),
       docSep: "blank-line",
       lowercase: true,
       initialCapacity: total + docs.length * passes + 2,

@@ -1,9 +1,10 @@
+import type { DecodeEvent } from "./decoding/events.js";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
-import { promptTokens } from "./generate.js";
+import { type ChatMode, promptTokens } from "./lm/prompt.js";
 import type { LanguageModel, SamplingOptions } from "./lm/types.js";
 import { scoreComponents } from "./rewards/mix.js";
 import type { Reward } from "./rewards/types.js";
@@ -23,6 +24,12 @@ export interface AlignOptions {
   stopStrings?: readonly string[];
   trace?: boolean;
   signal?: AbortSignal;
+  /** Receives the decode's events: committed text, search steps, warnings, the result. */
+  onEvent?: (event: DecodeEvent) => void;
+  /** A system message (chat template only). */
+  system?: string;
+  /** Chat template: `auto` (default: when the model has one), `on`, `off`. */
+  chat?: ChatMode;
 }
 
 export interface AlignResult extends GenerationResult {
@@ -40,7 +47,11 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
         typeof options.strategy === "string" ? parseStrategySpec(options.strategy) : options.strategy,
         { reward: options.reward, vetoes: options.vetoes, sampling: options.sampling },
       );
-  const tokens = promptTokens(model, options.prompt);
+  const tokens = await promptTokens(model, {
+    prompt: options.prompt,
+    system: options.system,
+    chat: options.chat,
+  });
   const result = await runStrategy(strategy, {
     model,
     prompt: options.prompt,
@@ -49,6 +60,7 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
     stopStrings: options.stopStrings,
     signal: options.signal,
     trace: options.trace,
+    emit: options.onEvent,
   });
   const input = { prompt: options.prompt, text: result.text, tokens: result.tokens, finished: true };
   const rewards = await scoreComponents(options.reward, input);

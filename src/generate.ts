@@ -1,12 +1,14 @@
 import { z } from "zod";
 import { beamSearch } from "./decoding/beam.js";
+import type { DecodeEvent } from "./decoding/events.js";
 import { plainDecoding } from "./decoding/greedy.js";
 import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
 import { TillerError } from "./errors.js";
-import type { LanguageModel, Token } from "./lm/types.js";
+import { type ChatMode, promptTokens } from "./lm/prompt.js";
+import type { LanguageModel } from "./lm/types.js";
 
 export const generateOptionsSchema = z.object({
   prompt: z.string(),
@@ -23,8 +25,12 @@ export const generateOptionsSchema = z.object({
 
 export type GenerateOptions = z.input<typeof generateOptionsSchema> & {
   signal?: AbortSignal;
-  /** Receives text as it becomes final (streaming). */
-  onText?: (text: string) => void;
+  /** Receives the decode's events: text as it becomes final, search steps, warnings, the result. */
+  onEvent?: (event: DecodeEvent) => void;
+  /** A system message (chat template only). */
+  system?: string;
+  /** Chat template: `auto` (default: when the model has one), `on`, `off`. */
+  chat?: ChatMode;
   /** Record a search trace in the result. */
   trace?: boolean;
   vetoes?: readonly CandidateVeto[];
@@ -35,23 +41,8 @@ export function describeIssues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.join(".") || "options"}: ${issue.message}`).join("; ");
 }
 
-/** Tokenizes a prompt (BOS added) and checks it leaves room to generate. */
-export function promptTokens(model: LanguageModel, prompt: string): Token[] {
-  const tokens = model.tokenize(prompt);
-  if (tokens.length === 0) throw new TillerError("the prompt tokenizes to nothing", "empty-prompt");
-  if (tokens.length >= model.contextSize)
-    throw new TillerError(
-      `the prompt is ${tokens.length} tokens but the context holds ${model.contextSize}; shorten it or raise --context-size`,
-      "prompt-too-long",
-    );
-  return tokens;
-}
-
 /** Greedy, sampling or beam search on any `LanguageModel` — the library form of `tiller generate`. */
-export async function generate(
-  model: LanguageModel,
-  options: GenerateOptions,
-): Promise<GenerationResult & { score?: number }> {
+export async function generate(model: LanguageModel, options: GenerateOptions): Promise<GenerationResult> {
   const parsed = generateOptionsSchema.safeParse(options);
   if (!parsed.success)
     throw new TillerError(`invalid generate options: ${describeIssues(parsed.error)}`, "bad-options");
@@ -72,11 +63,11 @@ export async function generate(
   return runStrategy(strategy, {
     model,
     prompt: o.prompt,
-    promptTokens: promptTokens(model, o.prompt),
+    promptTokens: await promptTokens(model, { prompt: o.prompt, system: options.system, chat: options.chat }),
     maxTokens: o.maxTokens,
     stopStrings: o.stopStrings,
     signal: options.signal,
-    onText: options.onText,
+    emit: options.onEvent,
     trace: options.trace,
   });
 }

@@ -25,7 +25,7 @@ reportAndExit(${expression});`;
 }
 
 describe("aborted runs", () => {
-  it("reportAndExit: an AbortError (or TillerError 'aborted') is one line, exit 130; other errors are unchanged", () => {
+  it("reportAndExit: an AbortError (or TillerError 'aborted') is one line, exit 130; other errors are unchanged", async () => {
     for (const error of [
       `new DOMException("This operation was aborted", "AbortError")`,
       `(() => { const c = new AbortController(); c.abort(); return c.signal.reason; })()`,

@@ -39,7 +39,7 @@ function expectOneLineError(args: string[], fragment: RegExp) {
 }
 
 describe("tiller align", () => {
-  it("--json prints {text, rewards, score, stats} and --trace writes the search", () => {
+  it("--json prints {text, rewards, score, stats} and --trace writes the search", async () => {
     const trace = join(tmp, "trace.json");
     const r = tiller([
       "align",
@@ -74,7 +74,7 @@ describe("tiller align", () => {
     expect(t.steps.length).toBeGreaterThan(0);
   });
 
-  it("text mode prints the text then one line per reward; bon and greedy work too", () => {
+  it("text mode prints the text then one line per reward; bon and greedy work too", async () => {
     for (const strategy of ["greedy", "bon:n=3"]) {
       const r = tiller([
         "align",
@@ -94,7 +94,7 @@ describe("tiller align", () => {
     }
   });
 
-  it("Prov-Decode from the CLI: --provenance with a built index", () => {
+  it("Prov-Decode from the CLI: --provenance with a built index", async () => {
     const index = ensureIndex();
     const r = tiller([
       "align",
@@ -113,7 +113,7 @@ describe("tiller align", () => {
     expect(JSON.parse(r.stdout).text.length).toBeGreaterThan(0);
   });
 
-  it("--shield: TraceShield refuses a copy, the retry with a hard Prov-Decode veto passes; --regenerate 0 refuses; a high τ passes", () => {
+  it("--shield: TraceShield refuses a copy, the retry with a hard Prov-Decode veto passes; --regenerate 0 refuses; a high τ passes", async () => {
     const index = ensureIndex();
     // The corpus's first story: greedy decoding continues it verbatim for a while.
     const copied = "One day, a little girl named Lily found a needle in her room.";
@@ -156,7 +156,7 @@ describe("tiller align", () => {
     expect(text.stdout).toMatch(/TraceShield \(τ = 5\): refused after 1 attempt\(s\); max BCI \d/);
   });
 
-  it("bad Prov-Decode / shield / model options get one clear line, no stack", () => {
+  it("bad Prov-Decode / shield / model options get one clear line, no stack", async () => {
     const base = ["align", ...model(), "-p", "hi", "-r", "keywords:dog"];
     expectOneLineError([...base, "--gamma", "0"], /--gamma.*expected a number > 0/);
     expectOneLineError([...base, "--gamma", "-2"], /--gamma.*expected a number > 0/);
@@ -196,7 +196,7 @@ describe("tiller align", () => {
     expect(separate32).not.toBe(judge(["--judge-model", testModelPath()]));
   });
 
-  it("bad input gets one clear line and a non-zero exit", () => {
+  it("bad input gets one clear line and a non-zero exit", async () => {
     const base = ["align", ...model(), "-p", "hi"];
     expectOneLineError([...base, "-r", "colour:red"], /unknown reward "colour".*keywords:/);
     expectOneLineError([...base, "-r", "keywords:"], /keywords/);
@@ -221,7 +221,7 @@ describe("tiller align", () => {
 });
 
 describe("tiller winrate", () => {
-  it("prints a table and writes the plot", () => {
+  it("prints a table and writes the plot", async () => {
     const tasks = join(tmp, "tasks.jsonl");
     writeFileSync(
       tasks,

@@ -20,8 +20,8 @@ import { createStrategy } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
 import type { DecodeContext } from "../src/decoding/types.js";
 import { TillerError } from "../src/errors.js";
-import { promptTokens } from "../src/generate.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { promptTokens } from "../src/lm/prompt.js";
 import { defineReward } from "../src/rewards/custom.js";
 import { keywordsReward } from "../src/rewards/keywords.js";
 import { lengthReward } from "../src/rewards/length.js";
@@ -79,11 +79,11 @@ function reference(options: { m?: number; seed?: number; dir?: string | false; w
 }
 
 function context(prompt: string, extra: Partial<DecodeContext> = {}): DecodeContext {
-  return { model, prompt, promptTokens: promptTokens(model, prompt), maxTokens: MAX_TOKENS, ...extra };
+  return { model, prompt, promptTokens: model.tokenizeSync(prompt), maxTokens: MAX_TOKENS, ...extra };
 }
 
 describe("calibrated reward", () => {
-  it("C(x, y) counts ties ½ and stays in [0, 1]", () => {
+  it("C(x, y) counts ties ½ and stays in [0, 1]", async () => {
     const sorted = [0, 1, 1, 2];
     expect(calibratedValue(sorted, -5)).toBe(0);
     expect(calibratedValue(sorted, 1)).toBe((1 + 0.5 * 2) / 4);
@@ -139,7 +139,7 @@ describe("calibrated reward", () => {
           wins.push(out.score as number);
           const text = model.detokenize(
             out.tokens.filter((tok) => !model.isStopToken(tok)),
-            { context: promptTokens(model, prompt).slice(-8) },
+            { context: model.tokenizeSync(prompt).slice(-8) },
           );
           logRatios.push(
             bonLogRatio(sorted, await textHash.score({ prompt, text, tokens: [], finished: true }), n),
@@ -190,7 +190,7 @@ describe("calibrated reward", () => {
 });
 
 describe("transforms", () => {
-  it("are monotone (strictly where they must be) and parse with clear errors", () => {
+  it("are monotone (strictly where they must be) and parse with clear errors", async () => {
     const grid = Array.from({ length: 101 }, (_, i) => i / 100);
     for (const spec of ["identity", "log", "exp:5", "negexp:2", "exp:0.1"]) {
       const t = parseTransform(spec);
@@ -292,7 +292,7 @@ describe("bon and won", () => {
     expect(best.result).toBe(results[best.index]);
   });
 
-  it("rejects N < 1, m < 2 and bad specs with clear TillerErrors", () => {
+  it("rejects N < 1, m < 2 and bad specs with clear TillerErrors", async () => {
     expect(() => bestOfN({ n: 0, reward: textHash })).toThrowError(/N must be an integer ≥ 1, got 0/);
     expect(() => bestOfN({ n: 2.5, reward: textHash })).toThrowError(TillerError);
     expect(() => createStrategy("bon:n=0", { reward: textHash })).toThrowError(
@@ -306,7 +306,7 @@ describe("bon and won", () => {
 });
 
 describe("win-rate estimators", () => {
-  it("are ½ for a policy equal to the reference and match N/(N+1) for BoN vs one sample", () => {
+  it("are ½ for a policy equal to the reference and match N/(N+1) for BoN vs one sample", async () => {
     const q = Array.from({ length: 200 }, (_, i) => i);
     expect(maxWinRate(q, q, 1, 1)).toBeCloseTo(0.5, 10);
     expect(maxWinRate(q, q, 4, 4)).toBeCloseTo(0.5, 10);

@@ -4,8 +4,9 @@ import { deal } from "../src/decoding/deal.js";
 import { createStrategy } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
 import type { CandidateVeto } from "../src/decoding/veto.js";
-import { generate, promptTokens } from "../src/generate.js";
+import { generate } from "../src/generate.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { promptTokens } from "../src/lm/prompt.js";
 import { keywordCoverage, keywordsReward, lengthReward, mix } from "../src/rewards/index.js";
 import { loadTestModel } from "./helpers.js";
 
@@ -17,8 +18,8 @@ afterAll(async () => {
   await model?.dispose();
 });
 
-const run = (strategy: ReturnType<typeof deal>, prompt: string, maxTokens: number, trace = false) =>
-  runStrategy(strategy, { model, prompt, promptTokens: promptTokens(model, prompt), maxTokens, trace });
+const run = async (strategy: ReturnType<typeof deal>, prompt: string, maxTokens: number, trace = false) =>
+  runStrategy(strategy, { model, prompt, promptTokens: await promptTokens(model, prompt), maxTokens, trace });
 
 describe("DeAL", () => {
   it("with λ = 0 and b = 1 equals greedy, with and without tiller's speed-ups", async () => {
@@ -122,7 +123,7 @@ describe("DeAL", () => {
       {
         model,
         prompt: "Once upon a time",
-        promptTokens: promptTokens(model, "Once upon a time"),
+        promptTokens: await promptTokens(model, "Once upon a time"),
         maxTokens: 30,
       },
     );
@@ -212,15 +213,15 @@ describe("DeAL", () => {
       const result = await runStrategy(createStrategy(spec, { reward }), {
         model,
         prompt: "Once upon a time",
-        promptTokens: promptTokens(model, "Once upon a time"),
+        promptTokens: await promptTokens(model, "Once upon a time"),
         maxTokens: 40,
         stopStrings: ["Lily"],
       });
       expect(result.text, spec).not.toContain("Lily");
       if (result.stopReason === "stop-string")
-        expect(model.detokenize(result.tokens, { context: promptTokens(model, "Once upon a time") })).toBe(
-          result.text.trimEnd(),
-        );
+        expect(
+          model.detokenize(result.tokens, { context: await promptTokens(model, "Once upon a time") }),
+        ).toBe(result.text.trimEnd());
     }
   });
 
@@ -231,11 +232,13 @@ describe("DeAL", () => {
       const result = await runStrategy(deal({ reward, k: 3, lookahead: 4, lambda: 50, beams: 1 }), {
         model: small,
         prompt: "Once upon a time",
-        promptTokens: promptTokens(small, "Once upon a time"),
+        promptTokens: await promptTokens(small, "Once upon a time"),
         maxTokens: 60,
       });
       expect(["context-full", "end-of-generation"]).toContain(result.stopReason);
-      expect(result.tokens.length + promptTokens(small, "Once upon a time").length).toBeLessThanOrEqual(24);
+      expect(
+        result.tokens.length + (await promptTokens(small, "Once upon a time")).length,
+      ).toBeLessThanOrEqual(24);
     } finally {
       await small.dispose();
     }
@@ -276,7 +279,7 @@ describe("DeAL", () => {
       {
         model,
         prompt: "Once upon a time",
-        promptTokens: promptTokens(model, "Once upon a time"),
+        promptTokens: await promptTokens(model, "Once upon a time"),
         maxTokens: 12,
       },
     );

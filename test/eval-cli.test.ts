@@ -48,7 +48,7 @@ afterAll(() => {
 const base = () => ["eval", "--model", testModelPath(), "--threads", "1", "--tasks", tasksFile];
 
 describe("tiller eval", () => {
-  it("prints the table and writes results.jsonl, summary.json and the plot", () => {
+  it("prints the table and writes results.jsonl, summary.json and the plot", async () => {
     const out = path.join(tmp, "out", "nested");
     const r = tiller([
       ...base(),
@@ -122,7 +122,7 @@ describe("tiller eval", () => {
     expect(png.length).toBeGreaterThan(5000);
   });
 
-  it("--json prints the summary", () => {
+  it("--json prints the summary", async () => {
     const out = path.join(tmp, "json");
     const r = tiller([...base(), "--strategies", "greedy", "--out", out, "--json", "--limit", "1"]);
     expect(r.status, r.stderr).toBe(0);
@@ -133,7 +133,7 @@ describe("tiller eval", () => {
     expect(summary).toEqual(JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8")));
   });
 
-  it("rejects bad input with one clear line and a non-zero exit", () => {
+  it("rejects bad input with one clear line and a non-zero exit", async () => {
     const out = path.join(tmp, "bad");
     const bad = path.join(tmp, "bad.jsonl");
     fs.writeFileSync(bad, `${JSON.stringify(TASKS[0])}\n{"id": "x", "keywords": ["a"], "maxTokens": 4}\n`);

@@ -22,7 +22,7 @@ function errorOf(fn: () => unknown): TillerError {
 const good = '{"id": "a", "prompt": "Once upon a time", "keywords": ["dog", "ball"], "maxTokens": 32}';
 
 describe("task files", () => {
-  it("reads tasks, skipping blank lines, with defaults and optional length window", () => {
+  it("reads tasks, skipping blank lines, with defaults and optional length window", async () => {
     const tasks = parseTasks(
       `${good}\n\n  \n{"id":"b","prompt":"It was","keywords":[],"maxTokens":8,"minWords":3,"maxWords":9}\r\n`,
     );
@@ -32,7 +32,7 @@ describe("task files", () => {
     ]);
   });
 
-  it("reads the shared dev set", () => {
+  it("reads the shared dev set", async () => {
     const file = path.resolve(__dirname, "../../shared/eval/keywords-dev.jsonl");
     if (!fs.existsSync(file)) return;
     const tasks = readTasks(file);
@@ -40,7 +40,7 @@ describe("task files", () => {
     expect(tasks.every((t) => t.keywords.length > 0 && t.maxTokens > 0)).toBe(true);
   });
 
-  it("names the file, line and field of each error", () => {
+  it("names the file, line and field of each error", async () => {
     const cases: [string, RegExp][] = [
       [
         `${good}\n{"id": "b", "prompt": "x", "keywords": ["a"], "maxTokens": 8`,
@@ -85,14 +85,14 @@ describe("task files", () => {
     }
   });
 
-  it("reports a missing file", () => {
+  it("reports a missing file", async () => {
     const missing = path.join(tmp, "nope.jsonl");
     const error = errorOf(() => readTasks(missing));
     expect(error.message).toBe(`task file not found: ${missing}`);
     expect(error.code).toBe("task-file-not-found");
   });
 
-  it("reads a file and reports errors with its path", () => {
+  it("reads a file and reports errors with its path", async () => {
     const file = path.join(tmp, "t.jsonl");
     fs.writeFileSync(file, `${good}\n{"id": "b"}\n`);
     expect(errorOf(() => readTasks(file)).message).toBe(`${file}:2: field "prompt" is missing`);
@@ -102,7 +102,7 @@ describe("task files", () => {
 describe("task reward", () => {
   const input = (text: string, finished = true) => ({ prompt: "p", text, tokens: [], finished });
 
-  it("is soft keyword coverage with inflections when there is no window", () => {
+  it("is soft keyword coverage with inflections when there is no window", async () => {
     const [task] = parseTasks('{"id":"a","prompt":"p","keywords":["dog","ball","tree"],"maxTokens":8}');
     const reward = taskReward(task);
     expect(reward.score(input("The dogs played."))).toBeCloseTo(1 / 3);
@@ -110,7 +110,7 @@ describe("task reward", () => {
     expect(reward.components?.map((c) => [c.reward.name, c.weight])).toEqual([["keywords", 1]]);
   });
 
-  it("adds a length window with weight 1", () => {
+  it("adds a length window with weight 1", async () => {
     const [task] = parseTasks(
       '{"id":"a","prompt":"p","keywords":["dog"],"maxTokens":8,"minWords":4,"maxWords":6}',
     );
@@ -127,7 +127,7 @@ describe("task reward", () => {
     expect(reward.score(input("the dog", true))).toBeCloseTo(1 - 2 / 5);
   });
 
-  it("handles a one-sided window and length-only tasks", () => {
+  it("handles a one-sided window and length-only tasks", async () => {
     const [minOnly, maxOnly] = parseTasks(
       '{"id":"a","prompt":"p","maxTokens":8,"minWords":10}\n{"id":"b","prompt":"p","maxTokens":8,"maxWords":2}',
     );

@@ -59,7 +59,7 @@ afterAll(async () => {
 });
 
 describe("runEval", () => {
-  it("runs every strategy over every task, sequentially by strategy", () => {
+  it("runs every strategy over every task, sequentially by strategy", async () => {
     expect(result.order).toBe("sequential-by-strategy");
     expect(result.cache).toBe("cold");
     expect(result.strategies).toEqual(STRATEGIES);
@@ -68,7 +68,7 @@ describe("runEval", () => {
     );
   });
 
-  it("computes metrics consistent with the returned text", () => {
+  it("computes metrics consistent with the returned text", async () => {
     for (const row of result.rows) {
       const task = tasks.find((t) => t.id === row.taskId) as EvalTask;
       const m = row.metrics;
@@ -122,7 +122,7 @@ describe("runEval", () => {
     );
   });
 
-  it("summarises per strategy: means, totals and ratios to the first", () => {
+  it("summarises per strategy: means, totals and ratios to the first", async () => {
     for (const s of result.summary) {
       const rows = result.rows.filter((r) => r.strategy === s.strategy).map((r) => r.metrics);
       const mean = (f: (m: (typeof rows)[0]) => number) => rows.reduce((a, m) => a + f(m), 0) / rows.length;
@@ -146,9 +146,9 @@ describe("runEval", () => {
     expect(result.summary[2].evaluatedTokensRatio).toBeGreaterThan(1);
   });
 
-  it("measures regurgitation against the index (lowercased re-tokenization)", () => {
+  it("measures regurgitation against the index (lowercased re-tokenization)", async () => {
     for (const row of result.rows) {
-      const r = regurgitation(index, index.tokenizeQuery(model, row.text.trimStart()), { n: 8 });
+      const r = regurgitation(index, await index.tokenizeQuery(model, row.text.trimStart()), { n: 8 });
       expect(row.metrics.regurgitation).toEqual({
         share8: r.share,
         ngrams: r.ngrams,
@@ -160,11 +160,11 @@ describe("runEval", () => {
     const first = result.rows[0].metrics.regurgitation;
     expect(greedyText).toMatch(/[A-Z]/);
     expect(first?.share8).toBe(1);
-    expect(first?.longestSpan).toBe(index.tokenizeQuery(model, greedyText.trimStart()).length);
+    expect(first?.longestSpan).toBe((await index.tokenizeQuery(model, greedyText.trimStart())).length);
     expect(result.summary[0].regurgitation?.maxLongestSpan).toBe(first?.longestSpan);
   });
 
-  it("prints a table with ratio and regurgitation columns, and a plot spec with one point per strategy", () => {
+  it("prints a table with ratio and regurgitation columns, and a plot spec with one point per strategy", async () => {
     const table = formatTable(result.summary);
     const lines = table.split("\n");
     expect(lines[0]).toMatch(

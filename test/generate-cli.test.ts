@@ -90,7 +90,7 @@ describe("tiller generate", () => {
     expect(stdout).toBe(`${JSON.parse(json.stdout).text}\n`);
   });
 
-  it("prints one JSON object with --json", () => {
+  it("prints one JSON object with --json", async () => {
     const r = tiller([
       ...BASE,
       "--model",
@@ -121,7 +121,7 @@ describe("tiller generate", () => {
     expect(out.stats.wallMs).toBeGreaterThan(0);
   });
 
-  it("beam search and sampling run from the CLI", () => {
+  it("beam search and sampling run from the CLI", async () => {
     const beam = tiller([
       ...BASE,
       "--model",
@@ -157,7 +157,7 @@ describe("tiller generate", () => {
     expect(b.tokens).toEqual(a.tokens);
   });
 
-  it("--stop: the streamed text and the JSON text both end before the stop string", () => {
+  it("--stop: the streamed text and the JSON text both end before the stop string", async () => {
     const args = [...BASE, "--model", testModelPath(), "--prompt", "Once upon a time", "--stop", "Lily"];
     const streamed = tiller(args);
     expect(streamed.status, streamed.stderr).toBe(0);
@@ -170,7 +170,7 @@ describe("tiller generate", () => {
     expect(json.tokens.length).toBeLessThan(10);
   });
 
-  it("exits quietly when stdout is closed early (| head -c 10)", () => {
+  it("exits quietly when stdout is closed early (| head -c 10)", async () => {
     const r = spawnSync(
       "bash",
       [

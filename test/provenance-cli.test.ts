@@ -45,7 +45,7 @@ afterAll(() => {
 });
 
 describe("tiller index / trace CLI", () => {
-  it("index build writes a flat, checksummed directory", () => {
+  it("index build writes a flat, checksummed directory", async () => {
     expect(fs.readdirSync(indexDir).sort()).toEqual(["header.json", "sa.bin", "tokens.bin", "unigrams.bin"]);
     const h = JSON.parse(fs.readFileSync(path.join(indexDir, "header.json"), "utf8"));
     expect(h).toMatchObject({ format: "tiller-trace-index", version: 2, tokenWidth: 2, documents: 3 });
@@ -55,7 +55,7 @@ describe("tiller index / trace CLI", () => {
     expect(fs.readdirSync(tmp).filter((f) => f.includes(".tmp-"))).toEqual([]);
   });
 
-  it("index query --json counts and attributes (model recorded in the header)", () => {
+  it("index query --json counts and attributes (model recorded in the header)", async () => {
     const r = tiller([
       "index",
       "query",
@@ -76,7 +76,7 @@ describe("tiller index / trace CLI", () => {
     expect(out.spans[0].examples[0].document).toBe(1);
   });
 
-  it("index query prints spans with their source", () => {
+  it("index query prints spans with their source", async () => {
     const r = tiller([
       "index",
       "query",
@@ -95,7 +95,7 @@ describe("tiller index / trace CLI", () => {
     expect(r.stdout).toMatch(/doc 2 \(corpus\.txt\)/);
   });
 
-  it("trace refuses a copied passage and passes a novel one (text, file, stdin)", () => {
+  it("trace refuses a copied passage and passes a novel one (text, file, stdin)", async () => {
     const copied = tiller([
       "trace",
       "--index",
@@ -151,7 +151,7 @@ describe("tiller index / trace CLI", () => {
     expect(human.stdout).toMatch(/REFUSE: max BCI \d+\.\d > τ 20/);
   });
 
-  it("fails with one line for a missing index, a corrupt file, and a missing corpus", () => {
+  it("fails with one line for a missing index, a corrupt file, and a missing corpus", async () => {
     const missing = tiller([
       "index",
       "query",

@@ -65,11 +65,11 @@ afterAll(async () => {
 });
 
 describe("trace index built with the real tokenizer", () => {
-  it("stores every document and its tokens", () => {
+  it("stores every document and its tokens", async () => {
     const idx = TraceIndex.open(smallDir);
     expect(idx.documents).toBe(HANDMADE.length);
     for (let d = 0; d < HANDMADE.length; d++) {
-      expect(Array.from(idx.documentTokens(d))).toEqual(model.tokenize(HANDMADE[d], { addBos: false }));
+      expect(Array.from(idx.documentTokens(d))).toEqual(model.tokenizeSync(HANDMADE[d], { addBos: false }));
     }
     expect(idx.header.sources.map((s) => [path.basename(s.path), s.documents])).toEqual([
       ["a.txt", 2],
@@ -78,7 +78,7 @@ describe("trace index built with the real tokenizer", () => {
     expect(idx.header.build.lowercase).toBe(false);
   });
 
-  it("stores at most 6 bytes per corpus token (bit-packed suffix array) for a slice of the shared corpus", () => {
+  it("stores at most 6 bytes per corpus token (bit-packed suffix array) for a slice of the shared corpus", async () => {
     const idx = TraceIndex.open(sliceDir);
     const h = idx.header;
     expect(h.version).toBe(2);
@@ -92,13 +92,13 @@ describe("trace index built with the real tokenizer", () => {
     // Document starts derived from the separators agree with the documents' tokens.
     expect(idx.documents).toBe(paragraphs.length);
     expect(Array.from(idx.documentTokens(7))).toEqual(
-      model.tokenize(paragraphs[7].toLowerCase(), { addBos: false }),
+      model.tokenizeSync(paragraphs[7].toLowerCase(), { addBos: false }),
     );
   });
 
-  it("attributes a copied sentence to its document", () => {
+  it("attributes a copied sentence to its document", async () => {
     const idx = TraceIndex.open(smallDir);
-    const query = idx.tokenizeQuery(
+    const query = await idx.tokenizeQuery(
       model,
       "I read that a quiet librarian catalogued thunderstorms by the colour of it.",
     );
@@ -114,11 +114,11 @@ describe("trace index built with the real tokenizer", () => {
     expect(s.bci).toBeGreaterThan(20);
   });
 
-  it("never matches across documents", () => {
+  it("never matches across documents", async () => {
     const idx = TraceIndex.open(smallDir);
     // End of document 0 + start of document 1: each half occurs, the join does not.
-    const end0 = model.tokenize("every Tuesday at dawn.", { addBos: false });
-    const start1 = model.tokenize("Seven crimson kites", { addBos: false }).slice(0);
+    const end0 = model.tokenizeSync("every Tuesday at dawn.", { addBos: false });
+    const start1 = model.tokenizeSync("Seven crimson kites", { addBos: false }).slice(0);
     expect(idx.count(end0)).toBe(1);
     expect(idx.count(start1)).toBe(1);
     const joined = [
@@ -134,7 +134,7 @@ describe("trace index built with the real tokenizer", () => {
     }
   });
 
-  it("attributes sentences copied from a slice of the shared corpus to their paragraphs", () => {
+  it("attributes sentences copied from a slice of the shared corpus to their paragraphs", async () => {
     const idx = TraceIndex.open(sliceDir);
     expect(idx.documents).toBe(paragraphs.length);
     let checked = 0;
@@ -142,7 +142,7 @@ describe("trace index built with the real tokenizer", () => {
       const sentences = paragraphs[k].split(/(?<=[.!?])\s+/).filter((x) => x.length > 60);
       if (sentences.length === 0) continue;
       const sentence = sentences[0];
-      const query = idx.tokenizeQuery(
+      const query = await idx.tokenizeQuery(
         model,
         `Then, ${sentence.toUpperCase().slice(0, 1)}${sentence.slice(1)}`,
       );
@@ -157,14 +157,14 @@ describe("trace index built with the real tokenizer", () => {
     expect(checked).toBeGreaterThan(5);
   });
 
-  it("counts equal a naive scan over the real token stream", () => {
+  it("counts equal a naive scan over the real token stream", async () => {
     const idx = TraceIndex.open(sliceDir);
-    const docs = paragraphs.map((p) => model.tokenize(p, { addBos: false }));
+    const docs = paragraphs.map((p) => model.tokenizeSync(p, { addBos: false }));
     const patterns: Token[][] = [
-      model.tokenize("once upon a time", { addBos: false }),
-      model.tokenize("the little dog", { addBos: false }),
-      model.tokenize("lily", { addBos: false }),
-      model.tokenize("zebra quantum", { addBos: false }),
+      model.tokenizeSync("once upon a time", { addBos: false }),
+      model.tokenizeSync("the little dog", { addBos: false }),
+      model.tokenizeSync("lily", { addBos: false }),
+      model.tokenizeSync("zebra quantum", { addBos: false }),
     ];
     for (const p of patterns) {
       let naive = 0;
@@ -182,21 +182,21 @@ describe("opening a bad index", () => {
     return dir;
   }
 
-  it("rejects a missing directory and a directory without a header", () => {
+  it("rejects a missing directory and a directory without a header", async () => {
     expectTillerError(() => TraceIndex.open(path.join(tmp, "nope")), "index-not-found", /no trace index/);
     const dir = copyIndex("noheader");
     fs.rmSync(path.join(dir, "header.json"));
     expectTillerError(() => TraceIndex.open(dir), "index-not-found", /not a trace index/);
   });
 
-  it("rejects a truncated file even without checksum verification", () => {
+  it("rejects a truncated file even without checksum verification", async () => {
     const dir = copyIndex("truncated");
     const f = path.join(dir, "sa.bin");
     fs.truncateSync(f, fs.statSync(f).size - 4);
     expectTillerError(() => TraceIndex.open(dir, { verify: false }), "index-truncated", /truncated/);
   });
 
-  it("rejects a corrupted file by its checksum", () => {
+  it("rejects a corrupted file by its checksum", async () => {
     const dir = copyIndex("corrupt");
     const f = path.join(dir, "tokens.bin");
     const bytes = fs.readFileSync(f);
@@ -205,7 +205,7 @@ describe("opening a bad index", () => {
     expectTillerError(() => TraceIndex.open(dir), "index-checksum", /checksum/);
   });
 
-  it("rejects a foreign format version and a foreign format", () => {
+  it("rejects a foreign format version and a foreign format", async () => {
     const dir = copyIndex("version");
     const h = JSON.parse(fs.readFileSync(path.join(dir, "header.json"), "utf8"));
     fs.writeFileSync(path.join(dir, "header.json"), JSON.stringify({ ...h, version: 99 }));
@@ -216,7 +216,7 @@ describe("opening a bad index", () => {
     expectTillerError(() => TraceIndex.open(dir), "index-corrupt", /not valid JSON/);
   });
 
-  it("rejects a version-1 index (u32 sa.bin + docs.bin) with a rebuild message", () => {
+  it("rejects a version-1 index (u32 sa.bin + docs.bin) with a rebuild message", async () => {
     const dir = copyIndex("v1");
     const h = JSON.parse(fs.readFileSync(path.join(dir, "header.json"), "utf8"));
     const { saWidth: _, ...v1 } = h;
@@ -224,21 +224,31 @@ describe("opening a bad index", () => {
     expectTillerError(() => TraceIndex.open(dir), "index-version", /version 1 \(older\).*rebuild it/);
   });
 
-  it("rejects a header whose saWidth disagrees with its token count", () => {
+  it("rejects a header whose saWidth disagrees with its token count", async () => {
     const dir = copyIndex("width");
     const h = JSON.parse(fs.readFileSync(path.join(dir, "header.json"), "utf8"));
     fs.writeFileSync(path.join(dir, "header.json"), JSON.stringify({ ...h, saWidth: h.saWidth + 1 }));
     expectTillerError(() => TraceIndex.open(dir, { verify: false }), "index-corrupt", /saWidth/);
   });
 
-  it("rejects a model whose tokenizer differs", () => {
+  it("rejects a model whose tokenizer differs", async () => {
     const dir = copyIndex("foreign-model");
     const h = JSON.parse(fs.readFileSync(path.join(dir, "header.json"), "utf8"));
     h.model.tokenizerFingerprint = "0000000000000000";
     fs.writeFileSync(path.join(dir, "header.json"), JSON.stringify(h));
     const idx = TraceIndex.open(dir);
-    expectTillerError(() => idx.checkModel(model), "index-model-mismatch", /tokenizes differently/);
-    TraceIndex.open(smallDir).checkModel(model);
+    const mismatch = await idx.checkModel(model).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expectTillerError(
+      () => {
+        if (mismatch) throw mismatch;
+      },
+      "index-model-mismatch",
+      /tokenizes differently/,
+    );
+    await TraceIndex.open(smallDir).checkModel(model);
   });
 
   it("refuses to overwrite a directory that is not an index", async () => {
@@ -251,9 +261,9 @@ describe("opening a bad index", () => {
 });
 
 describe("TraceShield", () => {
-  it("refuses a text that copies a rare passage", () => {
+  it("refuses a text that copies a rare passage", async () => {
     const idx = TraceIndex.open(smallDir);
-    const v = traceShield(
+    const v = await traceShield(
       idx,
       model,
       "He wrote: the lighthouse keeper Bartholomew polished the brass telescope.",
@@ -263,27 +273,32 @@ describe("TraceShield", () => {
     expect(v.spans[0].examples[0].document).toBe(0);
   });
 
-  it("passes novel text and short or common overlaps", () => {
+  it("passes novel text and short or common overlaps", async () => {
     const idx = TraceIndex.open(sliceDir);
-    const novel = traceShield(idx, model, "Quantum compilers rarely dream of purple integrals in Zurich.");
+    const novel = await traceShield(
+      idx,
+      model,
+      "Quantum compilers rarely dream of purple integrals in Zurich.",
+    );
     expect(novel.verdict).toBe("pass");
     // Very common in TinyStories: every long match occurs more than maxCount times.
-    const common = traceShield(idx, model, "Yesterday, upon a time, there was a little");
-    expect(idx.count(idx.tokenizeQuery(model, "upon a time, there was a little"))).toBeGreaterThan(3);
+    const common = await traceShield(idx, model, "Yesterday, upon a time, there was a little");
+    expect(idx.count(await idx.tokenizeQuery(model, "upon a time, there was a little"))).toBeGreaterThan(3);
     expect(common.verdict).toBe("pass");
     // The same check with a permissive maxCount finds the common span and refuses.
     expect(
-      traceShield(idx, model, "Yesterday, upon a time, there was a little", { maxCount: 1e9 }).verdict,
+      (await traceShield(idx, model, "Yesterday, upon a time, there was a little", { maxCount: 1e9 }))
+        .verdict,
     ).toBe("refuse");
   });
 
-  it("follows tau", () => {
+  it("follows tau", async () => {
     const idx = TraceIndex.open(smallDir);
     const text = "Seven crimson kites drifted over the marsh while the heron counted";
-    const v = traceShield(idx, model, text);
+    const v = await traceShield(idx, model, text);
     expect(v.refuse).toBe(true);
-    expect(traceShield(idx, model, text, { tau: v.maxBci + 1 }).refuse).toBe(false);
-    expect(traceShield(idx, model, text, { tau: v.maxBci - 1 }).refuse).toBe(true);
+    expect((await traceShield(idx, model, text, { tau: v.maxBci + 1 })).refuse).toBe(false);
+    expect((await traceShield(idx, model, text, { tau: v.maxBci - 1 })).refuse).toBe(true);
   });
 
   it("the strategy wrapper regenerates, then refuses", async () => {
@@ -328,7 +343,7 @@ async function greedyWithVeto(
   prompt: string,
   steps: number,
 ): Promise<Token[]> {
-  const promptTokens = model.tokenize(prompt);
+  const promptTokens = model.tokenizeSync(prompt);
   const out: Token[] = [];
   for (let i = 0; i < steps; i++) {
     const context = [...promptTokens, ...out];
@@ -348,15 +363,15 @@ async function greedyWithVeto(
 }
 
 describe("Prov-Decode", () => {
-  it("finds the longest occurring suffix of window + candidate", () => {
+  it("finds the longest occurring suffix of window + candidate", async () => {
     const idx = TraceIndex.open(sliceDir);
     const veto = new ProvDecodeVeto(idx, { n: 8, tau: 20 });
     const doc = Array.from(idx.documentTokens(3));
-    const novel = model.tokenize("quantum zebra", { addBos: false });
+    const novel = model.tokenizeSync("quantum zebra", { addBos: false });
     const contexts = [doc.slice(0, 12), [...novel, ...doc.slice(0, 3)], doc.slice(0, 1), [], novel];
     for (const ctx of contexts) {
       const cands = [doc[ctx.length] ?? 5, 0, 13, 100, 300, 511, 1];
-      const got = veto.inspect(ctx, cands);
+      const got = await veto.inspect(ctx, cands);
       cands.forEach((c, i) => {
         const ref = bruteMatch(idx, ctx, c, 8);
         expect(got[i].length, `ctx ${ctx} cand ${c}`).toBe(ref.length);
@@ -374,14 +389,14 @@ describe("Prov-Decode", () => {
     const plain = await greedyWithVeto(undefined, prompt, 60);
     const guarded = await greedyWithVeto(veto, prompt, 60);
     expect(veto.stats.vetoed).toBeGreaterThan(0);
-    const promptTokens = model.tokenize(prompt);
+    const promptTokens = model.tokenizeSync(prompt);
     const all = [...promptTokens, ...guarded];
     for (let i = promptTokens.length; i < all.length; i++) {
       const m = bruteMatch(idx, all.slice(0, i), all[i], 8);
       expect(m.bci, `token ${i}`).toBeLessThanOrEqual(tau);
     }
-    const rPlain = regurgitation(idx, idx.tokenizeQuery(model, model.detokenize(plain)));
-    const rGuarded = regurgitation(idx, idx.tokenizeQuery(model, model.detokenize(guarded)));
+    const rPlain = regurgitation(idx, await idx.tokenizeQuery(model, model.detokenize(plain)));
+    const rGuarded = regurgitation(idx, await idx.tokenizeQuery(model, model.detokenize(guarded)));
     expect(rGuarded.longestSpan).toBeLessThan(rPlain.longestSpan);
   });
 
@@ -389,11 +404,11 @@ describe("Prov-Decode", () => {
     const idx = TraceIndex.open(sliceDir);
     const hard = new ProvDecodeVeto(idx, { tau: 20, mode: "hard" });
     const soft = new ProvDecodeVeto(idx, { tau: 20, mode: "soft", gamma: 1.5 });
-    const context = model.tokenize("once upon a time, there was a little");
+    const context = model.tokenizeSync("once upon a time, there was a little");
     const [dist] = await model.nextTokenDistributions([context], { topK: 20 });
     const cands = dist.map((d) => d.token);
-    const h = hard.assess(context, cands);
-    const s = soft.assess(context, cands);
+    const h = await hard.assess(context, cands);
+    const s = await soft.assess(context, cands);
     expect(h.some((x) => x === Number.POSITIVE_INFINITY)).toBe(true);
     for (let i = 0; i < h.length; i++) expect(s[i]).toBe(h[i] === 0 ? 0 : 1.5);
     // A huge gamma demotes vetoed candidates below every kept one: same output as hard.
@@ -404,10 +419,10 @@ describe("Prov-Decode", () => {
 });
 
 describe("regurgitation", () => {
-  it("counts verbatim 8-grams and the longest span", () => {
+  it("counts verbatim 8-grams and the longest span", async () => {
     const idx = TraceIndex.open(sliceDir);
     const copied = Array.from(idx.documentTokens(5)).slice(0, 30);
-    const novel = model.tokenize(" zebra quantum purple integral compiler", { addBos: false });
+    const novel = model.tokenizeSync(" zebra quantum purple integral compiler", { addBos: false });
     const mixed = [...copied, ...novel];
     const r = regurgitation(idx, mixed, { n: 8 });
     let found = 0;

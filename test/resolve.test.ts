@@ -38,7 +38,7 @@ async function failure(promise: Promise<unknown>): Promise<TillerError> {
 }
 
 describe("cacheDir", () => {
-  it("honours TILLER_CACHE_DIR, then XDG_CACHE_HOME", () => {
+  it("honours TILLER_CACHE_DIR, then XDG_CACHE_HOME", async () => {
     process.env.TILLER_CACHE_DIR = join(tmp, "cache");
     expect(cacheDir()).toBe(join(tmp, "cache"));
     delete process.env.TILLER_CACHE_DIR;

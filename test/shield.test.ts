@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { plainDecoding } from "../src/decoding/greedy.js";
 import { runStrategy } from "../src/decoding/run.js";
 import type { DecodeContext } from "../src/decoding/types.js";
-import { promptTokens } from "../src/generate.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { buildIndex } from "../src/provenance/build-index.js";
 import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../src/provenance/prov-decode.js";
@@ -37,7 +36,7 @@ afterAll(async () => {
 });
 
 function context(prompt: string, extra: Partial<DecodeContext> = {}): DecodeContext {
-  return { model, prompt, promptTokens: promptTokens(model, prompt), maxTokens: 48, ...extra };
+  return { model, prompt, promptTokens: model.tokenizeSync(prompt), maxTokens: 48, ...extra };
 }
 
 /** Greedy; retries add a hard Prov-Decode veto with the recommended settings. */
@@ -55,7 +54,7 @@ const shieldOf = (result: { trace?: { options: Record<string, unknown> } }) =>
 describe("shielded (TraceShield as a strategy)", () => {
   it("refuses a greedy copy of the corpus, then passes the retry decoded with a Prov-Decode veto", async () => {
     const plain = await runStrategy(plainDecoding({ temperature: 0 }), context(COPIED_PROMPT));
-    const plainVerdict = traceShield(index, model, plain.text, { tau: TAU_LOW });
+    const plainVerdict = await traceShield(index, model, plain.text, { tau: TAU_LOW });
     expect(plainVerdict.refuse, plain.text).toBe(true);
 
     const streamed: string[] = [];
@@ -63,7 +62,12 @@ describe("shielded (TraceShield as a strategy)", () => {
     expect(strategy.name).toBe("shield(greedy)");
     const result = await runStrategy(
       strategy,
-      context(COPIED_PROMPT, { trace: true, onText: (t) => streamed.push(t) }),
+      context(COPIED_PROMPT, {
+        trace: true,
+        emit: (event) => {
+          if (event.type === "text") streamed.push(event.text);
+        },
+      }),
     );
     const shield = shieldOf(result);
     expect(shield.attempts.map((a) => a.verdict)).toEqual(["refuse", "pass"]);
@@ -77,7 +81,7 @@ describe("shielded (TraceShield as a strategy)", () => {
     // The accepted output is the retry's, and it really passes.
     expect(result.text).toBe(shield.attempts[1].text);
     expect(result.text).not.toBe(plain.text);
-    expect(traceShield(index, model, result.text, { tau: TAU_LOW }).refuse).toBe(false);
+    expect((await traceShield(index, model, result.text, { tau: TAU_LOW })).refuse).toBe(false);
     expect(result.stopReason).not.toBe("aborted");
     expect(streamed).toEqual([result.text]);
   });
@@ -93,10 +97,10 @@ describe("shielded (TraceShield as a strategy)", () => {
     expect(shield.attempts).toHaveLength(3);
     expect(shield.attempts.every((a) => a.verdict === "refuse")).toBe(true);
     expect(result.text.trim()).toBe(DEFAULT_REFUSAL);
-    expect(result.tokens).toEqual(model.tokenize(DEFAULT_REFUSAL, { addBos: false }));
+    expect(result.tokens).toEqual(await model.tokenize(DEFAULT_REFUSAL, { addBos: false }));
     expect(result.stopReason).toBe("end-of-generation");
     // The logprob is the model's own for the refusal text after the prompt.
-    const prefix = promptTokens(model, COPIED_PROMPT);
+    const prefix = model.tokenizeSync(COPIED_PROMPT);
     const [first] = await model.nextTokenDistributions([prefix], { topK: model.vocabularySize });
     expect(Number.isFinite(result.logprob)).toBe(true);
     expect(result.logprob).toBeLessThan(first.find((t) => t.token === result.tokens[0])?.logprob ?? 0);

@@ -32,7 +32,7 @@ export function ctrlReward(options: CtrlRewardOptions): CtrlRewardFunction {
     reward.score({
       prompt,
       text: completion,
-      tokens: model ? model.tokenize(completion, { addBos: false }) : [],
+      tokens: model ? await model.tokenize(completion, { addBos: false }) : [],
       finished: true,
     });
   return Object.assign(fn, { reward });

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { rolloutText } from "../decoding/rolloutText.js";
 import { streamSeed } from "../decoding/seeds.js";
 import { TillerError } from "../errors.js";
-import { promptTokens } from "../generate.js";
+import { promptTokens } from "../lm/prompt.js";
 import { cacheDir } from "../lm/resolve.js";
 import type { LanguageModel, StopReason, Token } from "../lm/types.js";
 import { modelFileHash } from "./modelHash.js";
@@ -258,7 +258,7 @@ export class ReferencePolicy implements ReferenceSource {
   private async sample(prompts: readonly string[]): Promise<ReferenceSample[][]> {
     const { model } = this;
     const { temperature, topK, topP, seed, stopStrings } = this.sampling;
-    const tokens = prompts.map((prompt) => promptTokens(model, prompt));
+    const tokens = await Promise.all(prompts.map((prompt) => promptTokens(model, prompt)));
     const requests = prompts.flatMap((prompt, p) =>
       Array.from({ length: this.m }, (_, i) => ({
         prefix: tokens[p],

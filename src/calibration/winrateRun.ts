@@ -3,7 +3,7 @@ import { rolloutText } from "../decoding/rolloutText.js";
 import { runStrategy } from "../decoding/run.js";
 import { streamSeed } from "../decoding/seeds.js";
 import { TillerError } from "../errors.js";
-import { promptTokens } from "../generate.js";
+import { promptTokens } from "../lm/prompt.js";
 import { samplerDistribution } from "../lm/sampling.js";
 import type { LanguageModel, SamplingOptions, Token, TokenLogprob } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
@@ -157,7 +157,7 @@ export async function estimateWinRates(
       reward,
       refSamples.map((s) => ({ prompt: task.prompt, text: s.text, tokens: s.tokens, finished: true })),
     );
-    const tokens = promptTokens(model, task.prompt);
+    const tokens = await promptTokens(model, task.prompt);
     const outputs: { text: string; tokens: Token[] }[] = [];
     if (policySpec.name === "sample") {
       // Plain sampling: all k samples in one batched call, per-request seeds.

@@ -47,10 +47,7 @@ export function beamSearch(options: BeamOptions): Strategy {
           break;
         }
         // Ask for a few spare candidates so hard vetoes still leave b to choose from.
-        const topK = Math.min(
-          options.vetoes?.length ? width * 4 : width,
-          model.maxTopK ?? Number.POSITIVE_INFINITY,
-        );
+        const topK = Math.min(options.vetoes?.length ? width * 4 : width, model.capabilities.maxTopK);
         const distributions = await model.nextTokenDistributions(prefixes, { topK, signal: context.signal });
         const expansions: (Hypothesis & { parent: number })[] = [];
         for (let b = 0; b < beams.length; b++) {

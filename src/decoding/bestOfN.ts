@@ -104,7 +104,7 @@ export function bestOfN(
         pick,
       );
       const best = all[chosen];
-      context.onText?.(best.text);
+      context.emit?.({ type: "text", text: best.text });
       const output: DecodeOutput = {
         tokens: best.rollout.tokens,
         logprobs: best.rollout.logprobs,
@@ -179,8 +179,7 @@ export function selectAmong(strategies: readonly Strategy[], reward: Reward, pic
     name: `${pick === "best" ? "bon" : "won"}(${strategies.map((s) => s.name).join(",")})`,
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       const outputs: DecodeOutput[] = [];
-      for (const strategy of strategies)
-        outputs.push(await strategy.decode({ ...context, onText: undefined }));
+      for (const strategy of strategies) outputs.push(await strategy.decode({ ...context, emit: undefined }));
       const texts = outputs.map((o) =>
         rolloutText(context.model, context.promptTokens, o, context.stopStrings),
       );
@@ -189,7 +188,7 @@ export function selectAmong(strategies: readonly Strategy[], reward: Reward, pic
         texts.map((t) => ({ prompt: context.prompt, text: t.text, tokens: t.tokens, finished: true })),
       );
       const chosen = pickIndex(rewards, pick);
-      context.onText?.(texts[chosen].text);
+      context.emit?.({ type: "text", text: texts[chosen].text });
       return { ...outputs[chosen], score: rewards[chosen] };
     },
   };

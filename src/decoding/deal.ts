@@ -155,7 +155,7 @@ async function runDeal(
         // With vetoes, finish token by token so every token is still offered to them.
         const rollout = o.vetoes?.length
           ? await steppedSample(
-              { ...context, promptTokens: prefix, maxTokens: rest, trace: false, onText: undefined },
+              { ...context, promptTokens: prefix, maxTokens: rest, trace: false, emit: undefined },
               { temperature: 0 },
               o.vetoes,
             )
@@ -191,10 +191,7 @@ async function runDeal(
     const anyWanted = wanted.some((words) => words.length > 0);
     const distributions = await model.nextTokenDistributions(prefixes, {
       // Lexical candidates need their own logprobs, so ask for a wider slice of the distribution.
-      topK: Math.min(
-        anyWanted ? Math.max(o.k, LEXICAL_TOP_K) : o.k,
-        model.maxTopK ?? Number.POSITIVE_INFINITY,
-      ),
+      topK: Math.min(anyWanted ? Math.max(o.k, LEXICAL_TOP_K) : o.k, model.capabilities.maxTopK),
       signal: context.signal,
     });
     const candidates: Candidate[] = [];
@@ -206,7 +203,7 @@ async function runDeal(
         .map((entry) => ({ tokens: [entry.token], logprob: entry.logprob, lexical: false }));
       if (anyWanted) {
         const have = new Set(chosen.map((c) => c.tokens.join(" ")));
-        for (const spelling of lexicalSpellings(model, wanted[b] ?? [], lexicalCache)) {
+        for (const spelling of await lexicalSpellings(model, wanted[b] ?? [], lexicalCache)) {
           const key = spelling.join(" ");
           if (have.has(key)) continue;
           have.add(key);
@@ -232,7 +229,7 @@ async function runDeal(
       // tokens further down the distribution (top VETO_WIDEN_TOP_K).
       if (penalties.every((p, i) => chosen[i].lexical || !Number.isFinite(p))) {
         const [wide] = await model.nextTokenDistributions([prefixes[b]], {
-          topK: Math.min(VETO_WIDEN_TOP_K, model.maxTopK ?? Number.POSITIVE_INFINITY),
+          topK: Math.min(VETO_WIDEN_TOP_K, model.capabilities.maxTopK),
           signal: context.signal,
         });
         const tried = new Set(chosen.map((c) => c.tokens.join(" ")));
@@ -281,7 +278,7 @@ async function runDeal(
           owners.push([c, j]);
         }
       const innerDistributions = await model.nextTokenDistributions(inner, {
-        topK: Math.min(LEXICAL_TOP_K, model.maxTopK ?? Number.POSITIVE_INFINITY),
+        topK: Math.min(LEXICAL_TOP_K, model.capabilities.maxTopK),
         signal: context.signal,
       });
       for (let i = 0; i < inner.length; i++) {
@@ -487,11 +484,11 @@ function logprobIn(
  * because tokenizers spell a word differently at the start of a text (e.g. a SentencePiece
  * dummy prefix) than after a space.
  */
-function lexicalSpellings(
+async function lexicalSpellings(
   model: LanguageModel,
   words: readonly string[],
   cache: Map<string, Token[][]>,
-): Token[][] {
+): Promise<Token[][]> {
   const out: Token[][] = [];
   for (const word of words) {
     let spellings = cache.get(word);
@@ -503,8 +500,8 @@ function lexicalSpellings(
       ];
       const found = new Map<string, Token[]>();
       for (const [leadIn, form] of forms) {
-        const lead = model.tokenize(leadIn, { addBos: false });
-        const full = model.tokenize(leadIn + form, { addBos: false });
+        const lead = await model.tokenize(leadIn, { addBos: false });
+        const full = await model.tokenize(leadIn + form, { addBos: false });
         let i = 0;
         while (i < lead.length && lead[i] === full[i]) i++;
         const spelling = full.slice(i);

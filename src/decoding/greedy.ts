@@ -15,8 +15,13 @@ export function plainDecoding(sampling: SamplingOptions, vetoes: readonly Candid
     name: greedy ? "greedy" : "sample",
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       if (vetoes.length > 0) return steppedSample(context, sampling, vetoes);
-      const stream = context.onText
-        ? new TextStream(context.model, context.promptTokens, context.onText, context.stopStrings)
+      const stream = context.emit
+        ? new TextStream(
+            context.model,
+            context.promptTokens,
+            (text) => context.emit?.({ type: "text", text }),
+            context.stopStrings,
+          )
         : undefined;
       const [rollout] = await context.model.rollouts([{ prefix: context.promptTokens }], {
         ...sampling,

@@ -19,8 +19,13 @@ export async function steppedSample(
 ): Promise<DecodeOutput> {
   const { model } = context;
   const random = seededRandom(sampling.seed ?? 0);
-  const stream = context.onText
-    ? new TextStream(model, context.promptTokens, context.onText, context.stopStrings)
+  const stream = context.emit
+    ? new TextStream(
+        model,
+        context.promptTokens,
+        (text) => context.emit?.({ type: "text", text }),
+        context.stopStrings,
+      )
     : undefined;
   const tokens: Token[] = [];
   const logprobs: number[] = [];
@@ -37,7 +42,7 @@ export async function steppedSample(
       break;
     }
     const [distribution] = await model.nextTokenDistributions([prefix], {
-      topK: Math.min(Math.max(VETO_POOL, sampling.topK ?? 0), model.maxTopK ?? Number.POSITIVE_INFINITY),
+      topK: Math.min(Math.max(VETO_POOL, sampling.topK ?? 0), model.capabilities.maxTopK),
       signal: context.signal,
     });
     const penalties = await vetoPenalties(

@@ -66,22 +66,17 @@ export type StrategyDetails =
   | { strategy: "ambedkar"; steps: number; meanDivergence: number };
 
 /**
- * The models a decode may use, by role. `target` writes the output; `draft` proposes tokens for
- * speculative verification; `verifier` judges candidates (AMBEDKAR); `judge` scores outputs for
- * a judge reward. Only `target` is required; a strategy that needs another role says so.
+ * What every strategy receives. Strategies touch models only through `LanguageModel`, named by
+ * role: `model` is the target (it writes the output); `draft` proposes tokens for speculative
+ * verification; `verifier` judges candidates (AMBEDKAR); `judge` scores outputs for a judge
+ * reward. Only the target is required; a strategy that needs another role says so.
  */
-export interface DecodeModels {
-  target: LanguageModel;
+export interface DecodeContext {
+  /** The target model. */
+  model: LanguageModel;
   draft?: LanguageModel;
   verifier?: LanguageModel;
   judge?: LanguageModel;
-}
-
-/** What every strategy receives. Strategies touch models only through `LanguageModel`. */
-export interface DecodeContext {
-  /** The target model (`models.target`). */
-  model: LanguageModel;
-  models: DecodeModels;
   /** Prompt tokens, BOS included. */
   promptTokens: readonly Token[];
   prompt: string;

@@ -16,7 +16,7 @@ import { createStrategy, parseStrategySpec, type StrategySpec } from "../decodin
 import { runStrategy } from "../decoding/run.js";
 import type { CandidateVeto } from "../decoding/veto.js";
 import { TillerError } from "../errors.js";
-import { promptTokens } from "../generate.js";
+import { promptTokens } from "../lm/prompt.js";
 import type { LanguageModel, SamplingOptions, Token } from "../lm/types.js";
 import { regurgitation } from "../provenance/regurgitation.js";
 import type { TraceIndex } from "../provenance/trace-index.js";
@@ -139,7 +139,7 @@ export async function runEval(
     throw new TillerError(`strategy "${duplicate}" is listed twice`, "duplicate-strategy");
   const cache = options.cache ?? "cold";
   const index = options.index;
-  index?.checkModel(model);
+  await index?.checkModel(model);
   const n = options.regurgitationN ?? 8;
   const deps = (task: EvalTask) => ({
     reward: taskReward(task),
@@ -148,15 +148,17 @@ export async function runEval(
   });
 
   // Fail fast, before any decoding: every spec must build, and every prompt must fit.
-  const prompts = tasks.map((task) => {
-    try {
-      return promptTokens(model, task.prompt);
-    } catch (error) {
-      if (error instanceof TillerError)
-        throw new TillerError(`task "${task.id}": ${error.message}`, error.code);
-      throw error;
-    }
-  });
+  const prompts = await Promise.all(
+    tasks.map(async (task) => {
+      try {
+        return await promptTokens(model, task.prompt);
+      } catch (error) {
+        if (error instanceof TillerError)
+          throw new TillerError(`task "${task.id}": ${error.message}`, error.code);
+        throw error;
+      }
+    }),
+  );
   for (const spec of specs) createStrategy(spec, deps(tasks[0]));
 
   const rows: EvalRow[] = [];
@@ -206,7 +208,7 @@ export async function runEval(
         // The index may be normalised (lowercased): re-tokenize the output the way it was built.
         // Leading whitespace is dropped: tokenized on its own, " She…" gains a lone "▁" token that
         // a corpus document (tokenized from its first word) never has.
-        const queryTokens: Token[] = index.tokenizeQuery(model, result.text.trimStart());
+        const queryTokens: Token[] = await index.tokenizeQuery(model, result.text.trimStart());
         const r = regurgitation(index, queryTokens, { n });
         metrics.regurgitation = {
           share8: r.share,

@@ -184,7 +184,10 @@ export interface LanguageModel {
    * before it, optionally the top-k at each position and the distribution one past the end —
    * what speculative verification and counterfactual scoring need. Cache-reusing like the rest.
    */
-  scoreContinuations(requests: readonly ScoreRequest[], options?: ScoreOptions): Promise<ScoredContinuation[]>;
+  scoreContinuations(
+    requests: readonly ScoreRequest[],
+    options?: ScoreOptions,
+  ): Promise<ScoredContinuation[]>;
 
   /** For each request, a continuation of up to `maxTokens` tokens, greedy or sampled. */
   rollouts(requests: readonly RolloutRequest[], options: RolloutOptions): Promise<Rollout[]>;

@@ -46,7 +46,7 @@ export async function buildIndex(
   const separator = parseDocSeparator(options.docSep);
   const builder = new IndexBuilder({
     vocabularySize: model.vocabularySize,
-    model: modelIdentity(model, options.modelSpec),
+    model: await modelIdentity(model, options.modelSpec),
     docSep: options.docSep ?? "blank-line",
     lowercase: options.lowercase ?? false,
     initialCapacity: Math.max(1 << 16, Math.ceil(total / 2)),
@@ -59,7 +59,7 @@ export async function buildIndex(
       options.onProgress?.(done + b, total, builder.corpusTokens),
     )) {
       const text = options.lowercase ? doc.toLowerCase() : doc;
-      builder.addDocument(model.tokenize(text, { addBos: false }));
+      builder.addDocument(await model.tokenize(text, { addBos: false }));
     }
     done += sizes[f];
     options.onProgress?.(done, total, builder.corpusTokens);

@@ -9,19 +9,19 @@ export const FINGERPRINT_TEXT =
   'Once upon a time, Lily said: "Tiller\'s fingerprint — 0123456789!"\n\tÄÖÜ café naïve 日本語 🙂 end.';
 
 /** First 16 hex digits of sha256 over the vocabulary size and the tokens of FINGERPRINT_TEXT. */
-export function tokenizerFingerprint(model: LanguageModel): string {
-  const tokens = model.tokenize(FINGERPRINT_TEXT, { addBos: false });
+export async function tokenizerFingerprint(model: LanguageModel): Promise<string> {
+  const tokens = await model.tokenize(FINGERPRINT_TEXT, { addBos: false });
   return createHash("sha256")
     .update(JSON.stringify({ vocabularySize: model.vocabularySize, tokens }))
     .digest("hex")
     .slice(0, 16);
 }
 
-export function modelIdentity(model: LanguageModel, spec?: string): ModelIdentity {
+export async function modelIdentity(model: LanguageModel, spec?: string): Promise<ModelIdentity> {
   return {
     id: model.id,
     fileName: path.basename(spec ?? model.id),
     spec,
-    tokenizerFingerprint: tokenizerFingerprint(model),
+    tokenizerFingerprint: await tokenizerFingerprint(model),
   };
 }

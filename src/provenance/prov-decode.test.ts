@@ -11,8 +11,8 @@ import { deal } from "../decoding/deal.js";
 import { runStrategy } from "../decoding/run.js";
 import type { CandidateVeto } from "../decoding/veto.js";
 import { TillerError } from "../errors.js";
-import { promptTokens } from "../generate.js";
 import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
+import { promptTokens } from "../lm/prompt.js";
 import type { Token } from "../lm/types.js";
 import { keywordsReward } from "../rewards/index.js";
 import { buildIndex } from "./build-index.js";
@@ -53,11 +53,11 @@ afterAll(async () => {
 });
 
 /** Reference for the normalised lookup: decode, cut the first word fragment, lowercase, re-tokenize whole, scan. */
-function reference(
+async function reference(
   context: readonly Token[],
   candidate: Token,
   n: number,
-): { length: number; count: number; bci: number } {
+): Promise<{ length: number; count: number; bci: number }> {
   const start = Math.max(0, context.length - n);
   let text = model.detokenize(context.slice(start), {
     context: context.slice(Math.max(0, start - 8), start),
@@ -68,7 +68,7 @@ function reference(
   }
   const candidateText = model.detokenize([candidate], { context: context.slice(-1) });
   if (candidateText === "" || model.isStopToken(candidate)) return { length: 0, count: 0, bci: 0 };
-  const q = index.tokenizeQuery(model, `${text}${candidateText}`.replace(/^ +/, ""));
+  const q = await index.tokenizeQuery(model, `${text}${candidateText}`.replace(/^ +/, ""));
   for (let s = 0; s < q.length; s++) {
     const count = index.count(q.slice(s));
     if (count > 0) return { length: q.length - s, count, bci: index.bci(q, s) };
@@ -80,7 +80,7 @@ function reference(
 function samples(limit: number): [Token[], Token[]][] {
   const out: [Token[], Token[]][] = [];
   for (const paragraph of cased) {
-    const tokens = model.tokenize(paragraph);
+    const tokens = model.tokenizeSync(paragraph);
     for (let i = 3; i < tokens.length && out.length < limit; i += 7)
       out.push([tokens.slice(0, i), [tokens[i], 13, 100, 300, 511, tokens[i - 1]]]);
   }
@@ -88,24 +88,24 @@ function samples(limit: number): [Token[], Token[]][] {
 }
 
 describe("Prov-Decode: case-normalised lookup", () => {
-  it("finds the longest occurring suffix of the re-tokenized window + candidate", () => {
+  it("finds the longest occurring suffix of the re-tokenized window + candidate", async () => {
     for (const n of [4, 12]) {
       const veto = new ProvDecodeVeto(index, { n, tau: 20, minLength: 1, normalize: { model } });
       for (const [context, candidates] of samples(300)) {
-        const got = veto.inspect(context, candidates);
-        candidates.forEach((c, i) => {
-          const ref = reference(context, c, n);
+        const got = await veto.inspect(context, candidates);
+        for (const [i, c] of candidates.entries()) {
+          const ref = await reference(context, c, n);
           const where = `n ${n} ${JSON.stringify(model.detokenize(context.slice(-n)))} + ${JSON.stringify(model.detokenize([c]))}`;
           expect(got[i].length, where).toBe(ref.length);
           expect(got[i].count, where).toBe(ref.count);
           expect(got[i].bci, where).toBeCloseTo(ref.bci, 9);
           expect(got[i].vetoed, where).toBe(ref.bci > 20);
-        });
+        }
       }
     }
   });
 
-  it("catches capitalised copies that a raw-token lookup misses", () => {
+  it("catches capitalised copies that a raw-token lookup misses", async () => {
     const options = { n: 12, minLength: 8, tau: 20 };
     const raw = new ProvDecodeVeto(index, options);
     const normalized = new ProvDecodeVeto(index, { ...options, normalize: { model } });
@@ -114,13 +114,13 @@ describe("Prov-Decode: case-normalised lookup", () => {
     let rawVetoes = 0;
     let normalizedVetoes = 0;
     for (const paragraph of cased) {
-      const tokens = model.tokenize(paragraph);
+      const tokens = await model.tokenize(paragraph);
       for (let i = 10; i < tokens.length; i++) {
         if (!/^ ?[A-Z]/.test(model.detokenize([tokens[i]], { context: tokens.slice(i - 1, i) }))) continue;
         capitalised++;
         const context = tokens.slice(0, i);
-        if (raw.inspect(context, [tokens[i]])[0].vetoed) rawVetoes++;
-        if (normalized.inspect(context, [tokens[i]])[0].vetoed) normalizedVetoes++;
+        if ((await raw.inspect(context, [tokens[i]]))[0].vetoed) rawVetoes++;
+        if ((await normalized.inspect(context, [tokens[i]]))[0].vetoed) normalizedVetoes++;
       }
     }
     expect(capitalised).toBeGreaterThan(100);
@@ -128,7 +128,7 @@ describe("Prov-Decode: case-normalised lookup", () => {
     expect(normalizedVetoes).toBeGreaterThan(capitalised / 4);
   });
 
-  it("vetoes exactly the matches of at least minLength tokens whose BCI exceeds tau", () => {
+  it("vetoes exactly the matches of at least minLength tokens whose BCI exceeds tau", async () => {
     for (const minLength of [1, 6, 8]) {
       const veto = new ProvDecodeVeto(index, { n: 12, tau: 20, minLength, normalize: { model } });
       const fast = new ProvDecodeVeto(index, {
@@ -140,33 +140,33 @@ describe("Prov-Decode: case-normalised lookup", () => {
       });
       let vetoed = 0;
       for (const [context, candidates] of samples(200)) {
-        const got: ProvMatch[] = veto.inspect(context, candidates);
+        const got: ProvMatch[] = await veto.inspect(context, candidates);
         // assess takes shortcuts (it only needs the verdict) and must agree with inspect.
-        const penalties = fast.assess(context, candidates);
-        candidates.forEach((c, i) => {
-          const ref = reference(context, c, 12);
+        const penalties = await fast.assess(context, candidates);
+        for (const [i, c] of candidates.entries()) {
+          const ref = await reference(context, c, 12);
           const expected = ref.length >= minLength && ref.bci > 20;
           expect(got[i].vetoed, `minLength ${minLength}`).toBe(expected);
           expect(penalties[i]).toBe(expected ? Number.POSITIVE_INFINITY : 0);
           if (expected) vetoed++;
-        });
+        }
       }
       expect(vetoed).toBeGreaterThan(0);
     }
   });
 
-  it("never vetoes a candidate without text (a stop token), and the raw lookup honours minLength", () => {
+  it("never vetoes a candidate without text (a stop token), and the raw lookup honours minLength", async () => {
     const veto = new ProvDecodeVeto(index, { ...PROV_DECODE_RECOMMENDED, normalize: { model } });
-    const tokens = model.tokenize(cased[0]);
+    const tokens = await model.tokenize(cased[0]);
     const eos = [...Array(model.vocabularySize).keys()].find((t) => model.isStopToken(t));
     if (eos !== undefined)
-      expect(veto.inspect(tokens.slice(0, 30), [eos])[0]).toMatchObject({ length: 0, vetoed: false });
+      expect((await veto.inspect(tokens.slice(0, 30), [eos]))[0]).toMatchObject({ length: 0, vetoed: false });
     const raw1 = new ProvDecodeVeto(index, { n: 8, tau: 20 });
     const raw9 = new ProvDecodeVeto(index, { n: 8, tau: 20, minLength: 9 });
-    const lower = index.tokenizeQuery(model, cased[0]);
+    const lower = await index.tokenizeQuery(model, cased[0]);
     for (let i = 1; i < 60; i++) {
-      const [a] = raw1.inspect(lower.slice(0, i), [lower[i]]);
-      const [b] = raw9.inspect(lower.slice(0, i), [lower[i]]);
+      const [a] = await raw1.inspect(lower.slice(0, i), [lower[i]]);
+      const [b] = await raw9.inspect(lower.slice(0, i), [lower[i]]);
       expect(b.length).toBe(a.length);
       expect(b.vetoed).toBe(a.vetoed && a.length >= 9);
     }
@@ -190,13 +190,13 @@ describe("Prov-Decode in DeAL", () => {
     const prompt = "Once upon a time, there was a little girl named Lily.";
     const options = { ...PROV_DECODE_RECOMMENDED, mode: "hard" as const };
     const veto = new ProvDecodeVeto(index, { ...options, normalize: { model } });
-    const run = (vetoes: ProvDecodeVeto[]) =>
+    const run = async (vetoes: ProvDecodeVeto[]) =>
       runStrategy(
         deal({ reward: keywordsReward(["ball", "park"]), k: 5, lookahead: 8, lambda: 50, beams: 1, vetoes }),
         {
           model,
           prompt,
-          promptTokens: promptTokens(model, prompt),
+          promptTokens: await promptTokens(model, prompt),
           maxTokens: 96,
         },
       );
@@ -204,16 +204,16 @@ describe("Prov-Decode in DeAL", () => {
     const guarded = await run([veto]);
     expect(veto.stats.vetoed).toBeGreaterThan(0);
     const check = new ProvDecodeVeto(index, { ...options, normalize: { model } });
-    const all = [...promptTokens(model, prompt), ...guarded.tokens];
+    const all = [...(await promptTokens(model, prompt)), ...guarded.tokens];
     const offset = all.length - guarded.tokens.length;
     for (let i = offset; i < all.length; i++)
-      expect(check.inspect(all.slice(0, i), [all[i]])[0].vetoed, `token ${i - offset}`).toBe(false);
-    const longest = (text: string) => {
-      const q = index.tokenizeQuery(model, text.trimStart());
+      expect((await check.inspect(all.slice(0, i), [all[i]]))[0].vetoed, `token ${i - offset}`).toBe(false);
+    const longest = async (text: string) => {
+      const q = await index.tokenizeQuery(model, text.trimStart());
       return Math.max(0, ...Array.from(index.longestMatches(q).lengths));
     };
-    expect(longest(guarded.text)).toBeLessThan(longest(plain.text));
-    expect(longest(guarded.text)).toBeLessThan(16);
+    expect(await longest(guarded.text)).toBeLessThan(await longest(plain.text));
+    expect(await longest(guarded.text)).toBeLessThan(16);
   });
 });
 
@@ -231,7 +231,7 @@ describe("DeAL when hard vetoes drop every top-k candidate", () => {
   it("searches further down the distribution instead of ending the text", async () => {
     const prompt = "It was a sunny day.";
     const veto = new TopFiveVeto();
-    const prefix = promptTokens(model, prompt);
+    const prefix = await promptTokens(model, prompt);
     const out = await runStrategy(
       deal({
         reward: keywordsReward(["dog", "tree"]),

@@ -108,6 +108,7 @@ export class ProvDecodeVeto implements CandidateVeto {
   private readonly model: LanguageModel | undefined;
   private readonly lowercase: boolean;
   private readonly cacheSize: number;
+  private modelChecked: Promise<void> | undefined;
   private readonly textCache = new Map<string, TextWindow>();
   private readonly words = new Map<string, Token[]>();
   private readonly candidateTexts = new Map<number, string>();
@@ -139,7 +140,7 @@ export class ProvDecodeVeto implements CandidateVeto {
       throw bad(`Prov-Decode maxCount (--max-count) must be ≥ 1, got ${this.maxCount}`);
     if (this.mode !== "hard" && this.mode !== "soft")
       throw bad(`Prov-Decode mode (--veto) must be "hard" or "soft", got "${this.mode}"`);
-    if (this.model) index.checkModel(this.model);
+    // The tokenizer check is async (a remote model tokenizes over the network): done on first use.
   }
 
   private windowInfo(context: readonly Token[]): WindowInfo {
@@ -201,7 +202,7 @@ export class ProvDecodeVeto implements CandidateVeto {
   }
 
   /** The window's text (normalised, starting at a word boundary), cached per window. */
-  private textWindow(model: LanguageModel, context: readonly Token[]): TextWindow {
+  private async textWindow(model: LanguageModel, context: readonly Token[]): Promise<TextWindow> {
     const start = Math.max(0, context.length - this.n);
     const window = context.slice(start);
     const key = window.join(",");
@@ -221,7 +222,7 @@ export class ProvDecodeVeto implements CandidateVeto {
     if (this.lowercase) text = text.toLowerCase();
     // Split off the last word: a candidate can only change how that word tokenizes.
     const lastSpace = text.lastIndexOf(" ");
-    const head = lastSpace < 0 ? [] : this.wordTokens(model, text.slice(0, lastSpace));
+    const head = lastSpace < 0 ? [] : await this.wordTokens(model, text.slice(0, lastSpace));
     const info: TextWindow = {
       window,
       last: window[window.length - 1],
@@ -245,15 +246,15 @@ export class ProvDecodeVeto implements CandidateVeto {
    * are cached; a text with doubled spaces goes to the tokenizer whole. Equal to
    * `index.tokenizeQuery(model, text)` (tested on corpus text).
    */
-  private wordTokens(model: LanguageModel, text: string): Token[] {
+  private async wordTokens(model: LanguageModel, text: string): Promise<Token[]> {
     if (text.length === 0) return [];
     if (text.includes("  ") || text.startsWith(" ") || text.endsWith(" "))
-      return this.index.tokenizeQuery(model, text);
+      return await this.index.tokenizeQuery(model, text);
     const out: Token[] = [];
     for (const word of text.split(" ")) {
       let tokens = this.words.get(word);
       if (!tokens) {
-        tokens = this.index.tokenizeQuery(model, word);
+        tokens = await this.index.tokenizeQuery(model, word);
         if (this.words.size >= 65536) this.words.clear();
         this.words.set(word, tokens);
       }
@@ -279,14 +280,19 @@ export class ProvDecodeVeto implements CandidateVeto {
   }
 
   /** The match of window + candidate in the index's token space (normalised lookup). */
-  private normalizedMatch(model: LanguageModel, tw: TextWindow, candidate: Token, exact: boolean): ProvMatch {
+  private async normalizedMatch(
+    model: LanguageModel,
+    tw: TextWindow,
+    candidate: Token,
+    exact: boolean,
+  ): Promise<ProvMatch> {
     const hit = tw.matches.get(candidate);
     if (hit && (hit.exact || !exact)) return hit.match;
     let match = NO_MATCH;
     let isExact = true;
     const text = model.isStopToken(candidate) ? "" : this.candidateText(model, tw.last, candidate);
     if (text.length > 0) {
-      const tail = this.wordTokens(model, `${tw.lastWord}${text}`.replace(/^ +/, ""));
+      const tail = await this.wordTokens(model, `${tw.lastWord}${text}`.replace(/^ +/, ""));
       const q = [...tw.head, ...tail];
       // Shortcuts when only the verdict matters: a match of ≥ minLength tokens needs the last
       // minLength − |tail| head tokens to occur (known per window), and the last minLength tokens.
@@ -350,24 +356,32 @@ export class ProvDecodeVeto implements CandidateVeto {
   }
 
   /** With `exact` false, a match that cannot be vetoed may be reported as no match (faster). */
-  private matches(context: readonly Token[], candidates: readonly Token[], exact: boolean): ProvMatch[] {
+  private async matches(
+    context: readonly Token[],
+    candidates: readonly Token[],
+    exact: boolean,
+  ): Promise<ProvMatch[]> {
     if (this.model) {
       const model = this.model;
-      const tw = this.textWindow(model, context);
-      return candidates.map((c) => this.normalizedMatch(model, tw, c, exact));
+      this.modelChecked ??= this.index.checkModel(model);
+      await this.modelChecked;
+      const tw = await this.textWindow(model, context);
+      const out: ProvMatch[] = [];
+      for (const c of candidates) out.push(await this.normalizedMatch(model, tw, c, exact));
+      return out;
     }
     const info = this.windowInfo(context);
     return candidates.map((c) => this.matchIn(info, c));
   }
 
   /** The match for each candidate after `context` (for traces and tests). */
-  inspect(context: readonly Token[], candidates: readonly Token[]): ProvMatch[] {
+  inspect(context: readonly Token[], candidates: readonly Token[]): Promise<ProvMatch[]> {
     return this.matches(context, candidates, true);
   }
 
-  assess(context: readonly Token[], candidates: readonly Token[]): number[] {
+  async assess(context: readonly Token[], candidates: readonly Token[]): Promise<number[]> {
     const t0 = performance.now();
-    const found = this.matches(context, candidates, false);
+    const found = await this.matches(context, candidates, false);
     const penalty = this.mode === "hard" ? Number.POSITIVE_INFINITY : this.gamma;
     const out = new Array<number>(candidates.length);
     for (let i = 0; i < candidates.length; i++) {

@@ -49,13 +49,13 @@ export function traceShieldTokens(
 }
 
 /** TraceShield on a text, tokenized as the index's corpus was (lowercased if built so). */
-export function traceShield(
+export async function traceShield(
   index: TraceIndex,
   model: LanguageModel,
   text: string,
   options: TraceShieldOptions = {},
-): ShieldVerdict {
-  return traceShieldTokens(index, index.tokenizeQuery(model, text), options);
+): Promise<ShieldVerdict> {
+  return traceShieldTokens(index, await index.tokenizeQuery(model, text), options);
 }
 
 export interface ShieldedGenerationOptions {
@@ -87,14 +87,14 @@ export const DEFAULT_REFUSAL = "I can't provide that: it reproduces source text 
  */
 export async function shieldGeneration<T extends { text: string }>(
   generate: (attempt: number) => Promise<T>,
-  check: (text: string) => ShieldVerdict,
+  check: (text: string) => ShieldVerdict | Promise<ShieldVerdict>,
   options: ShieldedGenerationOptions = {},
 ): Promise<ShieldedGeneration<T>> {
   const attempts = 1 + Math.max(0, Math.floor(options.regenerate ?? 0));
   const verdicts: ShieldVerdict[] = [];
   for (let attempt = 0; attempt < attempts; attempt++) {
     const output = await generate(attempt);
-    const verdict = check(output.text);
+    const verdict = await check(output.text);
     verdicts.push(verdict);
     if (!verdict.refuse)
       return { output, text: output.text, refused: false, attempts: attempt + 1, verdicts };
@@ -175,8 +175,9 @@ export function shielded(
     name,
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       const { model } = context;
-      index.checkModel(model);
-      const innerContext: DecodeContext = { ...context, onText: undefined };
+      await index.checkModel(model);
+      // Inner attempts do not stream: only an accepted text (or the refusal) reaches the stream.
+      const innerContext: DecodeContext = { ...context, emit: undefined };
       const attempts: ShieldAttempt[] = [];
       const traceOf = (steps: SearchTrace["steps"], refused: boolean): SearchTrace => ({
         strategy: name,
@@ -190,7 +191,7 @@ export function shielded(
         const strategy = attempt === 0 ? first : inner(attempt);
         const output = await strategy.decode(innerContext);
         const text = outputText(model, context, output);
-        const verdict = traceShield(index, model, text, { ...shieldOptions, examples: 0 });
+        const verdict = await traceShield(index, model, text, { ...shieldOptions, examples: 0 });
         attempts.push({
           attempt,
           strategy: strategy.name,
@@ -208,14 +209,14 @@ export function shielded(
           trace: context.trace ? output.trace : undefined,
         });
         if (!verdict.refuse) {
-          context.onText?.(text);
+          context.emit?.({ type: "text", text });
           return { ...output, trace: traceOf(output.trace?.steps ?? [], false) };
         }
       }
       const refusal = options.refusal ?? DEFAULT_REFUSAL;
-      const tokens = model.tokenize(refusal, { addBos: false });
+      const tokens = await model.tokenize(refusal, { addBos: false });
       const logprobs = await tokenLogprobs(model, context.promptTokens, tokens, context.signal);
-      context.onText?.(refusal);
+      context.emit?.({ type: "text", text: refusal });
       return { tokens, logprobs, stopReason: "end-of-generation", trace: traceOf([], true) };
     },
   };
@@ -230,7 +231,7 @@ function outputText(model: LanguageModel, context: DecodeContext, output: Decode
   return cut >= 0 ? text.slice(0, cut) : text;
 }
 
-/** The model's logprob of each of `tokens` after `prefix` (NaN where the backend's top-k misses it). */
+/** The model's logprob of each of `tokens` after `prefix`. */
 async function tokenLogprobs(
   model: LanguageModel,
   prefix: readonly Token[],
@@ -239,9 +240,6 @@ async function tokenLogprobs(
 ): Promise<number[]> {
   if (tokens.length === 0) return [];
   const prefixes = tokens.map((_, i) => [...prefix, ...tokens.slice(0, i)]);
-  const topK = Math.min(model.vocabularySize, model.maxTopK ?? model.vocabularySize);
-  const distributions = await model.nextTokenDistributions(prefixes, { topK, signal });
-  return tokens.map(
-    (token, i) => distributions[i].find((entry) => entry.token === token)?.logprob ?? Number.NaN,
-  );
+  const [scored] = await model.scoreContinuations([{ prefix, continuation: tokens }], { signal });
+  return scored.logprobs;
 }

@@ -203,8 +203,8 @@ export class TraceIndex {
   }
 
   /** Throws unless `model` tokenizes exactly as the model the index was built with. */
-  checkModel(model: LanguageModel): void {
-    const fp = tokenizerFingerprint(model);
+  async checkModel(model: LanguageModel): Promise<void> {
+    const fp = await tokenizerFingerprint(model);
     if (model.vocabularySize !== this.vocabularySize || fp !== this.header.model.tokenizerFingerprint) {
       throw new TillerError(
         `the index was built with the tokenizer of ${this.header.model.fileName}; ${model.id} tokenizes differently — use the same model`,
@@ -214,7 +214,7 @@ export class TraceIndex {
   }
 
   /** Tokens of a query text, normalised as the corpus was (lowercased when built with --lowercase). */
-  tokenizeQuery(model: LanguageModel, text: string): Token[] {
+  tokenizeQuery(model: LanguageModel, text: string): Promise<Token[]> {
     return model.tokenize(this.header.build.lowercase ? text.toLowerCase() : text, { addBos: false });
   }
 

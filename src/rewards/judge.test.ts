@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadTestModel } from "../../test/helpers.js";
+import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
 import type { LanguageModel } from "../lm/types.js";
 import { answerLogprob, DEFAULT_JUDGE_TEMPLATE, fillJudgeTemplate, judgeReward } from "./judge.js";
 import { scoreComponents } from "./mix.js";
@@ -7,7 +8,7 @@ import { parseRewardSpecs } from "./spec.js";
 import { input } from "./testInput.js";
 
 describe("fillJudgeTemplate", () => {
-  it("fills every placeholder once, without re-expanding substituted text", () => {
+  it("fills every placeholder once, without re-expanding substituted text", async () => {
     expect(
       fillJudgeTemplate("P={prompt} T={text} Q={question} T again={text}", {
         prompt: "a {text}",
@@ -25,11 +26,11 @@ describe("answerLogprob", () => {
     { token: 7, logprob: -1.5 },
     { token: 9, logprob: -3 },
   ];
-  it("sums the probabilities of the answer's tokens", () => {
+  it("sums the probabilities of the answer's tokens", async () => {
     expect(answerLogprob(dist, [7])).toBeCloseTo(-1.5);
     expect(answerLogprob(dist, [5, 7])).toBeCloseTo(Math.log(Math.exp(-0.5) + Math.exp(-1.5)));
   });
-  it("falls back to the k-th logprob, or the given floor", () => {
+  it("falls back to the k-th logprob, or the given floor", async () => {
     expect(answerLogprob(dist, [42])).toBe(-3);
     expect(answerLogprob(dist, [42], -20)).toBe(-20);
   });
@@ -64,13 +65,17 @@ describe("judgeReward with the stories model", () => {
   it("equals the Yes logprob read from the model by hand", async () => {
     const template = "Story: {text}\nIs it happy? Answer:";
     const judge = judgeReward({ model, template, topK: 50 });
-    const prefix = model.tokenize(
+    const prefix = await model.tokenize(
       fillJudgeTemplate(template, { prompt: "", text: "Lily was happy.", question: "" }),
     );
     const [dist] = await model.nextTokenDistributions([prefix], { topK: 50 });
-    const yes = [...new Set(["Yes", " Yes"].map((s) => model.tokenize(s, { addBos: false })[0]))];
+    const yes = [
+      ...new Set(["Yes", " Yes"].map((s) => (model as LlamaCppModel).tokenizeSync(s, { addBos: false })[0])),
+    ];
     expect(await judge.score(input("Lily was happy."))).toBeCloseTo(answerLogprob(dist, yes), 3);
-    const no = [...new Set(["No", " No"].map((s) => model.tokenize(s, { addBos: false })[0]))];
+    const no = [
+      ...new Set(["No", " No"].map((s) => (model as LlamaCppModel).tokenizeSync(s, { addBos: false })[0])),
+    ];
     const normalized = judgeReward({ model, template, topK: 50, normalize: true });
     expect(await normalized.score(input("Lily was happy."))).toBeCloseTo(
       answerLogprob(dist, yes) - answerLogprob(dist, no),
@@ -104,8 +109,8 @@ describe("judgeReward with the stories model", () => {
 
   it("uses the floor (or the k-th logprob) when Yes is not in the top-k", async () => {
     const template = "Once upon a";
-    const [top] = await model.nextTokenDistributions([model.tokenize(template)], { topK: 3 });
-    const yes = ["Yes", " Yes"].map((s) => model.tokenize(s, { addBos: false })[0]);
+    const [top] = await model.nextTokenDistributions([await model.tokenize(template)], { topK: 3 });
+    const yes = ["Yes", " Yes"].map((s) => (model as LlamaCppModel).tokenizeSync(s, { addBos: false })[0]);
     expect(top.some((entry) => yes.includes(entry.token))).toBe(false); // precondition
     expect(await judgeReward({ model, template, topK: 3, floor: -42 }).score(input("x"))).toBe(-42);
     expect(await judgeReward({ model, template, topK: 3 }).score(input("x"))).toBeCloseTo(top[2].logprob, 3);

@@ -50,10 +50,10 @@ export function fillJudgeTemplate(
   return template.replace(/\{(prompt|text|question)\}/g, (_, key: keyof typeof values) => values[key]);
 }
 
-function answerTokens(model: LanguageModel, answer: string): Token[] {
+async function answerTokens(model: LanguageModel, answer: string): Promise<Token[]> {
   const tokens = new Set<Token>();
   for (const spelling of [answer, ` ${answer}`]) {
-    const first = model.tokenize(spelling, { addBos: false })[0];
+    const [first] = await model.tokenize(spelling, { addBos: false });
     if (first !== undefined) tokens.add(first);
   }
   return [...tokens];
@@ -75,11 +75,11 @@ export function judgeReward(options: JudgeOptions): Reward {
   const template = options.template ?? DEFAULT_JUDGE_TEMPLATE;
   const question = options.question ?? DEFAULT_JUDGE_QUESTION;
   const topK = options.topK ?? 20;
-  const yes = answerTokens(model, "Yes");
-  const no = answerTokens(model, "No");
+  // Tokenizing is async (remote models): the answer tokens are looked up once, on first use.
+  let answers: Promise<[Token[], Token[]]> | undefined;
 
-  const prefixOf = (input: RewardInput): Token[] => {
-    const tokens = model.tokenize(
+  const prefixOf = async (input: RewardInput): Promise<Token[]> => {
+    const tokens = await model.tokenize(
       fillJudgeTemplate(template, { prompt: input.prompt, text: input.text, question }),
     );
     const room = model.contextSize - 1;
@@ -90,7 +90,10 @@ export function judgeReward(options: JudgeOptions): Reward {
 
   const scoreBatch = async (inputs: readonly RewardInput[]): Promise<number[]> => {
     if (inputs.length === 0) return [];
-    const dists = await model.nextTokenDistributions(inputs.map(prefixOf), { topK });
+    answers ??= Promise.all([answerTokens(model, "Yes"), answerTokens(model, "No")]);
+    const [yes, no] = await answers;
+    const prefixes = await Promise.all(inputs.map(prefixOf));
+    const dists = await model.nextTokenDistributions(prefixes, { topK });
     return dists.map((dist) => {
       const lpYes = answerLogprob(dist, yes, options.floor);
       return options.normalize ? lpYes - answerLogprob(dist, no, options.floor) : lpYes;

@@ -176,7 +176,7 @@ export function registerAlign(program: Command): void {
             });
           const vetoes: CandidateVeto[] = [];
           if (index) {
-            index.checkModel(model);
+            await index.checkModel(model);
             // Built now so a bad option fails before decoding; with --shield it vetoes retries only.
             const veto = provDecode(options.veto);
             if (!options.shield) vetoes.push(veto);

@@ -58,8 +58,12 @@ export function registerGenerate(program: Command): void {
             seed: options.seed,
             beamWidth: options.beamWidth,
             stopStrings: options.stop,
-            onText:
-              streaming && options.strategy !== "beam" ? (text) => process.stdout.write(text) : undefined,
+            onEvent:
+              streaming && options.strategy !== "beam"
+                ? (event) => {
+                    if (event.type === "text") process.stdout.write(event.text);
+                  }
+                : undefined,
           });
           if (options.json) {
             const { text, tokens, logprob, stopReason, stats } = result;

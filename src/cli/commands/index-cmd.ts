@@ -65,7 +65,7 @@ export async function modelForIndex(index: TraceIndex, options: ModelCliOptions)
   }
   const model = await loadModelFromOptions({ ...options, model: spec });
   try {
-    index.checkModel(model);
+    await index.checkModel(model);
   } catch (e) {
     await model.dispose();
     throw e;
@@ -160,7 +160,7 @@ export function registerIndex(program: Command): void {
         const model =
           options.text !== undefined || !options.json ? await modelForIndex(idx, options) : undefined;
         try {
-          const tokens = options.tokens ?? (model ? idx.tokenizeQuery(model, options.text ?? "") : []);
+          const tokens = options.tokens ?? (model ? await idx.tokenizeQuery(model, options.text ?? "") : []);
           const whole = idx.find(tokens, { limit: options.examples });
           const spans = idx.attribute(tokens, {
             minLen: options.minLen,

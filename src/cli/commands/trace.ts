@@ -70,7 +70,7 @@ export function registerTrace(program: Command): void {
         const index = openIndex(options.index, options.verify);
         const model = await modelForIndex(index, options);
         try {
-          const v = traceShield(index, model, text, {
+          const v = await traceShield(index, model, text, {
             tau: options.tau,
             minLen: options.minLen,
             maxCount: options.maxCount,

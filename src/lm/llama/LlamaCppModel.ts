@@ -132,8 +132,36 @@ export class LlamaCppModel implements LanguageModel {
     throw new TillerError("chatTokens: not built yet (seam v2 in progress)", "not-implemented");
   }
 
-  scoreContinuations(_requests: readonly ScoreRequest[], _options?: ScoreOptions): Promise<ScoredContinuation[]> {
-    throw new TillerError("scoreContinuations: not built yet (seam v2 in progress)", "not-implemented");
+  async scoreContinuations(
+    requests: readonly ScoreRequest[],
+    options: ScoreOptions = {},
+  ): Promise<ScoredContinuation[]> {
+    for (const request of requests) this.checkPrefix([...request.prefix, ...request.continuation]);
+    const topK = Math.max(0, Math.floor(options.topK ?? 0));
+    const nextTopK = Math.max(0, Math.floor(options.nextTopK ?? 0));
+    return this.pool.exclusive(async () => {
+      this.usage.calls++;
+      const results: ScoredContinuation[] = new Array(requests.length);
+      for (let start = 0; start < requests.length; start += this.pool.size) {
+        options.signal?.throwIfAborted();
+        const wave = requests.slice(start, start + this.pool.size);
+        const full = wave.map((r) => [...r.prefix, ...r.continuation]);
+        const sequences = this.pool.assign(full);
+        // One batch: every sequence's evaluation is queued in the same tick.
+        const outputs = await Promise.all(
+          wave.map((r, i) => this.pool.evaluateScoring(sequences[i], full[i], r.prefix.length)),
+        );
+        wave.forEach((request, i) => {
+          const distributions = outputs[i];
+          const logprobs = request.continuation.map((token, j) => Math.log(distributions[j].get(token) ?? 0));
+          const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
+          if (topK > 0) scored.top = distributions.slice(0, -1).map((d) => topEntries(d, topK));
+          if (nextTopK > 0) scored.next = topEntries(distributions[distributions.length - 1], nextTopK);
+          results[start + i] = scored;
+        });
+      }
+      return results;
+    });
   }
 
   async nextTokenDistributions(

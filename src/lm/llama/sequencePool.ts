@@ -110,6 +110,39 @@ export class SequencePool {
     return Promise.all(inputs.map((input, i) => this.evaluate(sequences[i], input)));
   }
 
+  /**
+   * Makes `sequence` hold `tokens` and returns the full next-token probabilities after each of
+   * the tokens from index `from - 1` on (the distributions that predict `tokens[from..]` and the
+   * one after the last). Tokens before `from - 1` that are cached are not evaluated again.
+   */
+  async evaluateScoring(
+    sequence: LlamaContextSequence,
+    tokens: readonly Token[],
+    from: number,
+  ): Promise<Map<number, number>[]> {
+    const first = Math.max(0, from - 1);
+    let shared = commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]);
+    shared = Math.min(shared, first);
+    if (shared < sequence.nextTokenIndex)
+      await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]);
+    const input: ControlledEvaluateInputItem[] = tokens
+      .slice(shared)
+      .map((token, i) =>
+        shared + i >= first ? [token as never, { generateNext: { probabilities: true } }] : (token as never),
+      );
+    this.usage.requestedPrefixTokens += tokens.length;
+    this.usage.cachedPrefixTokens += shared;
+    this.usage.evaluatedTokens += input.length;
+    const output = await sequence.controlledEvaluate(input);
+    const out: Map<number, number>[] = [];
+    for (let i = first - shared; i < input.length; i++) {
+      const probabilities = output[i]?.next.probabilities;
+      if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
+      out.push(probabilities as Map<number, number>);
+    }
+    return out;
+  }
+
   /** Erases what `sequence` holds past its longest shared prefix with `prefix`; returns what is left to evaluate. */
   private async preparePrefix(
     sequence: LlamaContextSequence,
