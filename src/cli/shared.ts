@@ -1,7 +1,8 @@
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { isTillerError } from "../errors.js";
 import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
 import { type LoadModelOptions, loadModel } from "../lm/load.js";
+import type { ChatMode } from "../lm/prompt.js";
 
 /** Parses the program; user errors print one line and exit non-zero, bugs print a stack. */
 export async function runMain(program: Command): Promise<void> {
@@ -83,6 +84,25 @@ export function addModelOptions(command: Command): Command {
     .option("--no-gpu", "run on the CPU only")
     .option("--threads <n>", "CPU threads (default: measured fastest for this model)", positiveInt)
     .option("--context-size <tokens>", "tokens per sequence (prompt + output)", positiveInt);
+}
+
+export interface ChatCliOptions {
+  system?: string;
+  chat: ChatMode;
+}
+
+/** --system, --chat: how the prompt reaches the model (through its chat template or as plain text). */
+export function addChatOptions(command: Command): Command {
+  return command
+    .option("--system <text>", "a system message (needs the model's chat template)")
+    .addOption(
+      new Option(
+        "--chat <mode>",
+        "apply the model's own chat template: auto (when the GGUF carries one), on (require it), off (plain prompt)",
+      )
+        .choices(["auto", "on", "off"])
+        .default("auto"),
+    );
 }
 
 export async function loadModelFromOptions(

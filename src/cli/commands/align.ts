@@ -10,8 +10,10 @@ import { TraceIndex } from "../../provenance/trace-index.js";
 import { parseRewardSpecs, REWARD_SPEC_FORMS, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
   action,
+  addChatOptions,
   addModelOptions,
   anyInt,
+  type ChatCliOptions,
   finiteNumber,
   loadModelFromOptions,
   type ModelCliOptions,
@@ -20,7 +22,7 @@ import {
   positiveNumber,
 } from "../shared.js";
 
-interface AlignCliOptions extends ModelCliOptions {
+interface AlignCliOptions extends ModelCliOptions, ChatCliOptions {
   prompt: string;
   reward: string[];
   weight?: string[];
@@ -60,7 +62,7 @@ export function registerAlign(program: Command): void {
       "decode toward weighted rewards (DeAL search, Best-of-N, or plain decoding scored by the rewards)",
     )
     .addHelpText("after", `\nReward specs:\n${REWARD_SPEC_HELP}\n\nStrategies: ${strategyHelp()}`);
-  addModelOptions(command)
+  addChatOptions(addModelOptions(command))
     .requiredOption("-p, --prompt <text>", "the prompt to continue")
     .option("-r, --reward <spec>", "a reward to steer by (repeatable); see below", collect, [])
     .option("-w, --weight <w>", "weight of each --reward, in order (repeatable)", collect)
@@ -204,6 +206,8 @@ export function registerAlign(program: Command): void {
               : fullSpec;
           const result = await align(model, {
             prompt: options.prompt,
+            system: options.system,
+            chat: options.chat,
             reward,
             strategy,
             maxTokens: options.maxTokens,

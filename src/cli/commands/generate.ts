@@ -2,8 +2,10 @@ import { type Command, Option } from "commander";
 import { generate } from "../../generate.js";
 import {
   action,
+  addChatOptions,
   addModelOptions,
   anyInt,
+  type ChatCliOptions,
   finiteNumber,
   loadModelFromOptions,
   type ModelCliOptions,
@@ -11,7 +13,7 @@ import {
   positiveInt,
 } from "../shared.js";
 
-interface GenerateCliOptions extends ModelCliOptions {
+interface GenerateCliOptions extends ModelCliOptions, ChatCliOptions {
   prompt: string;
   maxTokens: number;
   strategy: "greedy" | "sample" | "beam";
@@ -28,7 +30,7 @@ export function registerGenerate(program: Command): void {
   const command = program
     .command("generate")
     .description("continue a prompt with greedy decoding, sampling or beam search");
-  addModelOptions(command)
+  addChatOptions(addModelOptions(command))
     .requiredOption("-p, --prompt <text>", "the prompt to continue")
     .option("-n, --max-tokens <n>", "most tokens to generate", positiveInt, 128)
     .addOption(
@@ -50,6 +52,8 @@ export function registerGenerate(program: Command): void {
           const streaming = !options.json;
           const result = await generate(model, {
             prompt: options.prompt,
+            system: options.system,
+            chat: options.chat,
             maxTokens: options.maxTokens,
             strategy: options.strategy,
             temperature: options.temperature,

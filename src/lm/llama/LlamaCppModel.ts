@@ -19,6 +19,7 @@ import {
   type Token,
   type TokenLogprob,
 } from "../types.js";
+import { ChatTemplate } from "./chatTemplate.js";
 import { SequencePool } from "./sequencePool.js";
 
 /** The in-process llama.cpp backend: one context with a pool of sequences. */
@@ -28,6 +29,8 @@ export class LlamaCppModel implements LanguageModel {
   readonly bosToken: Token | undefined;
   private readonly pool: SequencePool;
   private readonly vocabSize: number;
+  /** The GGUF's own chat template, if it carries one. */
+  private readonly chatTemplate: ChatTemplate | undefined;
 
   constructor(
     readonly id: string,
@@ -56,6 +59,7 @@ export class LlamaCppModel implements LanguageModel {
     // document by emitting BOS, which llama.cpp does not count as end of generation.
     if (this.bosToken !== undefined) stops.add(this.bosToken);
     this.stopTokens = stops;
+    this.chatTemplate = ChatTemplate.of(model, id);
   }
 
   get vocabularySize(): number {
@@ -64,12 +68,13 @@ export class LlamaCppModel implements LanguageModel {
 
   get capabilities(): ModelCapabilities {
     return {
-      maxTopK: Number.POSITIVE_INFINITY,
+      // Every token of the vocabulary, with its exact logprob.
+      maxTopK: this.vocabularySize,
       exactDistributions: true,
       seededSampling: true,
       prefixCache: true,
       singlePassScoring: true,
-      chatTemplate: false,
+      chatTemplate: this.chatTemplate !== undefined,
     };
   }
 
@@ -118,6 +123,7 @@ export class LlamaCppModel implements LanguageModel {
     return this.stopTokens.has(token);
   }
 
+  /** A prefix must fit with room for one more token, and hold only this vocabulary's tokens. */
   private checkPrefix(prefix: readonly Token[]): void {
     if (prefix.length === 0)
       throw new TillerError("a prefix must hold at least one token (e.g. BOS)", "empty-prefix");
@@ -126,19 +132,62 @@ export class LlamaCppModel implements LanguageModel {
         `the input is ${prefix.length} tokens but the context holds ${this.contextSize}; shorten the prompt or raise --context-size`,
         "prompt-too-long",
       );
+    this.checkTokens(prefix);
   }
 
-  chatTokens(_messages: readonly ChatMessage[]): Promise<Token[]> {
-    throw new TillerError("chatTokens: not built yet (seam v2 in progress)", "not-implemented");
+  /** llama.cpp aborts the process on a token outside the vocabulary; refuse it here instead. */
+  private checkTokens(tokens: readonly Token[]): void {
+    for (const token of tokens)
+      if (!(Number.isInteger(token) && token >= 0 && token < this.vocabularySize))
+        throw new TillerError(
+          `token ${token} is not in ${this.id}'s vocabulary (ids 0 to ${this.vocabularySize - 1})`,
+          "bad-token",
+        );
+  }
+
+  /** `k` (at least `min`), clamped to the vocabulary with a "top-k-clamped" warning when asked for more. */
+  private topKWithin(k: number, option: string, min: number, options: ModelCallOptions): number {
+    if (Number.isNaN(k)) throw new TillerError(`${option} must be a number, got NaN`, "bad-top-k");
+    const asked = Math.max(min, Math.floor(k));
+    if (asked <= this.vocabularySize) return asked;
+    options.onWarning?.({
+      code: "top-k-clamped",
+      message: `${option} ${asked} asked, ${this.vocabularySize} given: ${this.id} has ${this.vocabularySize} tokens`,
+    });
+    return this.vocabularySize;
+  }
+
+  /** The model's chat template, or a TillerError "no-chat-template" when its GGUF has none. */
+  private template(): ChatTemplate {
+    if (!this.chatTemplate)
+      throw new TillerError(
+        `${this.id} carries no chat template (tokenizer.chat_template); give a plain prompt (chat "off")`,
+        "no-chat-template",
+      );
+    return this.chatTemplate;
+  }
+
+  async chatTokens(messages: readonly ChatMessage[]): Promise<Token[]> {
+    return this.template().tokens(messages);
+  }
+
+  /** The rendered chat prompt as text (what `chatTokens` tokenizes), for display and tests. */
+  chatText(messages: readonly ChatMessage[]): string {
+    return this.template().text(messages);
   }
 
   async scoreContinuations(
     requests: readonly ScoreRequest[],
     options: ScoreOptions = {},
   ): Promise<ScoredContinuation[]> {
-    for (const request of requests) this.checkPrefix([...request.prefix, ...request.continuation]);
-    const topK = Math.max(0, Math.floor(options.topK ?? 0));
-    const nextTopK = Math.max(0, Math.floor(options.nextTopK ?? 0));
+    for (const request of requests) {
+      // The prefix predicts the first continuation token, so it cannot be empty.
+      if (request.prefix.length === 0)
+        throw new TillerError("a scored prefix must hold at least one token (e.g. BOS)", "empty-prefix");
+      this.checkPrefix([...request.prefix, ...request.continuation]);
+    }
+    const topK = this.topKWithin(options.topK ?? 0, "topK", 0, options);
+    const nextTopK = this.topKWithin(options.nextTopK ?? 0, "nextTopK", 0, options);
     return this.pool.exclusive(async () => {
       this.usage.calls++;
       const results: ScoredContinuation[] = new Array(requests.length);
@@ -147,9 +196,10 @@ export class LlamaCppModel implements LanguageModel {
         const wave = requests.slice(start, start + this.pool.size);
         const full = wave.map((r) => [...r.prefix, ...r.continuation]);
         const sequences = this.pool.assign(full);
-        // One batch: every sequence's evaluation is queued in the same tick.
-        const outputs = await Promise.all(
-          wave.map((r, i) => this.pool.evaluateScoring(sequences[i], full[i], r.prefix.length)),
+        const outputs = await this.pool.evaluateContinuations(
+          sequences,
+          full,
+          wave.map((r) => r.prefix.length),
         );
         wave.forEach((request, i) => {
           const distributions = outputs[i];
@@ -169,7 +219,7 @@ export class LlamaCppModel implements LanguageModel {
     options: { topK: number } & ModelCallOptions,
   ): Promise<NextTokenDistribution[]> {
     for (const prefix of prefixes) this.checkPrefix(prefix);
-    const topK = Math.max(1, Math.floor(options.topK));
+    const topK = this.topKWithin(options.topK, "topK", 1, options);
     return this.pool.exclusive(async () => {
       this.usage.calls++;
       const results: NextTokenDistribution[] = new Array(prefixes.length);

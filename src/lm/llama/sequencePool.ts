@@ -111,18 +111,45 @@ export class SequencePool {
   }
 
   /**
-   * Makes `sequence` hold `tokens` and returns the full next-token probabilities after each of
-   * the tokens from index `from - 1` on (the distributions that predict `tokens[from..]` and the
-   * one after the last). Tokens before `from - 1` that are cached are not evaluated again.
+   * For each sequence, makes it hold `tokens[i]` and returns the full next-token probabilities
+   * after each token from index `from[i] - 1` on: the distributions that predict `tokens[i][from..]`
+   * and the one after the last token. One evaluation per sequence, every one queued in the same
+   * tick (stale cells are erased first, as in `evaluatePrefixes`), so the wave is one batch.
    */
-  async evaluateScoring(
+  async evaluateContinuations(
+    sequences: readonly LlamaContextSequence[],
+    tokens: readonly (readonly Token[])[],
+    from: readonly number[],
+  ): Promise<Map<number, number>[][]> {
+    const inputs = await Promise.all(
+      tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i])),
+    );
+    return Promise.all(
+      inputs.map(async ({ input, skip }, i) => {
+        const output = await sequences[i].controlledEvaluate(input);
+        const out: Map<number, number>[] = [];
+        for (let j = skip; j < input.length; j++) {
+          const probabilities = output[j]?.next.probabilities;
+          if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
+          out.push(probabilities as Map<number, number>);
+        }
+        return out;
+      }),
+    );
+  }
+
+  /**
+   * Erases what `sequence` holds past what `tokens` can reuse, and returns the tokens to evaluate
+   * (probabilities asked from index `from - 1` on) and how many of them come before that index.
+   * The token at `from - 1` is evaluated even when cached: its logits are not kept.
+   */
+  private async prepareContinuation(
     sequence: LlamaContextSequence,
     tokens: readonly Token[],
     from: number,
-  ): Promise<Map<number, number>[]> {
+  ): Promise<{ input: ControlledEvaluateInputItem[]; skip: number }> {
     const first = Math.max(0, from - 1);
-    let shared = commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]);
-    shared = Math.min(shared, first);
+    const shared = Math.min(commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]), first);
     if (shared < sequence.nextTokenIndex)
       await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]);
     const input: ControlledEvaluateInputItem[] = tokens
@@ -133,14 +160,7 @@ export class SequencePool {
     this.usage.requestedPrefixTokens += tokens.length;
     this.usage.cachedPrefixTokens += shared;
     this.usage.evaluatedTokens += input.length;
-    const output = await sequence.controlledEvaluate(input);
-    const out: Map<number, number>[] = [];
-    for (let i = first - shared; i < input.length; i++) {
-      const probabilities = output[i]?.next.probabilities;
-      if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
-      out.push(probabilities as Map<number, number>);
-    }
-    return out;
+    return { input, skip: first - shared };
   }
 
   /** Erases what `sequence` holds past its longest shared prefix with `prefix`; returns what is left to evaluate. */
