@@ -53,12 +53,12 @@ describe("greedy decoding", () => {
     expect(result.tokens).not.toContain(model.bosToken);
     expect(result.text).not.toContain("<s>");
     expect(result.stats.generatedTokens).toBe(result.tokens.length);
-    expect(result.stats.promptTokens).toBe(model.tokenizeSync("Once upon a time").length);
+    expect(result.stats.promptTokens).toBe((await model.tokenize("Once upon a time")).length);
     // Prompt + every generated token but the last (the stop token is never fed back).
     expect(result.stats.evaluatedTokens).toBe(result.stats.promptTokens + result.tokens.length);
 
     // The raw rollout ends with BOS (id 1): that is the token that stopped it.
-    const [rollout] = await model.rollouts([{ prefix: model.tokenizeSync("Once upon a time") }], {
+    const [rollout] = await model.rollouts([{ prefix: await model.tokenize("Once upon a time") }], {
       maxTokens: 1000,
     });
     expect(model.bosToken).toBe(1);
@@ -113,10 +113,8 @@ describe("beam search", () => {
         expect(beam.score, `${prompt} width ${beamWidth}`).toBeGreaterThanOrEqual(greedyScore - 1e-4);
         if ((beam.score as number) > greedyScore + 1e-3) strictlyBetter++;
         // The reported logprob is the sum over the returned tokens.
-        const prefixes = beam.tokens.map((_, i) => [
-          ...model.tokenizeSync(prompt),
-          ...beam.tokens.slice(0, i),
-        ]);
+        const promptTokens = await model.tokenize(prompt);
+        const prefixes = beam.tokens.map((_, i) => [...promptTokens, ...beam.tokens.slice(0, i)]);
         const sum = (await logprobsOf(prefixes, beam.tokens)).reduce((x, y) => x + y, 0);
         expect(Math.abs(sum - beam.logprob)).toBeLessThan(TOLERANCE * beam.tokens.length);
       }
@@ -128,7 +126,7 @@ describe("beam search", () => {
 
 describe("rollouts and next-token distributions", () => {
   it("a rollout's logprob is the sum of the per-step next-token logprobs", async () => {
-    const prefix = model.tokenizeSync("Once upon a time");
+    const prefix = await model.tokenize("Once upon a time");
     const stepper = await loadTestModel({ sequences: 1 });
     onTestFinished(() => stepper.dispose());
     for (const options of [
@@ -156,14 +154,16 @@ describe("rollouts and next-token distributions", () => {
   });
 
   it("distributions are an exact log-softmax over the vocabulary, most likely first", async () => {
-    const [full] = await model.nextTokenDistributions([model.tokenizeSync("Once upon a time")], {
+    const [full] = await model.nextTokenDistributions([await model.tokenize("Once upon a time")], {
       topK: model.vocabularySize,
     });
     expect(full).toHaveLength(model.vocabularySize);
     const mass = full.reduce((sum, e) => sum + Math.exp(e.logprob), 0);
     expect(Math.abs(mass - 1)).toBeLessThan(1e-4);
     for (let i = 1; i < full.length; i++) expect(full[i].logprob).toBeLessThanOrEqual(full[i - 1].logprob);
-    const [top3] = await model.nextTokenDistributions([model.tokenizeSync("Once upon a time")], { topK: 3 });
+    const [top3] = await model.nextTokenDistributions([await model.tokenize("Once upon a time")], {
+      topK: 3,
+    });
     expect(top3).toHaveLength(3);
     // Not renormalised over the top k.
     expectClose(
@@ -174,13 +174,13 @@ describe("rollouts and next-token distributions", () => {
   });
 
   it("a reused (cached) sequence gives the same distributions as a fresh model", async () => {
-    const prompt = model.tokenizeSync("Once upon a time");
+    const prompt = await model.tokenize("Once upon a time");
     const [story] = await model.rollouts([{ prefix: prompt }], { maxTokens: 40 });
     const target = [...prompt, ...story.tokens];
     // Unrelated work first, then a prefix that shares all but the tail with the target, so the
     // target is served mostly from cache.
     await model.nextTokenDistributions(
-      [model.tokenizeSync("The cat sat on the mat and looked at the bird.")],
+      [await model.tokenize("The cat sat on the mat and looked at the bird.")],
       {
         topK: 5,
       },
@@ -224,7 +224,7 @@ describe("batched calls", () => {
   ];
 
   it("nextTokenDistributions: ten prefixes on four sequences equal one-by-one calls, in order", async () => {
-    const prefixes = texts.map((t) => model.tokenizeSync(t));
+    const prefixes = await Promise.all(texts.map((t) => model.tokenize(t)));
     const batched = await model.nextTokenDistributions(prefixes, { topK: 8 });
     expect(batched).toHaveLength(prefixes.length);
     for (let i = 0; i < prefixes.length; i++) {
@@ -243,7 +243,9 @@ describe("batched calls", () => {
   });
 
   it("rollouts: ten requests on four sequences equal one-by-one calls, in order", async () => {
-    const requests = texts.map((t, i) => ({ prefix: model.tokenizeSync(t), seed: 100 + i }));
+    const requests = await Promise.all(
+      texts.map(async (t, i) => ({ prefix: await model.tokenize(t), seed: 100 + i })),
+    );
     for (const options of [{ maxTokens: 12 }, { maxTokens: 12, temperature: 1 }]) {
       const batched = await model.rollouts(requests, options);
       const singles: Rollout[] = [];
@@ -258,7 +260,7 @@ describe("batched calls", () => {
   });
 
   it("rollouts honour per-request maxTokens and report generated tokens through onToken", async () => {
-    const prefix = model.tokenizeSync("Once upon a time");
+    const prefix = await model.tokenize("Once upon a time");
     const seen: Token[][] = [[], []];
     const [short, long] = await model.rollouts([{ prefix, maxTokens: 3 }, { prefix }], {
       maxTokens: 9,
@@ -273,18 +275,20 @@ describe("batched calls", () => {
 
 describe("tokens and text", () => {
   it("adds BOS only when asked", async () => {
-    const withBos = model.tokenizeSync("Once upon a time");
-    const without = model.tokenizeSync("Once upon a time", { addBos: false });
+    const withBos = await model.tokenize("Once upon a time");
+    const without = await model.tokenize("Once upon a time", { addBos: false });
     expect(withBos[0]).toBe(model.bosToken);
     expect(without[0]).not.toBe(model.bosToken);
     expect(withBos.slice(1)).toEqual(without);
+    // The in-process tokenizer's synchronous form gives the same tokens.
+    expect(model.tokenizeSync("Once upon a time")).toEqual(withBos);
     expect(model.detokenize(without)).toBe("Once upon a time");
     // BOS is not text.
     expect(model.detokenize(withBos)).toBe("Once upon a time");
   });
 
   it("keeps a token's leading space when decoded with its context", async () => {
-    const tokens = model.tokenizeSync("Once upon a time", { addBos: false });
+    const tokens = await model.tokenize("Once upon a time", { addBos: false });
     expect(model.detokenize([tokens[1]])).toBe("upon");
     expect(model.detokenize([tokens[1]], { context: tokens.slice(0, 1) })).toBe(" upon");
     expect(model.detokenize(tokens.slice(1), { context: tokens.slice(0, 1) })).toBe(" upon a time");
@@ -292,7 +296,7 @@ describe("tokens and text", () => {
 
   it("decodes a multi-byte character split across the context boundary", async () => {
     const text = "café naïve 日本";
-    const tokens = model.tokenizeSync(text, { addBos: false });
+    const tokens = await model.tokenize(text, { addBos: false });
     expect(model.detokenize(tokens)).toBe(text);
     // Every split point: the head's complete text plus the tail decoded in context is the whole.
     for (let k = 1; k < tokens.length; k++) {
@@ -305,7 +309,7 @@ describe("tokens and text", () => {
   it("stops on BOS and the model's end-of-generation tokens", async () => {
     expect(model.stopTokens.has(1)).toBe(true);
     expect(model.isStopToken(1)).toBe(true);
-    expect(model.isStopToken(model.tokenizeSync("Lily", { addBos: false })[0])).toBe(false);
+    expect(model.isStopToken((await model.tokenize("Lily", { addBos: false }))[0])).toBe(false);
   });
 
   it("stop strings cut the text", async () => {
@@ -325,7 +329,7 @@ describe("tokens and text", () => {
     });
     expect(beam.stopReason).toBe("stop-string");
     expect(beam.text).not.toContain("park");
-    const [rollout] = await model.rollouts([{ prefix: model.tokenizeSync("Once upon a time") }], {
+    const [rollout] = await model.rollouts([{ prefix: await model.tokenize("Once upon a time") }], {
       maxTokens: 100,
       stopStrings: ["girl"],
     });
@@ -340,12 +344,12 @@ describe("context size", () => {
     try {
       expect(small.contextSize).toBe(64);
       const prompt = "Once upon a time there was a little girl named Lily. ".repeat(8);
-      expect(small.tokenizeSync(prompt).length).toBeGreaterThan(64);
+      expect((await small.tokenize(prompt)).length).toBeGreaterThan(64);
       const failure = await generate(small, { prompt, maxTokens: 5 }).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(TillerError);
       expect((failure as TillerError).code).toBe("prompt-too-long");
       const direct = await small
-        .nextTokenDistributions([small.tokenizeSync(prompt)], { topK: 1 })
+        .nextTokenDistributions([await small.tokenize(prompt)], { topK: 1 })
         .catch((error: unknown) => error);
       expect((direct as TillerError).code).toBe("prompt-too-long");
       // A prompt that fits but leaves little room stops when the context is full.
@@ -376,7 +380,7 @@ describe("context size", () => {
 
 describe("samplerDistribution (package export)", () => {
   it("is the sampler's distribution as [token, p] pairs, most likely first", async () => {
-    const [sorted] = await model.nextTokenDistributions([model.tokenizeSync("Once upon a")], {
+    const [sorted] = await model.nextTokenDistributions([await model.tokenize("Once upon a")], {
       topK: model.vocabularySize,
     });
     const pairs = samplerDistribution(sorted, { temperature: 1, topK: 3 });

@@ -178,7 +178,7 @@ describe("scoreContinuations", () => {
     );
     const other = await model.tokenize(" who loved to play.", { addBos: false });
     await model.clearCache();
-    const step = async (continuation: Token[]) => {
+    const step = async (continuation: readonly Token[]) => {
       const before = { ...model.usage };
       await model.scoreContinuations([{ prefix, continuation }]);
       return {
