@@ -64,7 +64,11 @@ export interface ModelCallOptions {
 
 /** What a backend can do exactly; strategies adapt (or warn) instead of assuming. */
 export interface ModelCapabilities {
-  /** Most entries a distribution can hold per position (`Infinity`: the whole vocabulary). */
+  /**
+   * Most entries a distribution can hold per position: the vocabulary size where every token's
+   * logprob is available (llama.cpp), ~20 behind an OpenAI-style server. A request for more is
+   * clamped to it with a "top-k-clamped" warning, so strategies ask for min(wanted, maxTopK).
+   */
   maxTopK: number;
   /** Logprobs are the exact log-softmax over the full vocabulary (not renormalised over a top-k). */
   exactDistributions: boolean;
