@@ -1,6 +1,10 @@
 import type { StopReason, Token } from "../lm/types.js";
+import { callOptions, cappedTopK } from "./calls.js";
+import { StepLog } from "./steps.js";
+import { StopStrings } from "./stopStrings.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
-import type { DecodeContext, TraceStep } from "./types.js";
+import { SharedPrefixStream, TextStream } from "./textStream.js";
+import type { DecodeContext } from "./types.js";
 import { type CandidateVeto, vetoPenalties } from "./veto.js";
 
 export interface BeamOptions {
@@ -8,9 +12,10 @@ export interface BeamOptions {
   width: number;
   /**
    * Length normalisation exponent α: hypotheses are ranked by logprob / length^α, so longer
-   * outputs are not penalised merely for having more (negative) terms. Default 1.
+   * outputs are not penalised merely for having more (negative) terms. Defaults to 1.
    */
   lengthPenalty?: number;
+  /** Hooks that drop or demote candidate tokens. Defaults to none. */
   vetoes?: readonly CandidateVeto[];
 }
 
@@ -22,10 +27,13 @@ interface Hypothesis {
   done: StopReason | undefined;
 }
 
+type Expansion = Hypothesis & { parent: number };
+
 /**
  * Beam search: each step expands every live beam by its top-b tokens (one batched call for all
  * beams), keeps the b best by accumulated score, and finishes when every beam has stopped. The
- * output is the hypothesis with the best length-normalised score.
+ * output is the hypothesis with the best length-normalised score. It streams the tokens that
+ * every hypothesis still in the running (live or finished) shares, as soon as they do.
  */
 export function beamSearch(options: BeamOptions): Strategy {
   const width = Math.max(1, Math.floor(options.width));
@@ -35,9 +43,27 @@ export function beamSearch(options: BeamOptions): Strategy {
     name: "beam",
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       const { model } = context;
+      const stops = new StopStrings(context.stopStrings);
+      const log = new StepLog(context);
+      const calls = callOptions(context);
+      const shared = context.streaming
+        ? new SharedPrefixStream(
+            new TextStream(
+              model,
+              context.promptTokens,
+              (text) => context.emit?.({ type: "text", text }),
+              stops,
+            ),
+          )
+        : undefined;
+      // Ask for a few spare candidates so hard vetoes still leave b to choose from.
+      const topK = cappedTopK(
+        context,
+        options.vetoes?.length ? width * 4 : width,
+        `beam: width ${width}${options.vetoes?.length ? " (×4 spare for vetoes)" : ""}`,
+      );
       let beams: Hypothesis[] = [{ tokens: [], logprobs: [], sum: 0, done: undefined }];
       const finished: Hypothesis[] = [];
-      const steps: TraceStep[] = [];
       for (let step = 0; step < context.maxTokens && beams.length > 0; step++) {
         context.signal?.throwIfAborted();
         const prefixes = beams.map((beam) => [...context.promptTokens, ...beam.tokens]);
@@ -46,10 +72,8 @@ export function beamSearch(options: BeamOptions): Strategy {
           beams = [];
           break;
         }
-        // Ask for a few spare candidates so hard vetoes still leave b to choose from.
-        const topK = Math.min(options.vetoes?.length ? width * 4 : width, model.capabilities.maxTopK);
-        const distributions = await model.nextTokenDistributions(prefixes, { topK, signal: context.signal });
-        const expansions: (Hypothesis & { parent: number })[] = [];
+        const distributions = await model.nextTokenDistributions(prefixes, { topK, ...calls });
+        const expansions: Expansion[] = [];
         for (let b = 0; b < beams.length; b++) {
           const candidates = distributions[b];
           const penalties = await vetoPenalties(
@@ -77,8 +101,8 @@ export function beamSearch(options: BeamOptions): Strategy {
         }
         expansions.sort((a, b) => b.sum - a.sum);
         const kept = expansions.slice(0, width);
-        if (context.trace)
-          steps.push({
+        if (log.active)
+          log.add({
             step,
             prefixLength: step,
             candidates: expansions.map((e) => ({
@@ -91,15 +115,14 @@ export function beamSearch(options: BeamOptions): Strategy {
           });
         beams = [];
         for (const hypothesis of kept) {
-          if (!hypothesis.done && context.stopStrings?.length) {
-            const text = model.detokenize(hypothesis.tokens, { context: context.promptTokens.slice(-8) });
-            if (context.stopStrings.some((stop) => text.includes(stop))) hypothesis.done = "stop-string";
-          }
+          if (!hypothesis.done && stops.endsIn(model, context.promptTokens, hypothesis.tokens))
+            hypothesis.done = "stop-string";
           if (!hypothesis.done && hypothesis.tokens.length >= context.maxTokens)
             hypothesis.done = "max-tokens";
           if (hypothesis.done) finished.push(hypothesis);
           else beams.push(hypothesis);
         }
+        shared?.update([...beams, ...finished].map((h) => h.tokens));
         // Once b hypotheses have finished, live beams can only be compared to them at equal
         // width; stop like the usual implementations do.
         if (finished.length >= width) break;
@@ -107,14 +130,13 @@ export function beamSearch(options: BeamOptions): Strategy {
       for (const beam of beams) finished.push({ ...beam, done: beam.done ?? "max-tokens" });
       finished.sort((a, b) => normalised(b) - normalised(a));
       const best = finished[0];
-      const output: DecodeOutput = {
+      return {
         tokens: best.tokens,
         logprobs: best.logprobs,
         stopReason: best.done ?? "max-tokens",
         score: normalised(best),
+        trace: log.trace("beam", { width, lengthPenalty: alpha }),
       };
-      if (context.trace) output.trace = { strategy: "beam", options: { width, lengthPenalty: alpha }, steps };
-      return output;
     },
   };
 }
