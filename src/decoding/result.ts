@@ -61,11 +61,13 @@ export interface GenerationResult {
 export interface ShieldAttemptSummary {
   /** The inner strategy's name for this attempt. */
   strategy: string;
+  /** The attempt's text (stop token stripped, cut at a stop string), as checked. */
+  text: string;
   verdict: "pass" | "refuse";
   /** Max BCI over the attempt's attributed spans (0 when there are none). */
   maxBci: number;
-  /** How many attributed spans the attempt had. */
-  spans: number;
+  /** The attributed spans, with their text (index token space, e.g. lowercased). */
+  spans: { start: number; end: number; length: number; count: number; bci: number; text: string }[];
 }
 
 /**
