@@ -164,7 +164,8 @@ export async function selectByReward(
 
 /**
  * A strategy that runs other strategies on the same context and keeps the output with the
- * highest (lowest) reward: Best-of-N on top of any strategies' outputs.
+ * highest (lowest) reward: Best-of-N on top of any strategies' outputs. The candidates' steps
+ * and warnings stream live; only the chosen text is committed.
  */
 export function selectAmong(strategies: readonly Strategy[], reward: Reward, pick: Pick = "best"): Strategy {
   checkN(strategies.length, "selectAmong");

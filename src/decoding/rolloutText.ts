@@ -43,8 +43,3 @@ export function rolloutText(
   const stopReason = cut >= 0 ? "stop-string" : rollout.stopReason;
   return { text, tokens, logprob: logprobs.reduce((a, b) => a + b, 0), stopReason };
 }
-
-/** Where the first of `stopStrings` starts in `text`, or -1. */
-export function firstStop(text: string, stopStrings: readonly string[] | undefined): number {
-  return new StopStrings(stopStrings).firstIn(text);
-}

@@ -29,11 +29,6 @@ export class TextStream {
     this.stops = stopStrings instanceof StopStrings ? stopStrings : new StopStrings(stopStrings);
   }
 
-  /** How many tokens have been pushed (stop tokens and tokens after a stop string excluded). */
-  get length(): number {
-    return this.tokens.length;
-  }
-
   push(token: Token): void {
     if (this.stopped || this.model.isStopToken(token)) return;
     this.tokens.push(token);
