@@ -288,10 +288,13 @@ describe("generateStream and alignStream", () => {
 
   it("leaving the loop early aborts the decode and leaves the model usable", async () => {
     let texts = 0;
+    const before = model.usage.generatedTokens;
     for await (const event of generateStream(model, { prompt: "Once upon a time", maxTokens: 200 })) {
       if (event.type === "text" && ++texts === 3) break;
     }
     expect(texts).toBe(3);
+    // The rollout stopped soon after the third token instead of running to 200.
+    expect(model.usage.generatedTokens - before).toBeLessThan(20);
     const after = await generate(model, { prompt: "Once upon a time", maxTokens: 8 });
     expect(after.tokens.length).toBe(8);
   });
