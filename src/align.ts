@@ -1,4 +1,4 @@
-import type { DecodeEvent } from "./decoding/events.js";
+import { type DecodeEvent, eventStream } from "./decoding/events.js";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
@@ -18,15 +18,23 @@ export interface AlignOptions {
    * {@link Strategy} (e.g. a `shielded(…)` one; `vetoes` and `sampling` are then its own business).
    */
   strategy: string | StrategySpec | Strategy;
+  /** Defaults to 128. */
   maxTokens?: number;
+  /** Defaults for sampling strategies (a spec's own parameters win). Defaults to none. */
   sampling?: SamplingOptions;
+  /** Hooks that drop or demote candidate tokens. Defaults to none. */
   vetoes?: readonly CandidateVeto[];
+  /** Defaults to none. */
   stopStrings?: readonly string[];
+  /** Record a search trace in the result. Defaults to false. */
   trace?: boolean;
   signal?: AbortSignal;
-  /** Receives the decode's events: committed text, search steps, warnings, the result. */
-  onEvent?: (event: DecodeEvent) => void;
-  /** A system message (chat template only). */
+  /**
+   * Receives the decode's events: committed text, search steps, warnings, and last the result
+   * with its rewards. Defaults to none.
+   */
+  onEvent?: (event: DecodeEvent<AlignResult>) => void;
+  /** A system message (chat template only). Defaults to none. */
   system?: string;
   /** Chat template: `auto` (default: when the model has one), `on`, `off`. */
   chat?: ChatMode;
@@ -52,6 +60,7 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
     system: options.system,
     chat: options.chat,
   });
+  const { onEvent } = options;
   const result = await runStrategy(strategy, {
     model,
     prompt: options.prompt,
@@ -60,12 +69,38 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
     stopStrings: options.stopStrings,
     signal: options.signal,
     trace: options.trace,
-    emit: options.onEvent,
+    // The result event waits for the rewards below.
+    emit: onEvent && ((event) => event.type !== "result" && onEvent(event)),
   });
   const input = { prompt: options.prompt, text: result.text, tokens: result.tokens, finished: true };
   const rewards = await scoreComponents(options.reward, input);
   const score = await options.reward.score(input);
-  return { ...result, rewards, score };
+  const aligned: AlignResult = { ...result, rewards, score };
+  onEvent?.({ type: "result", result: aligned });
+  return aligned;
+}
+
+/**
+ * {@link align} as a stream: committed text, search steps and warnings as they come, and last
+ * the `result` with its rewards. An error rejects the iteration; leaving the loop early aborts
+ * the decode.
+ */
+export function alignStream(
+  model: LanguageModel,
+  options: AlignOptions,
+): AsyncIterable<DecodeEvent<AlignResult>> {
+  return eventStream<AlignResult>(
+    (emit, signal) =>
+      align(model, {
+        ...options,
+        signal,
+        onEvent: (event) => {
+          options.onEvent?.(event);
+          emit(event);
+        },
+      }),
+    options.signal,
+  );
 }
 
 function isStrategy(value: string | StrategySpec | Strategy): value is Strategy {

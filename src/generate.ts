@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { beamSearch } from "./decoding/beam.js";
-import type { DecodeEvent } from "./decoding/events.js";
+import { type DecodeEvent, eventStream } from "./decoding/events.js";
 import { plainDecoding } from "./decoding/greedy.js";
 import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
@@ -25,14 +25,18 @@ export const generateOptionsSchema = z.object({
 
 export type GenerateOptions = z.input<typeof generateOptionsSchema> & {
   signal?: AbortSignal;
-  /** Receives the decode's events: text as it becomes final, search steps, warnings, the result. */
+  /**
+   * Receives the decode's events: text as it becomes final, search steps, warnings, the result.
+   * Defaults to none.
+   */
   onEvent?: (event: DecodeEvent) => void;
-  /** A system message (chat template only). */
+  /** A system message (chat template only). Defaults to none. */
   system?: string;
   /** Chat template: `auto` (default: when the model has one), `on`, `off`. */
   chat?: ChatMode;
-  /** Record a search trace in the result. */
+  /** Record a search trace in the result. Defaults to false. */
   trace?: boolean;
+  /** Hooks that drop or demote candidate tokens. Defaults to none. */
   vetoes?: readonly CandidateVeto[];
 };
 
@@ -70,4 +74,24 @@ export async function generate(model: LanguageModel, options: GenerateOptions): 
     emit: options.onEvent,
     trace: options.trace,
   });
+}
+
+/**
+ * {@link generate} as a stream: `for await (const event of generateStream(model, options))`
+ * yields text as it becomes final, search steps and warnings, and last the `result`. An error
+ * rejects the iteration; leaving the loop early aborts the decode.
+ */
+export function generateStream(model: LanguageModel, options: GenerateOptions): AsyncIterable<DecodeEvent> {
+  return eventStream(
+    (emit, signal) =>
+      generate(model, {
+        ...options,
+        signal,
+        onEvent: (event) => {
+          options.onEvent?.(event);
+          emit(event);
+        },
+      }),
+    options.signal,
+  );
 }

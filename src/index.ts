@@ -1,6 +1,6 @@
 // Public library API: `import { loadModel, generate } from "tiller"`.
 
-export { type AlignOptions, type AlignResult, align } from "./align.js";
+export { type AlignOptions, type AlignResult, align, alignStream } from "./align.js";
 export { type CalibratedReward, calibrated, calibratedValue } from "./calibration/calibrated.js";
 export { type CtrlRewardFunction, type CtrlRewardOptions, ctrlReward } from "./calibration/ctrl.js";
 export { modelFileHash } from "./calibration/modelHash.js";
@@ -61,7 +61,17 @@ export {
   selectAmong,
   selectByReward,
 } from "./decoding/bestOfN.js";
-export { DEAL_DEFAULTS, type DealOptions, deal, PAPER_FAITHFUL } from "./decoding/deal.js";
+export { callOptions, cappedTopK } from "./decoding/calls.js";
+export { DEAL_DEFAULTS, type DealOptions, deal, PAPER_FAITHFUL } from "./decoding/deal/index.js";
+export {
+  booleanParam,
+  numberParam,
+  type RewardedDeps,
+  SAMPLING_PARAMS,
+  type StrategyDefinition,
+  samplingFrom,
+} from "./decoding/definition.js";
+export { type DecodeEvent, type DecodeEventListener, eventStream } from "./decoding/events.js";
 export { plainDecoding } from "./decoding/greedy.js";
 export {
   createStrategy,
@@ -70,12 +80,17 @@ export {
   registerStrategy,
   type StrategyDeps,
   type StrategySpec,
+  strategyHelp,
   strategyNames,
 } from "./decoding/registry.js";
+export type * from "./decoding/result.js";
 export { runStrategy } from "./decoding/run.js";
 export { streamSeed, streamSeeds } from "./decoding/seeds.js";
+export { StepLog } from "./decoding/steps.js";
+export { StopStrings } from "./decoding/stopStrings.js";
 export type { DecodeOutput, Strategy } from "./decoding/strategy.js";
-export type * from "./decoding/types.js";
+export { SharedPrefixStream, TextStream } from "./decoding/textStream.js";
+export { type DecodeContext, innerContext, warn } from "./decoding/types.js";
 export type { CandidateVeto } from "./decoding/veto.js";
 export { isTillerError, TillerError } from "./errors.js";
 export {
@@ -98,7 +113,7 @@ export {
 } from "./eval/runEval.js";
 export { taskReward } from "./eval/taskReward.js";
 export { type EvalTask, evalTaskSchema, parseTasks, readTasks } from "./eval/tasks.js";
-export { type GenerateOptions, generate } from "./generate.js";
+export { type GenerateOptions, generate, generateStream } from "./generate.js";
 export { LlamaCppModel } from "./lm/llama/LlamaCppModel.js";
 export { type LoadModelOptions, loadModel } from "./lm/load.js";
 export { cacheDir, DEFAULT_MODEL_URI, resolveModelPath } from "./lm/resolve.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { align } from "../src/align.js";
-import { deal } from "../src/decoding/deal.js";
+import { deal } from "../src/decoding/deal/index.js";
 import { createStrategy } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
 import type { CandidateVeto } from "../src/decoding/veto.js";

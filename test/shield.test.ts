@@ -4,11 +4,11 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { plainDecoding } from "../src/decoding/greedy.js";
 import { runStrategy } from "../src/decoding/run.js";
-import type { DecodeContext } from "../src/decoding/types.js";
+import type { DecodeContext, GenerationResult } from "../src/decoding/types.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { buildIndex } from "../src/provenance/build-index.js";
 import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../src/provenance/prov-decode.js";
-import { DEFAULT_REFUSAL, type ShieldTrace, shielded, traceShield } from "../src/provenance/shield.js";
+import { DEFAULT_REFUSAL, shielded, traceShield } from "../src/provenance/shield.js";
 import { TraceIndex } from "../src/provenance/trace-index.js";
 import { loadTestModel, sharedPath } from "./helpers.js";
 
@@ -48,8 +48,12 @@ const greedyThenVeto = (attempt: number) =>
       : [new ProvDecodeVeto(index, { ...PROV_DECODE_RECOMMENDED, mode: "hard", normalize: { model } })],
   );
 
-const shieldOf = (result: { trace?: { options: Record<string, unknown> } }) =>
-  result.trace?.options.shield as ShieldTrace;
+/** The shield's typed details (strategy "shield"). */
+function shieldOf(result: GenerationResult) {
+  const details = result.details;
+  if (details?.strategy !== "shield") throw new Error(`no shield details: ${JSON.stringify(details)}`);
+  return details;
+}
 
 describe("shielded (TraceShield as a strategy)", () => {
   it("refuses a greedy copy of the corpus, then passes the retry decoded with a Prov-Decode veto", async () => {
@@ -70,20 +74,24 @@ describe("shielded (TraceShield as a strategy)", () => {
       }),
     );
     const shield = shieldOf(result);
-    expect(shield.attempts.map((a) => a.verdict)).toEqual(["refuse", "pass"]);
+    expect(shield.verdicts.map((a) => a.verdict)).toEqual(["refuse", "pass"]);
     expect(shield.refused).toBe(false);
     // The refused attempt is the plain greedy output, with the spans that refused it.
-    expect(shield.attempts[0].text).toBe(plain.text);
-    expect(shield.attempts[0].maxBci).toBeCloseTo(plainVerdict.maxBci, 9);
-    expect(shield.attempts[0].maxBci).toBeGreaterThan(TAU_LOW);
-    expect(shield.attempts[0].spans.length).toBeGreaterThan(0);
-    expect(plain.text.toLowerCase()).toContain(shield.attempts[0].spans[0].text.trim());
+    expect(shield.verdicts[0].text).toBe(plain.text);
+    expect(shield.verdicts[0].maxBci).toBeCloseTo(plainVerdict.maxBci, 9);
+    expect(shield.verdicts[0].maxBci).toBeGreaterThan(TAU_LOW);
+    expect(shield.verdicts[0].spans.length).toBeGreaterThan(0);
+    expect(plain.text.toLowerCase()).toContain(shield.verdicts[0].spans[0].text.trim());
     // The accepted output is the retry's, and it really passes.
-    expect(result.text).toBe(shield.attempts[1].text);
+    expect(result.text).toBe(shield.verdicts[1].text);
     expect(result.text).not.toBe(plain.text);
     expect((await traceShield(index, model, result.text, { tau: TAU_LOW })).refuse).toBe(false);
     expect(result.stopReason).not.toBe("aborted");
     expect(streamed).toEqual([result.text]);
+    expect(shield.attempts).toBe(2);
+    expect(shield.maxBci).toBe(shield.verdicts[1].maxBci);
+    // The traced run also records the attempts (with their inner traces) in the trace file.
+    expect(JSON.parse(JSON.stringify(result.trace)).options.shield.attempts).toHaveLength(2);
   });
 
   it("returns the refusal when every attempt is refused: its tokens, its real logprob, end-of-generation", async () => {
@@ -91,11 +99,22 @@ describe("shielded (TraceShield as a strategy)", () => {
       tau: TAU_LOW,
       regenerate: 2,
     });
-    const result = await runStrategy(strategy, context(COPIED_PROMPT));
+    const streamed: string[] = [];
+    const result = await runStrategy(
+      strategy,
+      context(COPIED_PROMPT, {
+        emit: (event) => {
+          if (event.type === "text") streamed.push(event.text);
+        },
+      }),
+    );
     const shield = shieldOf(result);
     expect(shield.refused).toBe(true);
-    expect(shield.attempts).toHaveLength(3);
-    expect(shield.attempts.every((a) => a.verdict === "refuse")).toBe(true);
+    expect(shield.maxBci).toBeUndefined();
+    // Only the refusal reaches the stream, exactly as the result reports it.
+    expect(streamed.join("")).toBe(result.text);
+    expect(shield.verdicts).toHaveLength(3);
+    expect(shield.verdicts.every((a) => a.verdict === "refuse")).toBe(true);
     expect(result.text.trim()).toBe(DEFAULT_REFUSAL);
     expect(result.tokens).toEqual(await model.tokenize(DEFAULT_REFUSAL, { addBos: false }));
     expect(result.stopReason).toBe("end-of-generation");
@@ -112,7 +131,7 @@ describe("shielded (TraceShield as a strategy)", () => {
     });
     const refused = await runStrategy(custom, context(COPIED_PROMPT));
     expect(refused.text.trim()).toBe("No.");
-    expect(shieldOf(refused).attempts).toHaveLength(1);
+    expect(shieldOf(refused).verdicts).toHaveLength(1);
   });
 
   it("passes an output under τ on the first attempt, unchanged", async () => {
@@ -131,7 +150,7 @@ describe("shielded (TraceShield as a strategy)", () => {
     expect(result.tokens).toEqual(plain.tokens);
     expect(result.text).toBe(plain.text);
     expect(result.stopReason).toBe(plain.stopReason);
-    expect(shieldOf(result).attempts.map((a) => a.verdict)).toEqual(["pass"]);
+    expect(shieldOf(result).verdicts.map((a) => a.verdict)).toEqual(["pass"]);
     expect(shieldOf(result).refused).toBe(false);
     expect(built).toBe(1);
   });

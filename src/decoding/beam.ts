@@ -1,6 +1,10 @@
-import type { StopReason, Token } from "../lm/types.js";
+import type { ModelCallOptions, StopReason, Token } from "../lm/types.js";
+import { callOptions, cappedTopK } from "./calls.js";
+import { StepLog } from "./steps.js";
+import { StopStrings } from "./stopStrings.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
-import type { DecodeContext, TraceStep } from "./types.js";
+import { SharedPrefixStream, TextStream } from "./textStream.js";
+import type { DecodeContext } from "./types.js";
 import { type CandidateVeto, vetoPenalties } from "./veto.js";
 
 export interface BeamOptions {
@@ -8,9 +12,10 @@ export interface BeamOptions {
   width: number;
   /**
    * Length normalisation exponent α: hypotheses are ranked by logprob / length^α, so longer
-   * outputs are not penalised merely for having more (negative) terms. Default 1.
+   * outputs are not penalised merely for having more (negative) terms. Defaults to 1.
    */
   lengthPenalty?: number;
+  /** Hooks that drop or demote candidate tokens. Defaults to none. */
   vetoes?: readonly CandidateVeto[];
 }
 
@@ -22,10 +27,13 @@ interface Hypothesis {
   done: StopReason | undefined;
 }
 
+type Expansion = Hypothesis & { parent: number };
+
 /**
  * Beam search: each step expands every live beam by its top-b tokens (one batched call for all
  * beams), keeps the b best by accumulated score, and finishes when every beam has stopped. The
- * output is the hypothesis with the best length-normalised score.
+ * output is the hypothesis with the best length-normalised score. It streams the tokens that
+ * every hypothesis still in the running (live or finished) shares, as soon as they do.
  */
 export function beamSearch(options: BeamOptions): Strategy {
   const width = Math.max(1, Math.floor(options.width));
@@ -34,87 +42,148 @@ export function beamSearch(options: BeamOptions): Strategy {
   return {
     name: "beam",
     async decode(context: DecodeContext): Promise<DecodeOutput> {
-      const { model } = context;
+      const search = new BeamRun(context, width, options.vetoes);
       let beams: Hypothesis[] = [{ tokens: [], logprobs: [], sum: 0, done: undefined }];
-      const finished: Hypothesis[] = [];
-      const steps: TraceStep[] = [];
       for (let step = 0; step < context.maxTokens && beams.length > 0; step++) {
         context.signal?.throwIfAborted();
-        const prefixes = beams.map((beam) => [...context.promptTokens, ...beam.tokens]);
-        if (prefixes.some((prefix) => prefix.length >= model.contextSize)) {
-          for (const beam of beams) finished.push({ ...beam, done: "context-full" });
+        if (
+          beams.some((beam) => context.promptTokens.length + beam.tokens.length >= context.model.contextSize)
+        ) {
+          search.finish(beams, "context-full");
           beams = [];
           break;
         }
-        // Ask for a few spare candidates so hard vetoes still leave b to choose from.
-        const topK = Math.min(options.vetoes?.length ? width * 4 : width, model.capabilities.maxTopK);
-        const distributions = await model.nextTokenDistributions(prefixes, { topK, signal: context.signal });
-        const expansions: (Hypothesis & { parent: number })[] = [];
-        for (let b = 0; b < beams.length; b++) {
-          const candidates = distributions[b];
-          const penalties = await vetoPenalties(
-            options.vetoes,
-            prefixes[b],
-            candidates.map((c) => c.token),
-          );
-          for (let i = 0; i < candidates.length; i++) {
-            if (!Number.isFinite(penalties[i])) continue;
-            const { token, logprob } = candidates[i];
-            expansions.push({
-              parent: b,
-              tokens: [...beams[b].tokens, token],
-              logprobs: [...beams[b].logprobs, logprob],
-              sum: beams[b].sum + logprob - penalties[i],
-              done: model.isStopToken(token) ? "end-of-generation" : undefined,
-            });
-          }
-        }
+        const expansions = await search.expand(beams);
         if (expansions.length === 0) {
           // Every continuation of every beam was vetoed: the beams end where they are.
-          for (const beam of beams) finished.push({ ...beam, done: "end-of-generation" });
+          search.finish(beams, "end-of-generation");
           beams = [];
           break;
         }
-        expansions.sort((a, b) => b.sum - a.sum);
         const kept = expansions.slice(0, width);
-        if (context.trace)
-          steps.push({
-            step,
-            prefixLength: step,
-            candidates: expansions.map((e) => ({
-              token: e.tokens[e.tokens.length - 1],
-              text: model.detokenize(e.tokens.slice(-1), { context: prefixes[e.parent].slice(-4) }),
-              logprob: e.logprobs[e.logprobs.length - 1],
-              score: e.sum,
-              kept: kept.includes(e),
-            })),
-          });
-        beams = [];
-        for (const hypothesis of kept) {
-          if (!hypothesis.done && context.stopStrings?.length) {
-            const text = model.detokenize(hypothesis.tokens, { context: context.promptTokens.slice(-8) });
-            if (context.stopStrings.some((stop) => text.includes(stop))) hypothesis.done = "stop-string";
-          }
-          if (!hypothesis.done && hypothesis.tokens.length >= context.maxTokens)
-            hypothesis.done = "max-tokens";
-          if (hypothesis.done) finished.push(hypothesis);
-          else beams.push(hypothesis);
-        }
+        search.record(step, beams, expansions, kept);
+        beams = search.keep(kept);
         // Once b hypotheses have finished, live beams can only be compared to them at equal
         // width; stop like the usual implementations do.
-        if (finished.length >= width) break;
+        if (search.finished.length >= width) break;
       }
-      for (const beam of beams) finished.push({ ...beam, done: beam.done ?? "max-tokens" });
-      finished.sort((a, b) => normalised(b) - normalised(a));
-      const best = finished[0];
-      const output: DecodeOutput = {
+      search.finish(beams, "max-tokens");
+      const best = [...search.finished].sort((a, b) => normalised(b) - normalised(a))[0];
+      return {
         tokens: best.tokens,
         logprobs: best.logprobs,
         stopReason: best.done ?? "max-tokens",
         score: normalised(best),
+        trace: search.log.trace("beam", { width, lengthPenalty: alpha }),
       };
-      if (context.trace) output.trace = { strategy: "beam", options: { width, lengthPenalty: alpha }, steps };
-      return output;
     },
   };
+}
+
+/** One beam search: what its steps share, and the hypotheses that have finished. */
+class BeamRun {
+  readonly finished: Hypothesis[] = [];
+  readonly log: StepLog;
+  private readonly stops: StopStrings;
+  private readonly calls: ModelCallOptions;
+  private readonly topK: number;
+  private readonly shared: SharedPrefixStream | undefined;
+
+  constructor(
+    private readonly context: DecodeContext,
+    width: number,
+    private readonly vetoes: readonly CandidateVeto[] | undefined,
+  ) {
+    this.stops = new StopStrings(context.stopStrings);
+    this.log = new StepLog(context);
+    this.calls = callOptions(context);
+    // Ask for a few spare candidates so hard vetoes still leave b to choose from.
+    const spare = vetoes?.length ? 4 : 1;
+    this.topK = cappedTopK(
+      context,
+      width * spare,
+      `beam: width ${width}${spare > 1 ? " (×4 spare for vetoes)" : ""}`,
+    );
+    this.shared = context.streaming
+      ? new SharedPrefixStream(
+          new TextStream(
+            context.model,
+            context.promptTokens,
+            (text) => context.emit?.({ type: "text", text }),
+            this.stops,
+          ),
+        )
+      : undefined;
+  }
+
+  /** Every unvetoed one-token extension of every beam (one batched call), best first. */
+  async expand(beams: readonly Hypothesis[]): Promise<Expansion[]> {
+    const { model, promptTokens } = this.context;
+    const prefixes = beams.map((beam) => [...promptTokens, ...beam.tokens]);
+    const distributions = await model.nextTokenDistributions(prefixes, { topK: this.topK, ...this.calls });
+    const expansions: Expansion[] = [];
+    for (let b = 0; b < beams.length; b++) {
+      const candidates = distributions[b];
+      const penalties = await vetoPenalties(
+        this.vetoes,
+        prefixes[b],
+        candidates.map((c) => c.token),
+      );
+      for (let i = 0; i < candidates.length; i++) {
+        if (!Number.isFinite(penalties[i])) continue;
+        const { token, logprob } = candidates[i];
+        expansions.push({
+          parent: b,
+          tokens: [...beams[b].tokens, token],
+          logprobs: [...beams[b].logprobs, logprob],
+          sum: beams[b].sum + logprob - penalties[i],
+          done: model.isStopToken(token) ? "end-of-generation" : undefined,
+        });
+      }
+    }
+    return expansions.sort((a, b) => b.sum - a.sum);
+  }
+
+  /** The kept hypotheses that go on (those that ended are finished); streams what all share. */
+  keep(kept: readonly Hypothesis[]): Hypothesis[] {
+    const { model, promptTokens, maxTokens } = this.context;
+    const live: Hypothesis[] = [];
+    for (const hypothesis of kept) {
+      if (!hypothesis.done && this.stops.endsIn(model, promptTokens, hypothesis.tokens))
+        hypothesis.done = "stop-string";
+      if (!hypothesis.done && hypothesis.tokens.length >= maxTokens) hypothesis.done = "max-tokens";
+      if (hypothesis.done) this.finished.push(hypothesis);
+      else live.push(hypothesis);
+    }
+    this.shared?.update([...live, ...this.finished].map((h) => h.tokens));
+    return live;
+  }
+
+  /** Ends `beams` where they are (a beam that already stopped keeps its reason). */
+  finish(beams: readonly Hypothesis[], reason: StopReason): void {
+    for (const beam of beams) this.finished.push({ ...beam, done: beam.done ?? reason });
+  }
+
+  record(
+    step: number,
+    beams: readonly Hypothesis[],
+    expansions: readonly Expansion[],
+    kept: readonly Expansion[],
+  ): void {
+    if (!this.log.active) return;
+    const { model, promptTokens } = this.context;
+    this.log.add({
+      step,
+      prefixLength: step,
+      candidates: expansions.map((e) => ({
+        token: e.tokens[e.tokens.length - 1],
+        text: model.detokenize(e.tokens.slice(-1), {
+          context: [...promptTokens, ...beams[e.parent].tokens].slice(-4),
+        }),
+        logprob: e.logprobs[e.logprobs.length - 1],
+        score: e.sum,
+        kept: kept.includes(e),
+      })),
+    });
+  }
 }

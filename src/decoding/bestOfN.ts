@@ -2,11 +2,12 @@ import { TillerError } from "../errors.js";
 import type { Rollout, SamplingOptions } from "../lm/types.js";
 import type { Reward, RewardInput } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
-import type { numberParam, registerStrategy, SAMPLING_PARAMS, samplingFrom } from "./registry.js";
+import { callOptions } from "./calls.js";
 import { type RolloutText, rolloutText } from "./rolloutText.js";
 import { streamSeeds } from "./seeds.js";
+import { StepLog } from "./steps.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
-import type { DecodeContext, GenerationResult, SearchTrace } from "./types.js";
+import { type DecodeContext, type GenerationResult, innerContext } from "./types.js";
 
 export type Pick = "best" | "worst";
 
@@ -78,7 +79,7 @@ export function bestOfN(
         topP: sampling.topP,
         maxTokens: context.maxTokens,
         stopStrings: context.stopStrings,
-        signal: context.signal,
+        ...callOptions(context),
       },
     );
     const texts = rollouts.map((rollout) =>
@@ -99,42 +100,34 @@ export function bestOfN(
     candidates,
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       const all = await candidates(context);
-      const chosen = pickIndex(
-        all.map((c) => c.reward),
-        pick,
-      );
+      const rewards = all.map((c) => c.reward);
+      const chosen = pickIndex(rewards, pick);
       const best = all[chosen];
       context.emit?.({ type: "text", text: best.text });
-      const output: DecodeOutput = {
+      const log = new StepLog(context);
+      if (log.active)
+        log.add({
+          step: 0,
+          prefixLength: 0,
+          candidates: all.map((c, i) => ({
+            token: c.rollout.tokens[0] ?? -1,
+            text: c.text,
+            logprob: c.logprob,
+            rollout: c.text,
+            reward: c.reward,
+            score: c.reward,
+            kept: i === chosen,
+          })),
+          note: `${n} samples; kept the ${pick === "best" ? "highest" : "lowest"} ${options.reward.name} (candidate ${chosen})`,
+        });
+      return {
         tokens: best.rollout.tokens,
         logprobs: best.rollout.logprobs,
         stopReason: best.rollout.stopReason,
         score: best.reward,
+        trace: log.trace(name, { n, pick, reward: options.reward.name, ...sampling }),
+        details: { strategy: name, n, chosen, rewards },
       };
-      if (context.trace) {
-        const trace: SearchTrace = {
-          strategy: name,
-          options: { n, pick, reward: options.reward.name, ...sampling },
-          steps: [
-            {
-              step: 0,
-              prefixLength: 0,
-              candidates: all.map((c, i) => ({
-                token: c.rollout.tokens[0] ?? -1,
-                text: c.text,
-                logprob: c.logprob,
-                rollout: c.text,
-                reward: c.reward,
-                score: c.reward,
-                kept: i === chosen,
-              })),
-              note: `${n} samples; kept the ${pick === "best" ? "highest" : "lowest"} ${options.reward.name} (candidate ${chosen})`,
-            },
-          ],
-        };
-        output.trace = trace;
-      }
-      return output;
     },
   };
 }
@@ -171,7 +164,8 @@ export async function selectByReward(
 
 /**
  * A strategy that runs other strategies on the same context and keeps the output with the
- * highest (lowest) reward: Best-of-N on top of any strategies' outputs.
+ * highest (lowest) reward: Best-of-N on top of any strategies' outputs. The candidates' steps
+ * and warnings stream live; only the chosen text is committed.
  */
 export function selectAmong(strategies: readonly Strategy[], reward: Reward, pick: Pick = "best"): Strategy {
   checkN(strategies.length, "selectAmong");
@@ -179,7 +173,8 @@ export function selectAmong(strategies: readonly Strategy[], reward: Reward, pic
     name: `${pick === "best" ? "bon" : "won"}(${strategies.map((s) => s.name).join(",")})`,
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       const outputs: DecodeOutput[] = [];
-      for (const strategy of strategies) outputs.push(await strategy.decode({ ...context, emit: undefined }));
+      // Candidates do not stream their text: only the chosen one is committed.
+      for (const strategy of strategies) outputs.push(await strategy.decode(innerContext(context)));
       const texts = outputs.map((o) =>
         rolloutText(context.model, context.promptTokens, o, context.stopStrings),
       );
@@ -189,34 +184,11 @@ export function selectAmong(strategies: readonly Strategy[], reward: Reward, pic
       );
       const chosen = pickIndex(rewards, pick);
       context.emit?.({ type: "text", text: texts[chosen].text });
-      return { ...outputs[chosen], score: rewards[chosen] };
+      return {
+        ...outputs[chosen],
+        score: rewards[chosen],
+        details: { strategy: pick === "best" ? "bon" : "won", n: strategies.length, chosen, rewards },
+      };
     },
   };
-}
-
-/** What `registerBestOfN` needs from the registry (passed in, so this module does not import it). */
-export interface RegistryHooks {
-  registerStrategy: typeof registerStrategy;
-  numberParam: typeof numberParam;
-  samplingFrom: typeof samplingFrom;
-  SAMPLING_PARAMS: typeof SAMPLING_PARAMS;
-}
-
-/** Registers `bon` and `won`; registry.ts calls it with its own functions (no import cycle). */
-export function registerBestOfN(hooks: RegistryHooks): void {
-  const params = { n: "samples drawn (N ≥ 1)", ...hooks.SAMPLING_PARAMS };
-  for (const pick of ["best", "worst"] as const) {
-    hooks.registerStrategy(
-      pick === "best" ? "bon" : "won",
-      (spec, deps) =>
-        bestOfN({
-          n: hooks.numberParam(spec, "n", 4, { min: 1, integer: true }),
-          reward: deps.reward as Reward,
-          pick,
-          sampling: hooks.samplingFrom(spec, deps, 1),
-        }),
-      params,
-      { needsReward: true },
-    );
-  }
 }

@@ -1,21 +1,25 @@
-import type { SamplingOptions } from "../lm/types.js";
+import type { SamplingOptions, Token } from "../lm/types.js";
+import { callOptions } from "./calls.js";
 import { steppedSample } from "./stepped.js";
+import { StepLog } from "./steps.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import { TextStream } from "./textStream.js";
-import type { DecodeContext, SearchTrace, TraceStep } from "./types.js";
+import type { DecodeContext, TraceStep } from "./types.js";
 import type { CandidateVeto } from "./veto.js";
 
 /**
  * Plain decoding: greedy (temperature 0) or sampling. Without vetoes the whole continuation is
- * one rollout call; with vetoes it steps token by token so each candidate can be vetoed.
+ * one rollout call, streamed token by token; with vetoes it steps token by token so each
+ * candidate can be vetoed.
  */
 export function plainDecoding(sampling: SamplingOptions, vetoes: readonly CandidateVeto[] = []): Strategy {
   const greedy = (sampling.temperature ?? 0) <= 0;
+  const name = greedy ? "greedy" : "sample";
   return {
-    name: greedy ? "greedy" : "sample",
+    name,
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       if (vetoes.length > 0) return steppedSample(context, sampling, vetoes);
-      const stream = context.emit
+      const stream = context.streaming
         ? new TextStream(
             context.model,
             context.promptTokens,
@@ -25,53 +29,43 @@ export function plainDecoding(sampling: SamplingOptions, vetoes: readonly Candid
         : undefined;
       const [rollout] = await context.model.rollouts([{ prefix: context.promptTokens }], {
         ...sampling,
+        ...callOptions(context),
         maxTokens: context.maxTokens,
         stopStrings: context.stopStrings,
-        signal: context.signal,
         onToken: stream ? (_index, token) => stream.push(token) : undefined,
       });
       stream?.end();
-      const output: DecodeOutput = {
+      // Plain decoding considers one token per step: its steps list the chosen ones, emitted
+      // once the rollout is done (a rollout does not report per-token logprobs as it goes).
+      const log = new StepLog(context);
+      if (log.active)
+        for (let i = 0; i < rollout.tokens.length; i++)
+          log.add(chosenStep(context, rollout.tokens, i, rollout.logprobs[i]));
+      return {
         tokens: rollout.tokens,
         logprobs: rollout.logprobs,
         stopReason: rollout.stopReason,
         score: rollout.logprob,
+        trace: log.trace(name, { ...sampling }),
       };
-      // Plain decoding considers one token per step: the trace lists the chosen ones.
-      if (context.trace)
-        output.trace = rolloutTrace(
-          context,
-          greedy ? "greedy" : "sample",
-          sampling,
-          rollout.tokens,
-          rollout.logprobs,
-        );
-      return output;
     },
   };
 }
 
-function rolloutTrace(
-  context: DecodeContext,
-  strategy: string,
-  sampling: SamplingOptions,
-  tokens: readonly number[],
-  logprobs: readonly number[],
-): SearchTrace {
-  const steps: TraceStep[] = tokens.map((token, i) => ({
+function chosenStep(context: DecodeContext, tokens: readonly Token[], i: number, logprob: number): TraceStep {
+  const before =
+    i >= 4 ? tokens.slice(i - 4, i) : [...context.promptTokens.slice(-(4 - i)), ...tokens.slice(0, i)];
+  return {
     step: i,
     prefixLength: i,
     candidates: [
       {
-        token,
-        text: context.model.detokenize([token], {
-          context: [...context.promptTokens, ...tokens.slice(0, i)].slice(-4),
-        }),
-        logprob: logprobs[i],
-        score: logprobs[i],
+        token: tokens[i],
+        text: context.model.detokenize([tokens[i]], { context: before }),
+        logprob,
+        score: logprob,
         kept: true,
       },
     ],
-  }));
-  return { strategy, options: { ...sampling }, steps };
+  };
 }

@@ -1,78 +1,47 @@
 import { TillerError } from "../errors.js";
-import type { SamplingOptions } from "../lm/types.js";
-import type { Reward } from "../rewards/types.js";
-import { beamSearch } from "./beam.js";
-import { DEAL_DEFAULTS, deal, PAPER_FAITHFUL } from "./deal.js";
-import { plainDecoding } from "./greedy.js";
+import { BUILTIN_STRATEGIES } from "./builtins.js";
+import type { StrategyDefinition, StrategyDeps, StrategySpec } from "./definition.js";
 import type { Strategy } from "./strategy.js";
-import type { CandidateVeto } from "./veto.js";
 
-/**
- * Strategy specs, as the CLI and task files write them: `NAME[:key=value,key=value…]`, e.g.
- * `greedy`, `sample:temperature=0.8,seed=3`, `beam:width=4`, `bon:n=8`, `deal:k=5,l=8,lambda=10`.
- */
-export interface StrategySpec {
-  name: string;
-  params: Record<string, number | string | boolean>;
-  /** The spec as written, used as the strategy's label in tables. */
-  label: string;
-}
+export type { RewardedDeps, StrategyDefinition, StrategyDeps, StrategySpec } from "./definition.js";
 
-export interface StrategyDeps {
-  /** The reward that reward-guided strategies (bon, won, deal) steer by. */
-  reward?: Reward;
-  vetoes?: readonly CandidateVeto[];
-  /** Defaults for sampling-based strategies (CLI --temperature/--top-k/--top-p/--seed). */
-  sampling?: SamplingOptions;
-}
+/** Every strategy a spec can name: the built-ins (builtins.ts), then what library users add. */
+const registry = new Map<string, StrategyDefinition>(BUILTIN_STRATEGIES.map((d) => [d.name, d]));
 
-type Factory = (spec: StrategySpec, deps: StrategyDeps) => Strategy;
-
-interface Registration {
-  factory: Factory;
-  /** Parameter names the strategy accepts, with a one-line meaning each (for errors and --help). */
-  params: Record<string, string>;
-  needsReward: boolean;
-}
-
-const registry = new Map<string, Registration>();
-
-/** Adds a strategy to the registry (built-ins register below; a library user may add more). */
-export function registerStrategy(
-  name: string,
-  factory: Factory,
-  params: Record<string, string>,
-  options: { needsReward?: boolean } = {},
-): void {
-  registry.set(name, { factory, params, needsReward: options.needsReward ?? false });
+/** Adds a strategy to the registry; a name already taken is an error. */
+export function registerStrategy(definition: StrategyDefinition): void {
+  if (registry.has(definition.name))
+    throw new TillerError(
+      `a strategy named "${definition.name}" is already registered`,
+      "duplicate-strategy",
+    );
+  registry.set(definition.name, definition);
 }
 
 export function strategyNames(): string[] {
   return [...registry.keys()];
 }
 
-/** One line per strategy with its parameters, for help and error messages. */
+/** One entry per strategy with its parameters, for help and error messages. */
 export function strategyHelp(): string {
-  return [...registry.entries()]
-    .map(
-      ([name, r]) =>
-        `${name}${
-          Object.keys(r.params).length
-            ? `:${Object.keys(r.params)
-                .map((k) => `${k}=…`)
-                .join(",")}`
-            : ""
-        }`,
-    )
+  return [...registry.values()]
+    .map((d) => {
+      const keys = Object.keys(d.params);
+      return keys.length ? `${d.name}:${keys.map((k) => `${k}=…`).join(",")}` : d.name;
+    })
     .join(" | ");
 }
 
+/**
+ * Parses `NAME[:key=value,…]`: the name must be registered, every key one of its parameters, set
+ * at most once. A bare key means true; values that read as numbers are numbers.
+ */
 export function parseStrategySpec(text: string): StrategySpec {
   const trimmed = text.trim();
   const colon = trimmed.indexOf(":");
   const name = (colon < 0 ? trimmed : trimmed.slice(0, colon)).trim();
-  const registration = registry.get(name);
-  if (!registration)
+  const definition = registry.get(name);
+  if (!definition)
     throw new TillerError(
       `unknown strategy "${name}" in "${text}"; valid: ${strategyHelp()}`,
       "unknown-strategy",
@@ -85,160 +54,52 @@ export function parseStrategySpec(text: string): StrategySpec {
     .filter(Boolean)) {
     const eq = part.indexOf("=");
     const key = (eq < 0 ? part : part.slice(0, eq)).trim();
-    if (!Object.hasOwn(registration.params, key)) {
-      const valid = Object.entries(registration.params).map(([k, v]) => `${k} (${v})`);
+    if (!Object.hasOwn(definition.params, key)) {
+      const valid = Object.entries(definition.params).map(([k, v]) => `${k} (${v})`);
       throw new TillerError(
         `strategy "${name}" has no parameter "${key}"; ${valid.length ? `valid: ${valid.join(", ")}` : "it takes none"}`,
         "bad-strategy-param",
       );
     }
-    const raw = eq < 0 ? "true" : part.slice(eq + 1).trim();
-    const number = Number(raw);
-    params[key] =
-      raw === "true" ? true : raw === "false" ? false : raw !== "" && Number.isFinite(number) ? number : raw;
+    if (Object.hasOwn(params, key))
+      throw new TillerError(`strategy "${name}" sets "${key}" twice in "${trimmed}"`, "bad-strategy-param");
+    params[key] = parseValue(eq < 0 ? "true" : part.slice(eq + 1).trim());
   }
   return { name, params, label: trimmed };
 }
 
+function parseValue(raw: string): number | string | boolean {
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  const number = Number(raw);
+  return raw !== "" && Number.isFinite(number) ? number : raw;
+}
+
 /** Splits a comma-separated list of specs where commas inside `name:…` params belong to the spec. */
 export function parseStrategyList(text: string): StrategySpec[] {
-  const names = new Set(strategyNames());
   const specs: string[] = [];
   for (const piece of text.split(",")) {
     // A piece that starts with a strategy name starts a new spec; anything else (`l=8`) is a
     // parameter of the spec before it.
     const head = piece.trim().split(":")[0].trim();
-    if (specs.length === 0 || names.has(head)) specs.push(piece.trim());
+    if (specs.length === 0 || registry.has(head)) specs.push(piece.trim());
     else specs[specs.length - 1] += `,${piece.trim()}`;
   }
   return specs.filter(Boolean).map(parseStrategySpec);
 }
 
+/** Builds the strategy a spec names; a reward-guided one without a reward is an error. */
 export function createStrategy(spec: StrategySpec | string, deps: StrategyDeps = {}): Strategy {
   const parsed = typeof spec === "string" ? parseStrategySpec(spec) : spec;
-  const registration = registry.get(parsed.name);
-  if (!registration)
+  const definition = registry.get(parsed.name);
+  if (!definition)
     throw new TillerError(`unknown strategy "${parsed.name}"; valid: ${strategyHelp()}`, "unknown-strategy");
-  if (registration.needsReward && !deps.reward)
+  if (!definition.needsReward) return definition.create(parsed, deps);
+  const { reward } = deps;
+  if (!reward)
     throw new TillerError(
       `strategy "${parsed.name}" steers by a reward; give at least one --reward`,
       "no-reward",
     );
-  return registration.factory(parsed, deps);
+  return definition.create(parsed, { ...deps, reward });
 }
-
-/** Reads a numeric parameter, checking its range; `fallback` when absent. */
-export function numberParam(
-  spec: StrategySpec,
-  key: string,
-  fallback: number,
-  check: { min?: number; max?: number; integer?: boolean } = {},
-): number {
-  const value = spec.params[key] ?? fallback;
-  const ok =
-    typeof value === "number" &&
-    (check.min === undefined || value >= check.min) &&
-    (check.max === undefined || value <= check.max) &&
-    (!check.integer || Number.isInteger(value));
-  if (!ok) {
-    const range = [
-      check.integer ? "an integer" : "a number",
-      check.min !== undefined ? `≥ ${check.min}` : "",
-      check.max !== undefined ? `≤ ${check.max}` : "",
-    ]
-      .filter(Boolean)
-      .join(" ");
-    throw new TillerError(
-      `${spec.name}: ${key} must be ${range}, got "${String(value)}"`,
-      "bad-strategy-param",
-    );
-  }
-  return value as number;
-}
-
-function samplingFrom(spec: StrategySpec, deps: StrategyDeps, temperatureDefault: number): SamplingOptions {
-  return {
-    temperature: numberParam(spec, "temperature", deps.sampling?.temperature ?? temperatureDefault, {
-      min: 0,
-    }),
-    topK: numberParam(spec, "topK", deps.sampling?.topK ?? 0, { min: 0, integer: true }),
-    topP: numberParam(spec, "topP", deps.sampling?.topP ?? 1, { min: 0, max: 1 }),
-    seed: numberParam(spec, "seed", deps.sampling?.seed ?? 0, { integer: true }),
-  };
-}
-
-const SAMPLING_PARAMS = {
-  temperature: "sampling temperature, > 0",
-  topK: "keep the k most likely tokens (0: all)",
-  topP: "nucleus mass, 0 < p ≤ 1",
-  seed: "sampler seed",
-};
-
-registerStrategy("greedy", (_spec, deps) => plainDecoding({ temperature: 0 }, deps.vetoes), {});
-registerStrategy(
-  "sample",
-  (spec, deps) => plainDecoding(samplingFrom(spec, deps, 1), deps.vetoes),
-  SAMPLING_PARAMS,
-);
-registerStrategy(
-  "beam",
-  (spec, deps) =>
-    beamSearch({
-      width: numberParam(spec, "width", 4, { min: 1, integer: true }),
-      lengthPenalty: numberParam(spec, "alpha", 1, { min: 0 }),
-      vetoes: deps.vetoes,
-    }),
-  { width: "beams kept (b)", alpha: "length-normalisation exponent" },
-);
-
-export { SAMPLING_PARAMS, samplingFrom };
-
-registerStrategy(
-  "deal",
-  (spec, deps) => {
-    const boolean = (key: string): boolean | undefined => {
-      const value = spec.params[key];
-      if (value !== undefined && typeof value !== "boolean")
-        throw new TillerError(`deal: ${key} must be true or false, got "${value}"`, "bad-strategy-param");
-      return value;
-    };
-    const paper = boolean("paper") ?? false;
-    const flag = (key: keyof typeof PAPER_FAITHFUL, fallback: boolean) =>
-      boolean(key) ?? (paper ? PAPER_FAITHFUL[key] : fallback);
-    return deal({
-      reward: deps.reward as Reward,
-      vetoes: deps.vetoes,
-      k: numberParam(spec, "k", DEAL_DEFAULTS.k, { min: 1, integer: true }),
-      lookahead: numberParam(spec, "l", DEAL_DEFAULTS.lookahead, { min: 0, integer: true }),
-      lambda: numberParam(spec, "lambda", DEAL_DEFAULTS.lambda, { min: 0 }),
-      beams: numberParam(spec, "b", DEAL_DEFAULTS.beams, { min: 1, integer: true }),
-      batch: flag("batch", DEAL_DEFAULTS.batch),
-      commit: flag("commit", DEAL_DEFAULTS.commit),
-      commitTokens: numberParam(spec, "commitTokens", DEAL_DEFAULTS.commitTokens, { min: 0, integer: true }),
-      saturation: flag("saturation", DEAL_DEFAULTS.saturation),
-      lexical: flag("lexical", DEAL_DEFAULTS.lexical),
-      lexicalSlack: numberParam(spec, "slack", DEAL_DEFAULTS.lexicalSlack, { min: 0 }),
-      patience: numberParam(spec, "patience", DEAL_DEFAULTS.patience, { min: 0 }),
-    });
-  },
-  {
-    k: "candidates expanded per beam",
-    l: "greedy lookahead tokens per candidate",
-    lambda: "reward weight λ against log-probability",
-    b: "beams kept",
-    paper: "true: the paper's algorithm, all speed-ups off unless named",
-    batch: "batch a step's rollouts (true/false)",
-    commit: "commit several lookahead tokens per step (true/false)",
-    commitTokens: "lookahead tokens committed when rewards differ",
-    saturation: "finish greedily once the reward is saturated (true/false)",
-    lexical: "also expand tokens that begin missing keywords (true/false)",
-    slack: "nats a keyword may cost below the top token at first",
-    patience: "share of the budget over which that allowance grows by λ (0: always)",
-  },
-  { needsReward: true },
-);
-
-// Best-of-N / worst-of-N (InfAlign): registered by their own module.
-import { registerBestOfN } from "./bestOfN.js";
-
-registerBestOfN({ registerStrategy, numberParam, samplingFrom, SAMPLING_PARAMS });

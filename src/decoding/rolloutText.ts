@@ -1,4 +1,5 @@
 import type { LanguageModel, Rollout, Token } from "../lm/types.js";
+import { StopStrings } from "./stopStrings.js";
 
 /** A finished rollout as text, the way `runStrategy` reports a generation. */
 export interface RolloutText {
@@ -20,8 +21,9 @@ export function rolloutText(
   model: LanguageModel,
   promptTokens: readonly Token[],
   rollout: Pick<Rollout, "tokens" | "logprobs" | "stopReason">,
-  stopStrings?: readonly string[],
+  stopStrings?: readonly string[] | StopStrings,
 ): RolloutText {
+  const stops = stopStrings instanceof StopStrings ? stopStrings : new StopStrings(stopStrings);
   const tokens = [...rollout.tokens];
   const logprobs = [...rollout.logprobs];
   if (tokens.length > 0 && model.isStopToken(tokens[tokens.length - 1])) {
@@ -30,7 +32,7 @@ export function rolloutText(
   }
   const context = promptTokens.slice(-8);
   let text = model.detokenize(tokens, { context });
-  const cut = firstStop(text, stopStrings);
+  const cut = stops.firstIn(text);
   if (cut >= 0) {
     text = text.slice(0, cut);
     while (tokens.length > 0 && model.detokenize(tokens, { context }).length > cut) {
@@ -40,14 +42,4 @@ export function rolloutText(
   }
   const stopReason = cut >= 0 ? "stop-string" : rollout.stopReason;
   return { text, tokens, logprob: logprobs.reduce((a, b) => a + b, 0), stopReason };
-}
-
-/** Where the first of `stopStrings` starts in `text`, or -1. */
-export function firstStop(text: string, stopStrings: readonly string[] | undefined): number {
-  let first = -1;
-  for (const stop of stopStrings ?? []) {
-    const at = stop ? text.indexOf(stop) : -1;
-    if (at >= 0 && (first < 0 || at < first)) first = at;
-  }
-  return first;
 }

@@ -1,8 +1,11 @@
 import { pickToken, seededRandom } from "../lm/sampling.js";
 import type { SamplingOptions, StopReason, Token } from "../lm/types.js";
+import { callOptions, cappedTopK } from "./calls.js";
+import { StepLog } from "./steps.js";
+import { StopStrings } from "./stopStrings.js";
 import type { DecodeOutput } from "./strategy.js";
 import { TextStream } from "./textStream.js";
-import type { DecodeContext, TraceStep } from "./types.js";
+import type { DecodeContext } from "./types.js";
 import { type CandidateVeto, vetoPenalties } from "./veto.js";
 
 /** Candidates considered per step when vetoes may drop some of the most likely ones. */
@@ -19,17 +22,19 @@ export async function steppedSample(
 ): Promise<DecodeOutput> {
   const { model } = context;
   const random = seededRandom(sampling.seed ?? 0);
-  const stream = context.emit
-    ? new TextStream(
-        model,
-        context.promptTokens,
-        (text) => context.emit?.({ type: "text", text }),
-        context.stopStrings,
-      )
+  const stops = new StopStrings(context.stopStrings);
+  const stream = context.streaming
+    ? new TextStream(model, context.promptTokens, (text) => context.emit?.({ type: "text", text }), stops)
     : undefined;
+  const log = new StepLog(context);
+  const calls = callOptions(context);
+  const topK = cappedTopK(
+    context,
+    Math.max(VETO_POOL, sampling.topK ?? 0),
+    "vetoed decoding: candidate pool",
+  );
   const tokens: Token[] = [];
   const logprobs: number[] = [];
-  const steps: TraceStep[] = [];
   let stopReason: StopReason = "max-tokens";
   while (tokens.length < context.maxTokens) {
     if (context.signal?.aborted) {
@@ -41,10 +46,7 @@ export async function steppedSample(
       stopReason = "context-full";
       break;
     }
-    const [distribution] = await model.nextTokenDistributions([prefix], {
-      topK: Math.min(Math.max(VETO_POOL, sampling.topK ?? 0), model.capabilities.maxTopK),
-      signal: context.signal,
-    });
+    const [distribution] = await model.nextTokenDistributions([prefix], { topK, ...calls });
     const penalties = await vetoPenalties(
       vetoes,
       prefix,
@@ -58,8 +60,9 @@ export async function steppedSample(
       }))
       .filter((entry) => Number.isFinite(entry.logprob))
       .sort((a, b) => b.logprob - a.logprob);
-    if (context.trace)
-      steps.push({
+    const token = allowed.length > 0 ? pickToken(allowed, sampling, random) : undefined;
+    if (log.active)
+      log.add({
         step: tokens.length,
         prefixLength: tokens.length,
         candidates: distribution.slice(0, 8).map((entry, i) => ({
@@ -67,38 +70,27 @@ export async function steppedSample(
           text: model.detokenize([entry.token], { context: prefix.slice(-4) }),
           logprob: entry.logprob,
           score: entry.logprob - penalties[i],
-          kept: false,
+          kept: entry.token === token,
           vetoed: penalties[i] > 0,
         })),
       });
-    if (allowed.length === 0) {
+    if (token === undefined) {
       stopReason = "end-of-generation";
       break;
     }
-    const token = pickToken(allowed, sampling, random);
     const chosen = allowed.find((entry) => entry.token === token);
     tokens.push(token);
     logprobs.push(chosen?.original ?? 0);
-    const traced = steps.at(-1)?.candidates.find((candidate) => candidate.token === token);
-    if (traced) traced.kept = true;
     if (model.isStopToken(token)) {
       stopReason = "end-of-generation";
       break;
     }
     stream?.push(token);
-    if (context.stopStrings?.length) {
-      const text = model.detokenize(tokens, { context: context.promptTokens.slice(-8) });
-      if (context.stopStrings.some((stop) => text.includes(stop))) {
-        stopReason = "stop-string";
-        break;
-      }
+    if (stops.endsIn(model, context.promptTokens, tokens)) {
+      stopReason = "stop-string";
+      break;
     }
   }
   stream?.end();
-  return {
-    tokens,
-    logprobs,
-    stopReason,
-    trace: context.trace ? { strategy: "stepped", options: { ...sampling }, steps } : undefined,
-  };
+  return { tokens, logprobs, stopReason, trace: log.trace("stepped", { ...sampling }) };
 }

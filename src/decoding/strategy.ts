@@ -14,7 +14,12 @@ export interface DecodeOutput {
   details?: StrategyDetails;
 }
 
-/** A decoding strategy: sees the model only through `DecodeContext.model` (a `LanguageModel`). */
+/**
+ * A decoding strategy: sees the model only through `DecodeContext.model` (a `LanguageModel`).
+ * It streams through `context.emit` text that is final (a prefix of its output's text), its
+ * search steps (when `context.streaming`) and every warning (it passes `callOptions(context)` to
+ * each model call); `runStrategy` emits whatever text remains at the end.
+ */
 export interface Strategy {
   readonly name: string;
   decode(context: DecodeContext): Promise<DecodeOutput>;

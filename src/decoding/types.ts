@@ -1,69 +1,14 @@
-import type { LanguageModel, ModelUsage, ModelWarning, StopReason, Token } from "../lm/types.js";
+import type { LanguageModel, ModelWarning, Token } from "../lm/types.js";
 import type { DecodeEvent } from "./events.js";
 
-/** One step of a search, for the JSON trace (a later page draws it). */
-export interface TraceStep {
-  step: number;
-  /** Tokens generated before this step. */
-  prefixLength: number;
-  candidates: {
-    token: Token;
-    text: string;
-    logprob: number;
-    /** Lookahead/rollout continuation judged with this candidate, when the strategy rolls out. */
-    rollout?: string;
-    reward?: number;
-    score: number;
-    kept: boolean;
-    vetoed?: boolean;
-    /** A candidate added by lexical lookahead (it spells a wanted word). */
-    lexical?: boolean;
-  }[];
-  note?: string;
-}
-
-export interface SearchTrace {
-  strategy: string;
-  options: Record<string, unknown>;
-  steps: TraceStep[];
-}
-
-export interface GenerationStats {
-  promptTokens: number;
-  generatedTokens: number;
-  /** Every token the model evaluated during this generation, re-evaluation included. */
-  evaluatedTokens: number;
-  wallMs: number;
-  usage: ModelUsage;
-}
-
-export interface GenerationResult {
-  text: string;
-  /** Every way a model call or the strategy degraded a request during this generation. */
-  warnings: ModelWarning[];
-  /** Generated tokens (stop token excluded). */
-  tokens: Token[];
-  /** Sum of the model's logprobs of `tokens` given the prompt. */
-  logprob: number;
-  stopReason: StopReason;
-  stats: GenerationStats;
-  trace?: SearchTrace;
-  /** The strategy's own objective for the output (beam: length-normalised logprob; DeAL: search score). */
-  score?: number;
-  /** What the strategy reports about its run, typed per strategy. */
-  details?: StrategyDetails;
-}
-
-/**
- * Per-strategy metadata, discriminated by `strategy`. A strategy adds its variant here so readers
- * (CLI, server, eval) switch on `strategy` instead of casting a record.
- */
-export type StrategyDetails =
-  | { strategy: "bon" | "won"; n: number; chosen: number; rewards: number[] }
-  | { strategy: "deal"; steps: number; lexicalCommits: number; saturatedAt?: number }
-  | { strategy: "shield"; attempts: number; refused: boolean; maxBci?: number }
-  | { strategy: "speculative"; drafted: number; accepted: number; targetCalls: number }
-  | { strategy: "ambedkar"; steps: number; meanDivergence: number };
+export type {
+  GenerationResult,
+  GenerationStats,
+  SearchTrace,
+  ShieldAttemptSummary,
+  StrategyDetails,
+  TraceStep,
+} from "./result.js";
 
 /**
  * What every strategy receives. Strategies touch models only through `LanguageModel`, named by
@@ -88,6 +33,12 @@ export interface DecodeContext {
    * warnings. Defaults to none (nothing is streamed).
    */
   emit?: (event: DecodeEvent) => void;
+  /**
+   * Someone consumes `emit`'s text and step events, so strategies build them (text streams, step
+   * records) even when not tracing. `runStrategy` sets it when its caller passed `emit`.
+   * Defaults to false: only warnings are emitted.
+   */
+  streaming?: boolean;
   /** Record a search trace in the result. */
   trace?: boolean;
 }
@@ -95,4 +46,23 @@ export interface DecodeContext {
 /** Sends a warning to the context's stream (strategies call this where they degrade a request). */
 export function warn(context: Pick<DecodeContext, "emit">, warning: ModelWarning): void {
   context.emit?.({ type: "warning", warning });
+}
+
+/**
+ * The context for a strategy run inside another (a retry, a candidate, a finishing pass): its
+ * text never reaches the stream (the outer strategy decides what is committed); its warnings
+ * always do, and its search steps only with `steps` (defaults to true).
+ */
+export function innerContext(context: DecodeContext, options: { steps?: boolean } = {}): DecodeContext {
+  const steps = options.steps ?? true;
+  const emit = context.emit;
+  return {
+    ...context,
+    streaming: steps && context.streaming,
+    emit: emit
+      ? (event) => {
+          if (event.type === "warning" || (steps && event.type === "step")) emit(event);
+        }
+      : undefined,
+  };
 }

@@ -16,6 +16,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { TillerError } from "../errors.js";
+import type { ModelIdentity } from "./fingerprint.js";
 import {
   assertLittleEndian,
   commitDirectory,
@@ -35,12 +36,7 @@ import { bitWidthFor, PackedArray } from "./packed-array.js";
 import { suffixArrayOfShifted } from "./sais.js";
 import { TraceIndex } from "./trace-index.js";
 
-export interface ModelIdentity {
-  id: string;
-  fileName: string;
-  spec?: string;
-  tokenizerFingerprint: string;
-}
+export type { ModelIdentity } from "./fingerprint.js";
 
 export interface IndexBuilderOptions {
   vocabularySize: number;

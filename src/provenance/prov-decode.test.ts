@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadTestModel, sharedPath } from "../../test/helpers.js";
-import { deal } from "../decoding/deal.js";
+import { deal } from "../decoding/deal/index.js";
 import { runStrategy } from "../decoding/run.js";
 import type { CandidateVeto } from "../decoding/veto.js";
 import { TillerError } from "../errors.js";

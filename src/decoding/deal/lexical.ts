@@ -1,0 +1,137 @@
+import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
+import { vetoPenalties } from "../veto.js";
+import type { Beam, Candidate, DealRun, Proposal } from "./state.js";
+
+/** For each live beam, the words the reward still wants in it (none without lexical lookahead). */
+export function wantedWords(run: DealRun, live: readonly Beam[]): string[][] {
+  const { lexical, reward } = run.options;
+  if (!lexical || !reward.wantedWords) return live.map(() => []);
+  return live.map((beam) => reward.wantedWords?.(run.inputOf(beam.tokens, false)) ?? []);
+}
+
+/**
+ * Lexical proposals: every spelling of every wanted word that the beam's plain proposals do not
+ * already hold and that fits in the context, with its first token's exact logprob — read from the
+ * expanded distribution, or scored with `scoreContinuations` (in one call for all beams) where
+ * the backend's slice does not reach it. Patience: early on only words whose first token costs
+ * about as much as the top token are tried (the first token bounds the word's cost from below).
+ */
+export async function lexicalProposals(
+  run: DealRun,
+  live: readonly Beam[],
+  distributions: readonly NextTokenDistribution[],
+  wanted: readonly (readonly string[])[],
+  plain: readonly (readonly Proposal[])[],
+): Promise<Proposal[][]> {
+  const spelled: { beam: number; tokens: Token[]; logprobs: number[] }[] = [];
+  for (let b = 0; b < live.length; b++) {
+    const have = new Set(plain[b].map((p) => p.tokens.join(" ")));
+    for (const tokens of await spellingsOf(run.model, wanted[b], run.spellings)) {
+      const key = tokens.join(" ");
+      if (have.has(key)) continue;
+      have.add(key);
+      const length = run.context.promptTokens.length + live[b].tokens.length + tokens.length;
+      if (length + 1 >= run.model.contextSize) continue;
+      const first = distributions[b].find((entry) => entry.token === tokens[0]);
+      spelled.push({ beam: b, tokens, logprobs: first ? [first.logprob] : [] });
+    }
+  }
+  const unknown = spelled.filter((s) => s.logprobs.length === 0);
+  if (unknown.length > 0) {
+    const scored = await run.model.scoreContinuations(
+      unknown.map((s) => ({ prefix: run.prefix(live[s.beam]), continuation: s.tokens })),
+      run.calls,
+    );
+    unknown.forEach((s, i) => {
+      s.logprobs = scored[i].logprobs;
+    });
+  }
+  const proposals: Proposal[][] = live.map(() => []);
+  for (const s of spelled) {
+    const top = distributions[s.beam][0].logprob;
+    if (s.logprobs[0] < top - run.allowance(live[s.beam])) continue;
+    proposals[s.beam].push({ tokens: s.tokens, logprobs: s.logprobs, lexical: true });
+  }
+  return proposals;
+}
+
+/**
+ * Spells out the lexical candidates that passed the vetoes: the exact logprobs of a word's
+ * tokens after its first (one `scoreContinuations` call for all), the vetoes offered each of
+ * those tokens too, and the patience test on the whole word's cost. Returns the candidates
+ * still viable.
+ */
+export async function spellOut(
+  run: DealRun,
+  candidates: readonly Candidate[],
+  topLogprob: (beam: Beam) => number,
+): Promise<Candidate[]> {
+  const unscored = candidates.filter((c) => c.logprobs.length < c.tokens.length);
+  if (unscored.length > 0) {
+    const scored = await run.model.scoreContinuations(
+      unscored.map((c) => ({
+        prefix: run.prefix(c.beam, c.tokens.slice(0, c.logprobs.length)),
+        continuation: c.tokens.slice(c.logprobs.length),
+      })),
+      run.calls,
+    );
+    unscored.forEach((c, i) => {
+      c.logprobs.push(...scored[i].logprobs);
+      c.logprob = c.logprobs.reduce((a, b) => a + b, 0);
+    });
+  }
+  for (const c of candidates)
+    for (let j = 1; j < c.tokens.length; j++) {
+      const [penalty] = await vetoPenalties(run.options.vetoes, run.prefix(c.beam, c.tokens.slice(0, j)), [
+        c.tokens[j],
+      ]);
+      c.penalty += penalty;
+    }
+  return candidates.filter(
+    (c) =>
+      Number.isFinite(c.penalty) &&
+      Number.isFinite(c.logprob) &&
+      (!c.lexical || c.logprob >= topLogprob(c.beam) - run.allowance(c.beam)),
+  );
+}
+
+/**
+ * Token spellings of wanted words as they appear in running text: mid-sentence, and capitalised
+ * after a full stop. Each form is tokenized after a short lead-in whose tokens are then dropped,
+ * because tokenizers spell a word differently at the start of a text (e.g. a SentencePiece
+ * dummy prefix) than after a space. Cached per word.
+ */
+async function spellingsOf(
+  model: LanguageModel,
+  words: readonly string[],
+  cache: Map<string, Token[][]>,
+): Promise<Token[][]> {
+  const out: Token[][] = [];
+  for (const word of words) {
+    let spellings = cache.get(word);
+    if (!spellings) {
+      spellings = await spell(model, word);
+      cache.set(word, spellings);
+    }
+    out.push(...spellings);
+  }
+  return out;
+}
+
+async function spell(model: LanguageModel, word: string): Promise<Token[][]> {
+  const capitalised = `${word[0]?.toUpperCase() ?? ""}${word.slice(1)}`;
+  const forms: [string, string][] = [
+    ["the", ` ${word}`],
+    ["the end.", ` ${capitalised}`],
+  ];
+  const found = new Map<string, Token[]>();
+  for (const [leadIn, form] of forms) {
+    const lead = await model.tokenize(leadIn, { addBos: false });
+    const full = await model.tokenize(leadIn + form, { addBos: false });
+    let i = 0;
+    while (i < lead.length && lead[i] === full[i]) i++;
+    const spelling = full.slice(i);
+    if (spelling.length > 0) found.set(spelling.join(" "), spelling);
+  }
+  return [...found.values()];
+}

@@ -1,0 +1,29 @@
+import type { Rollout, RolloutRequest } from "../../lm/types.js";
+import type { Candidate, DealRun } from "./state.js";
+
+/**
+ * Lookahead: an l-token greedy rollout after every candidate that does not end the text — all of
+ * a step's rollouts in one batched call (speed-up 1), or one call each (the paper).
+ */
+export async function lookahead(run: DealRun, candidates: readonly Candidate[]): Promise<void> {
+  const { model, context, options } = run;
+  const rollable = candidates.filter(
+    (c) =>
+      !model.isStopToken(c.tokens[c.tokens.length - 1]) &&
+      c.beam.tokens.length + c.tokens.length < context.maxTokens,
+  );
+  const requests: RolloutRequest[] = rollable.map((c) => ({
+    prefix: run.prefix(c.beam, c.tokens),
+    maxTokens: Math.min(options.lookahead, context.maxTokens - c.beam.tokens.length - c.tokens.length),
+  }));
+  const rolloutOptions = { maxTokens: options.lookahead, stopStrings: context.stopStrings, ...run.calls };
+  let rollouts: Rollout[];
+  if (options.batch) rollouts = await model.rollouts(requests, rolloutOptions);
+  else {
+    rollouts = [];
+    for (const request of requests) rollouts.push(...(await model.rollouts([request], rolloutOptions)));
+  }
+  rollable.forEach((c, i) => {
+    c.rollout = rollouts[i];
+  });
+}

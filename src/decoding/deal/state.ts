@@ -1,0 +1,132 @@
+import type { LanguageModel, ModelCallOptions, Rollout, StopReason, Token } from "../../lm/types.js";
+import type { RewardInput } from "../../rewards/types.js";
+import { callOptions } from "../calls.js";
+import { StepLog } from "../steps.js";
+import { StopStrings } from "../stopStrings.js";
+import { SharedPrefixStream, TextStream } from "../textStream.js";
+import type { DecodeContext } from "../types.js";
+import type { ResolvedDealOptions } from "./options.js";
+
+/** A partial output the search keeps. */
+export interface Beam {
+  tokens: Token[];
+  logprobs: number[];
+  /** Sum of logprobs minus veto penalties of the committed tokens. */
+  logprob: number;
+  done?: StopReason;
+  /** Score of the step that produced this beam (for the final choice). */
+  score: number;
+  reward: number;
+}
+
+/** A continuation proposed for a beam: one token, or for a lexical proposal a whole word. */
+export interface Proposal {
+  tokens: Token[];
+  /** Logprobs of the leading tokens known so far (all of them once spelled out). */
+  logprobs: number[];
+  lexical: boolean;
+}
+
+/** A proposal that passed the vetoes, being judged this step. */
+export interface Candidate extends Proposal {
+  beam: Beam;
+  /** Sum of `logprobs`. */
+  logprob: number;
+  /** Veto penalties summed over the candidate's tokens (soft vetoes; hard-vetoed ones are dropped). */
+  penalty: number;
+  /** The l-token greedy lookahead after it (absent when the candidate ends the text). */
+  rollout?: Rollout;
+  reward: number;
+  score: number;
+}
+
+export function startBeam(): Beam {
+  return { tokens: [], logprobs: [], logprob: 0, score: 0, reward: 0 };
+}
+
+export function extend(beam: Beam, tokens: readonly Token[], logprobs: readonly number[]): Beam {
+  return {
+    tokens: [...beam.tokens, ...tokens],
+    logprobs: [...beam.logprobs, ...logprobs],
+    logprob: beam.logprob + logprobs.reduce((a, b) => a + b, 0),
+    score: beam.score,
+    reward: beam.reward,
+  };
+}
+
+/**
+ * One DeAL run: its context and options, what every phase shares (the reward's view of a text,
+ * the stop strings, the lexical spellings found so far, the step log) and what it has produced.
+ */
+export class DealRun {
+  readonly model: LanguageModel;
+  readonly stops: StopStrings;
+  readonly log: StepLog;
+  readonly calls: ModelCallOptions;
+  /** Beams that ended (the final choice is among them). */
+  readonly finished: Beam[] = [];
+  /** Token spellings of each wanted word, tokenized once per run. */
+  readonly spellings = new Map<string, Token[][]>();
+  /** Search steps run so far. */
+  step = 0;
+  lexicalCommits = 0;
+  saturatedAt: number | undefined;
+  private readonly committed: SharedPrefixStream | undefined;
+
+  constructor(
+    readonly context: DecodeContext,
+    readonly options: ResolvedDealOptions,
+  ) {
+    this.model = context.model;
+    this.stops = new StopStrings(context.stopStrings);
+    this.log = new StepLog(context);
+    this.calls = callOptions(context);
+    this.committed = context.streaming
+      ? new SharedPrefixStream(
+          new TextStream(
+            this.model,
+            context.promptTokens,
+            (text) => context.emit?.({ type: "text", text }),
+            this.stops,
+          ),
+        )
+      : undefined;
+  }
+
+  /** Prompt + the beam's tokens + `more`: what the model continues. */
+  prefix(beam: Beam, more: readonly Token[] = []): Token[] {
+    return [...this.context.promptTokens, ...beam.tokens, ...more];
+  }
+
+  textOf(tokens: readonly Token[]): string {
+    return this.model.detokenize(tokens, { context: this.context.promptTokens.slice(-8) });
+  }
+
+  /** The reward's view of a continuation: cut at a stop string (then finished), like the final text. */
+  inputOf(tokens: readonly Token[], finished: boolean): RewardInput {
+    const text = this.textOf(tokens);
+    const cut = this.stops.firstIn(text);
+    return cut < 0
+      ? { prompt: this.context.prompt, text, tokens, finished }
+      : { prompt: this.context.prompt, text: text.slice(0, cut), tokens, finished: true };
+  }
+
+  /**
+   * How many nats below the top token a lexical candidate may cost: `lexicalSlack` at first,
+   * growing by λ over the first `patience` share of the token budget. Placing a wanted word as
+   * soon as its reward outweighs its cost puts it in the first sentence, however awkward; waiting
+   * lets the search find a place where the word fits ("a big tree"), and the growing allowance
+   * still places it before the text runs out.
+   */
+  allowance(beam: Beam): number {
+    const o = this.options;
+    return o.patience <= 0
+      ? Number.POSITIVE_INFINITY
+      : o.lexicalSlack + (o.lambda * beam.tokens.length) / (o.patience * this.context.maxTokens);
+  }
+
+  /** Streams the text every remaining beam and finished output shares. */
+  stream(beams: readonly Beam[]): void {
+    this.committed?.update([...beams, ...this.finished].map((beam) => beam.tokens));
+  }
+}
