@@ -5,7 +5,7 @@ import { createStrategy, parseStrategySpec, strategyHelp } from "../../decoding/
 import type { CandidateVeto } from "../../decoding/veto.js";
 import { TillerError } from "../../errors.js";
 import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../../provenance/prov-decode.js";
-import { type ShieldTrace, shielded } from "../../provenance/shield.js";
+import { shielded } from "../../provenance/shield.js";
 import { TraceIndex } from "../../provenance/trace-index.js";
 import { parseRewardSpecs, REWARD_SPEC_FORMS, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
@@ -222,13 +222,11 @@ export function registerAlign(program: Command): void {
             evaluatedTokens: result.stats.evaluatedTokens,
             wallMs: result.stats.wallMs,
           };
-          const shieldTrace = options.shield
-            ? (result.trace?.options.shield as ShieldTrace | undefined)
-            : undefined;
-          const shield = shieldTrace && {
-            refused: shieldTrace.refused,
-            tau: shieldTrace.tau,
-            attempts: shieldTrace.attempts.map((a) => ({
+          const details = result.details?.strategy === "shield" ? result.details : undefined;
+          const shield = details && {
+            refused: details.refused,
+            tau: details.tau,
+            attempts: details.verdicts.map((a) => ({
               verdict: a.verdict,
               maxBci: a.maxBci,
               spans: a.spans.length,
