@@ -7,7 +7,7 @@ import type {
   ScoreRequest,
   Token,
 } from "../types.js";
-import type { Piece } from "./pieces.js";
+import type { Piece, PieceCache } from "./pieces.js";
 
 /** The server kinds tiller speaks to. */
 export const DIALECTS = ["llama-server", "vllm"] as const;
@@ -90,6 +90,8 @@ export interface Dialect {
   /** Prompt tokens through the model's chat template (only when `info.capabilities.chatTemplate`). */
   chatTokens(messages: readonly ChatMessage[], signal?: AbortSignal): Promise<Token[]>;
   fetchPieces(tokens: readonly Token[]): Promise<Map<Token, Piece>>;
+  /** Receives the model's piece cache (shared by the fleet) once it is filled. */
+  attachPieces?(pieces: PieceCache): void;
   /** The top-`topK` next tokens after `prefix` (topK already clamped to the server's limit). */
   next(prefix: readonly Token[], topK: number, call: CallContext): Promise<NextTokenDistribution>;
   score(

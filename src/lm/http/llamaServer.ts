@@ -1,5 +1,6 @@
 import { basename } from "node:path";
 import { z } from "zod";
+import { pickToken, seededRandom } from "../sampling.js";
 import type {
   ChatMessage,
   NextTokenDistribution,
@@ -9,9 +10,23 @@ import type {
   Token,
 } from "../types.js";
 import type { CallContext, Dialect, RequestStats, RolloutCall, ServerInfo, ServerStop } from "./dialect.js";
-import type { Piece } from "./pieces.js";
+import {
+  type Completion,
+  completionSchema,
+  modelsSchema,
+  piecesSchema,
+  propsSchema,
+  RESPONSE_FIELDS,
+  STREAM_FIELDS,
+  settingsSchema,
+  streamEventSchema,
+  type Timings,
+  tokensSchema,
+} from "./llamaServerWire.js";
+import type { Piece, PieceCache } from "./pieces.js";
 import { SlotScheduler } from "./slots.js";
 import type { Endpoint } from "./transport.js";
+import { concatBytes, endsInsideCharacter } from "./utf8.js";
 
 /**
  * The template llama-server reports when the model has none of its own (llama.cpp's
@@ -29,72 +44,8 @@ const PIECE_CHUNK = 8192;
 /** Text tokenized on every server of a fleet: equal tokens are part of "same model". */
 const FINGERPRINT_TEXT = "Once upon a time, Ünïcödé → 東京 🙂\n\tdone.";
 
-const propsSchema = z.object({
-  default_generation_settings: z.object({ n_ctx: z.number().int().positive() }),
-  total_slots: z.number().int().positive(),
-  model_path: z.string(),
-  chat_template: z.string().optional(),
-  bos_token: z.string().optional(),
-  build_info: z.string().optional(),
-});
-
-const modelsSchema = z.object({
-  data: z
-    .array(
-      z.object({
-        id: z.string(),
-        meta: z
-          .object({
-            n_vocab: z.number().int().positive(),
-            n_params: z.number().optional(),
-            n_embd: z.number().optional(),
-            size: z.number().optional(),
-          })
-          .nullable()
-          .optional(),
-      }),
-    )
-    .min(1),
-});
-
-const tokensSchema = z.object({ tokens: z.array(z.number().int()) });
-const piecesSchema = z.object({
-  tokens: z.array(
-    z.object({ id: z.number().int(), piece: z.union([z.string(), z.array(z.number().int())]) }),
-  ),
-});
-
-const logprobSchema = z.object({
-  id: z.number().int(),
-  logprob: z.number(),
-  bytes: z.array(z.number().int()),
-});
-const probsSchema = z.array(logprobSchema.extend({ top_logprobs: z.array(logprobSchema) }));
-const timingsSchema = z.object({ cache_n: z.number(), prompt_n: z.number(), predicted_n: z.number() });
-
-const completionSchema = z.object({
-  completion_probabilities: probsSchema.min(1),
-  timings: timingsSchema,
-  stop_type: z.string().optional(),
-});
-
-const streamEventSchema = z.object({
-  tokens: z.array(z.number().int()).optional(),
-  completion_probabilities: probsSchema.optional(),
-  stop: z.boolean().optional(),
-  stop_type: z.string().optional(),
-  timings: timingsSchema.optional(),
-  error: z.unknown().optional(),
-});
-
-const settingsSchema = z.object({
-  generation_settings: z.object({
-    logit_bias: z.array(z.object({ token: z.number().int(), bias: z.number().nullable() })).optional(),
-  }),
-});
-
-const RESPONSE_FIELDS = ["completion_probabilities", "timings", "stop_type"];
-const STREAM_FIELDS = ["tokens", "completion_probabilities", "stop", "stop_type", "timings", "error"];
+type Probabilities = NonNullable<Completion["completion_probabilities"]>[number];
+type Probability = Probabilities["top_logprobs"][number];
 
 /**
  * llama.cpp's llama-server, through its native `/completion`: token-array prompts, `n_probs` raw
@@ -108,10 +59,13 @@ const STREAM_FIELDS = ["tokens", "completion_probabilities", "stop", "stop_type"
 export class LlamaServerDialect implements Dialect {
   readonly multiSample = false;
   private readonly slots: SlotScheduler;
+  private pieces: PieceCache | undefined;
 
   private constructor(
     private readonly endpoint: Endpoint,
     readonly info: ServerInfo,
+    /** A token llama-server always reports (plain ASCII): forced to read a position's distribution. */
+    private readonly safeToken: Token,
   ) {
     this.slots = new SlotScheduler(info.capacity);
   }
@@ -149,32 +103,39 @@ export class LlamaServerDialect implements Dialect {
     const stopTokens = await endOfGenerationTokens(endpoint, bosToken ?? plain[0]?.id ?? 0, signal);
     const template = props.chat_template ?? "";
     const vocabularySize = meta.n_vocab;
-    return new LlamaServerDialect(endpoint, {
-      dialect: "llama-server",
-      modelName: basename(props.model_path),
-      fingerprint: JSON.stringify({
+    const safeToken = plain[0]?.id;
+    if (safeToken === undefined)
+      throw endpoint.failure("/tokenize", 'tokenized "a" to nothing', "server-bad-response", false);
+    return new LlamaServerDialect(
+      endpoint,
+      {
+        dialect: "llama-server",
+        modelName: basename(props.model_path),
+        fingerprint: JSON.stringify({
+          vocabularySize,
+          params: meta.n_params,
+          embd: meta.n_embd,
+          size: meta.size,
+          probe: probe.map((t) => t.id),
+        }),
         vocabularySize,
-        params: meta.n_params,
-        embd: meta.n_embd,
-        size: meta.size,
-        probe: probe.map((t) => t.id),
-      }),
-      vocabularySize,
-      contextSize: props.default_generation_settings.n_ctx,
-      bosToken,
-      addBos,
-      addSpacePrefix,
-      stopTokens,
-      capacity: props.total_slots,
-      capabilities: {
-        maxTopK: vocabularySize,
-        exactDistributions: true,
-        seededSampling: true,
-        prefixCache: true,
-        singlePassScoring: false,
-        chatTemplate: template !== "" && template !== CHATML_FALLBACK,
+        contextSize: props.default_generation_settings.n_ctx,
+        bosToken,
+        addBos,
+        addSpacePrefix,
+        stopTokens,
+        capacity: props.total_slots,
+        capabilities: {
+          maxTopK: vocabularySize,
+          exactDistributions: true,
+          seededSampling: true,
+          prefixCache: true,
+          singlePassScoring: false,
+          chatTemplate: template !== "" && template !== CHATML_FALLBACK,
+        },
       },
-    });
+      safeToken,
+    );
   }
 
   async tokenize(text: string, signal?: AbortSignal): Promise<Token[]> {
@@ -219,32 +180,40 @@ export class LlamaServerDialect implements Dialect {
     );
     await eachLimited(special, this.info.capacity, async ([id, piece]) => {
       const rendered = await this.forcedBytes(id);
-      if (rendered.length === 0) piece.control = true;
+      if (rendered?.length === 0) piece.control = true;
     });
     return pieces;
   }
 
-  private async forcedBytes(token: Token): Promise<number[]> {
+  /** How llama-server renders `token` in generated text (undefined: it withheld the token). */
+  private async forcedBytes(token: Token): Promise<number[] | undefined> {
     const body = {
       ...greedyBody([this.info.bosToken ?? token], 1),
       logit_bias: [[token, FORCE]],
-      response_fields: ["completion_probabilities"],
+      response_fields: RESPONSE_FIELDS,
     };
-    const response = await this.endpoint.postJson(
-      "/completion",
-      body,
-      z.object({ completion_probabilities: probsSchema.min(1) }),
-    );
-    return response.completion_probabilities[0].bytes;
+    const response = await this.endpoint.postJson("/completion", body, completionSchema);
+    return response.completion_probabilities?.[0]?.bytes;
+  }
+
+  /** The vocabulary's pieces, once fetched: needed to recognise and recover withheld tokens. */
+  attachPieces(pieces: PieceCache): void {
+    this.pieces = pieces;
+  }
+
+  /** Whether llama-server withholds `token` when it is generated first (its piece ends inside a character). */
+  private withheld(token: Token): boolean {
+    const bytes = this.pieces?.bytesOf(token);
+    return bytes !== undefined && endsInsideCharacter(bytes);
   }
 
   async next(prefix: readonly Token[], topK: number, call: CallContext): Promise<NextTokenDistribution> {
     const lease = await this.slots.acquire(prefix, call.signal);
     let holds: readonly Token[] | undefined;
     try {
-      const response = await this.complete(prefix, topK, lease.slot, undefined, call);
+      const top = (await this.forcedSafe(prefix, topK, lease.slot, call, false)).top_logprobs;
       holds = prefix;
-      return response.completion_probabilities[0].top_logprobs.map(entry);
+      return top.map(entry);
     } finally {
       lease.release(holds);
     }
@@ -266,32 +235,24 @@ export class LlamaServerDialect implements Dialect {
       const top: NextTokenDistribution[] = [];
       for (let i = 0; i < continuation.length; i++) {
         const prompt = full.slice(0, prefix.length + i);
-        call.stats.scoreRequests++;
-        const response = await this.complete(
+        const found = await this.logprobAt(
           prompt,
+          continuation[i],
           Math.max(1, options.topK),
           lease.slot,
-          continuation[i],
           call,
+          true,
         );
-        const forced = response.completion_probabilities[0];
-        if (forced.id !== continuation[i])
-          throw this.endpoint.failure(
-            "/completion",
-            `did not honour logit_bias (asked for token ${continuation[i]}, got ${forced.id})`,
-            "server-bad-response",
-            false,
-          );
-        logprobs.push(logprobOf(forced.logprob));
-        if (options.topK > 0) top.push(forced.top_logprobs.slice(0, options.topK).map(entry));
+        logprobs.push(found.logprob);
+        if (options.topK > 0) top.push(found.top.slice(0, options.topK).map(entry));
         holds = prompt;
       }
       const result: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
       if (options.topK > 0) result.top = top;
       if (options.nextTopK > 0) {
-        call.stats.scoreRequests++;
-        const response = await this.complete(full, options.nextTopK, lease.slot, undefined, call);
-        result.next = response.completion_probabilities[0].top_logprobs.map(entry);
+        result.next = (
+          await this.forcedSafe(full, options.nextTopK, lease.slot, call, true)
+        ).top_logprobs.map(entry);
         holds = full;
       }
       return result;
@@ -300,30 +261,92 @@ export class LlamaServerDialect implements Dialect {
     }
   }
 
-  /** One `n_predict: 1` request: the distribution after `prompt` (and `force`'s raw logprob). */
+  /**
+   * The raw logprob of `token` after `prompt`, and the top-`nProbs` there. The token itself is
+   * forced with `logit_bias` (its logprob is then reported whatever its rank) unless llama-server
+   * would withhold it; then a safe token is forced and `token` looked up in the top list (the
+   * whole vocabulary if it must).
+   */
+  private async logprobAt(
+    prompt: readonly Token[],
+    token: Token,
+    nProbs: number,
+    slot: number,
+    call: CallContext,
+    scoring: boolean,
+  ): Promise<{ logprob: number; top: Probability[] }> {
+    if (!this.withheld(token)) {
+      const forced = await this.complete(prompt, nProbs, slot, token, call, scoring);
+      if (forced && forced.id !== token)
+        throw this.endpoint.failure(
+          "/completion",
+          `did not honour logit_bias (asked for token ${token}, got ${forced.id})`,
+          "server-bad-response",
+          false,
+        );
+      if (forced) return { logprob: logprobOf(forced.logprob), top: forced.top_logprobs };
+    }
+    for (const n of [Math.max(nProbs, 64), this.info.vocabularySize]) {
+      const position = await this.forcedSafe(prompt, n, slot, call, scoring);
+      const own = position.top_logprobs.find((e) => e.id === token);
+      if (own) return { logprob: logprobOf(own.logprob), top: position.top_logprobs };
+    }
+    throw this.endpoint.failure(
+      "/completion",
+      `left token ${token} out of the full distribution`,
+      "server-bad-response",
+      false,
+    );
+  }
+
+  /** The position after `prompt`, with a safe (never withheld) token forced so it is always reported. */
+  private async forcedSafe(
+    prompt: readonly Token[],
+    nProbs: number,
+    slot: number,
+    call: CallContext,
+    scoring: boolean,
+  ): Promise<Probabilities> {
+    const position = await this.complete(prompt, nProbs, slot, this.safeToken, call, scoring);
+    if (!position)
+      throw this.endpoint.failure(
+        "/completion",
+        "returned no probabilities for a forced token",
+        "server-bad-response",
+        false,
+      );
+    return position;
+  }
+
+  /** One `n_predict: 1` request: the reported position after `prompt` (none when the token was withheld). */
   private async complete(
     prompt: readonly Token[],
     nProbs: number,
     slot: number,
-    force: Token | undefined,
+    force: Token,
     call: CallContext,
-  ) {
-    const body: Record<string, unknown> = {
+    scoring: boolean,
+  ): Promise<Probabilities | undefined> {
+    const body = {
       ...greedyBody(prompt, nProbs),
       id_slot: slot,
+      logit_bias: [[force, FORCE]],
       response_fields: RESPONSE_FIELDS,
     };
-    if (force !== undefined) body.logit_bias = [[force, FORCE]];
-    const response = await this.endpoint.postJson("/completion", body, completionSchema, {
+    const response: Completion = await this.endpoint.postJson("/completion", body, completionSchema, {
       signal: call.signal,
     });
     count(call.stats, prompt.length, response.timings);
-    return response;
+    if (scoring) call.stats.scoreRequests++;
+    return response.completion_probabilities?.[0];
   }
 
   /**
    * Streams the generation and hands each token to tiller as it arrives; when tiller's stop rule
-   * (stop tokens, stop strings) fires, the connection is closed and llama-server cancels.
+   * (stop tokens, stop strings) fires, the connection is closed and llama-server cancels. Where
+   * llama-server withholds tokens (a character split across tokens: the stream cannot name them),
+   * the stream is closed, the split character is generated here token by token from the server's
+   * distributions, and streaming resumes after it.
    */
   async rollout(call: RolloutCall): Promise<ServerStop[]> {
     if (call.samples !== 1) throw new Error("llama-server rollouts take one sample per request");
@@ -331,76 +354,138 @@ export class LlamaServerDialect implements Dialect {
     const generated: Token[] = [];
     let holds: readonly Token[] | undefined;
     try {
-      const body = {
-        ...samplingBody(call.sampling),
-        prompt: call.prefix,
-        n_predict: call.maxTokens,
-        n_probs: 1,
-        stream: true,
-        // Timings in every event: a rollout tiller cancels still reports its prompt cache use.
-        timings_per_token: true,
-        cache_prompt: true,
-        post_sampling_probs: false,
-        id_slot: lease.slot,
-        response_fields: STREAM_FIELDS,
-      };
       let stop: ServerStop | undefined;
-      let timings: z.infer<typeof timingsSchema> | undefined;
-      await this.endpoint.postEvents(
-        "/completion",
-        body,
-        streamEventSchema,
-        (event) => {
-          if (event.error !== undefined)
-            throw this.endpoint.failure(
-              "/completion",
-              `failed mid-stream: ${JSON.stringify(event.error)}`,
-              "server-error",
-              true,
-            );
-          const tokens = event.tokens ?? [];
-          const probs = event.completion_probabilities ?? [];
-          timings = event.timings ?? timings;
-          for (let i = 0; i < tokens.length && !stop; i++) {
-            if (probs[i]?.id !== tokens[i])
-              throw this.endpoint.failure(
-                "/completion",
-                "streamed a token without its probability",
-                "server-bad-response",
-                false,
-              );
-            generated.push(tokens[i]);
-            if (!call.onToken(0, tokens[i], logprobOf(probs[i].logprob))) stop = "tiller";
-          }
-          if (event.stop && !stop)
-            stop =
-              event.stop_type === "eos"
-                ? "end-of-generation"
-                : event.stop_type === "word"
-                  ? "stop-string"
-                  : "length";
-          return !stop;
-        },
-        { signal: call.signal },
-      );
-      if (!stop)
-        throw this.endpoint.failure(
-          "/completion",
-          "closed the stream before its final event",
-          "server-closed",
-          true,
-          true,
-        );
-      count(
-        call.stats,
-        call.prefix.length,
-        timings ?? { cache_n: 0, prompt_n: call.prefix.length, predicted_n: 0 },
-      );
+      while (!stop) {
+        if (generated.length >= call.maxTokens) stop = "length";
+        else {
+          const prompt = [...call.prefix, ...generated];
+          const streamed = await this.streamSegment(
+            prompt,
+            call.maxTokens - generated.length,
+            lease.slot,
+            call,
+            generated,
+          );
+          stop = streamed ?? (await this.stepOverSplit(lease.slot, call, generated));
+        }
+      }
       holds = [...call.prefix, ...generated];
       return [stop];
     } finally {
       lease.release(holds);
     }
+  }
+
+  /**
+   * One streamed request from `prompt`; accepted tokens are appended to `generated`. Returns why
+   * the rollout ended, or undefined when the server withheld tokens (nothing after them was taken).
+   */
+  private async streamSegment(
+    prompt: Token[],
+    budget: number,
+    slot: number,
+    call: RolloutCall,
+    generated: Token[],
+  ): Promise<ServerStop | undefined> {
+    const body = {
+      ...samplingBody(call.sampling, prompt.length),
+      prompt,
+      n_predict: budget,
+      n_probs: 1,
+      stream: true,
+      // Timings in every event: a rollout tiller cancels still reports its prompt cache use.
+      timings_per_token: true,
+      cache_prompt: true,
+      post_sampling_probs: false,
+      id_slot: slot,
+      response_fields: STREAM_FIELDS,
+    };
+    let stop: ServerStop | undefined;
+    let withheld = false;
+    let timings: Timings | undefined;
+    let reported = 0;
+    await this.endpoint.postEvents(
+      "/completion",
+      body,
+      streamEventSchema,
+      (event) => {
+        if (event.error !== undefined) {
+          const error = JSON.stringify(event.error);
+          // Text ending in invalid UTF-8 fails llama-server's final parse after every token was
+          // streamed: the generation itself is over, possibly with a withheld tail.
+          if (!/does not match the expected/.test(error))
+            throw this.endpoint.failure("/completion", `failed mid-stream: ${error}`, "server-error", true);
+          if (reported >= budget) stop = "length";
+          else withheld = true;
+          return false;
+        }
+        timings = event.timings ?? timings;
+        const tokens = event.tokens ?? [];
+        if ((event.tokens_predicted ?? reported + tokens.length) > reported + tokens.length) {
+          withheld = true;
+          return false;
+        }
+        const probs = event.completion_probabilities ?? [];
+        for (let i = 0; i < tokens.length && !stop; i++) {
+          if (probs[i]?.id !== tokens[i])
+            throw this.endpoint.failure(
+              "/completion",
+              "streamed a token without its probability",
+              "server-bad-response",
+              false,
+            );
+          reported++;
+          generated.push(tokens[i]);
+          if (!call.onToken(0, tokens[i], logprobOf(probs[i].logprob))) stop = "tiller";
+        }
+        if (event.stop && !stop)
+          stop =
+            event.stop_type === "eos"
+              ? "end-of-generation"
+              : event.stop_type === "word"
+                ? "stop-string"
+                : "length";
+        return !stop;
+      },
+      { signal: call.signal },
+    );
+    count(call.stats, prompt.length, timings ?? { cache_n: 0, prompt_n: prompt.length, predicted_n: 0 });
+    if (stop || withheld) return stop;
+    throw this.endpoint.failure(
+      "/completion",
+      "closed the stream before its final event",
+      "server-closed",
+      true,
+      true,
+    );
+  }
+
+  /**
+   * Generates the tokens of a split character here, one server request per token: each position's
+   * distribution (a safe token forced so it is reported), then tiller's own sampler — greedy, or
+   * temperature / top-k / top-p seeded like in-process. Returns why the rollout ended, if it did.
+   */
+  private async stepOverSplit(
+    slot: number,
+    call: RolloutCall,
+    generated: Token[],
+  ): Promise<ServerStop | undefined> {
+    const { sampling } = call;
+    const greedy = (sampling.temperature ?? 0) <= 0;
+    const random = seededRandom(mixSeed(sampling.seed ?? 0, call.prefix.length + generated.length));
+    const width = greedy ? 1 : sampling.topK && sampling.topK > 0 ? sampling.topK : this.info.vocabularySize;
+    const stretch: Uint8Array[] = [];
+    do {
+      if (generated.length >= call.maxTokens) return "length";
+      const position = await this.forcedSafe([...call.prefix, ...generated], width, slot, call, false);
+      const sorted = position.top_logprobs.map(entry);
+      const token = greedy ? sorted[0].token : pickToken(sorted, sampling, random);
+      generated.push(token);
+      if (!call.onToken(0, token, sorted.find((e) => e.token === token)?.logprob ?? Number.NaN))
+        return "tiller";
+      stretch.push(this.pieces?.bytesOf(token) ?? new Uint8Array(0));
+    } while (endsInsideCharacter(concatBytes(stretch)));
+    return undefined;
   }
 
   healthy(signal?: AbortSignal): Promise<boolean> {
@@ -433,8 +518,12 @@ function greedyBody(prompt: readonly Token[], nProbs: number): Record<string, un
   };
 }
 
-/** tiller's sampler (temperature, then top-k, then top-p on the tempered distribution), seeded. */
-function samplingBody(sampling: SamplingOptions): Record<string, unknown> {
+/**
+ * tiller's sampler (temperature, then top-k, then top-p on the tempered distribution). The seed is
+ * mixed with the prompt length, so a rollout continued in a later request (after a recovered
+ * split character or a failover) does not replay the random stream of its first request.
+ */
+function samplingBody(sampling: SamplingOptions, promptLength: number): Record<string, unknown> {
   const temperature = sampling.temperature ?? 0;
   if (temperature <= 0) return { temperature: 0, samplers: ["temperature"] };
   return {
@@ -443,15 +532,20 @@ function samplingBody(sampling: SamplingOptions): Record<string, unknown> {
     top_k: sampling.topK ?? 0,
     top_p: sampling.topP ?? 1,
     min_keep: 1,
-    seed: sampling.seed ?? 0,
+    seed: mixSeed(sampling.seed ?? 0, promptLength),
   };
 }
 
-function count(stats: RequestStats, promptTokens: number, timings: z.infer<typeof timingsSchema>): void {
+function count(stats: RequestStats, promptTokens: number, timings: Timings): void {
   stats.requests++;
   stats.promptTokens += promptTokens;
   stats.cachedPromptTokens += timings.cache_n;
   stats.evaluatedTokens += timings.prompt_n + Math.max(0, timings.predicted_n - 1);
+}
+
+/** A 32-bit seed from a rollout's seed and where in the sequence a request starts. */
+function mixSeed(seed: number, position: number): number {
+  return (Math.imul((seed ^ position) >>> 0, 0x9e3779b1) >>> 0) % 0xffffffff;
 }
 
 function entry(e: { id: number; logprob: number }): { token: Token; logprob: number } {

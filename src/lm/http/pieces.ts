@@ -1,5 +1,6 @@
 import { TillerError } from "../../errors.js";
 import type { Token } from "../types.js";
+import { concatBytes } from "./utf8.js";
 
 /** The text of one token as the server's tokenizer renders it. */
 export interface Piece {
@@ -42,6 +43,12 @@ export class PieceCache {
 
   set(token: Token, piece: Piece): void {
     this.pieces.set(token, piece);
+  }
+
+  /** The bytes a token renders as (empty for control tokens), if its piece is cached. */
+  bytesOf(token: Token): Uint8Array | undefined {
+    const piece = this.pieces.get(token);
+    return piece && (piece.control ? new Uint8Array(0) : piece.bytes);
   }
 
   /** Fetches the pieces of the ids not cached yet (one fetch per id, however many callers ask). */
@@ -87,7 +94,6 @@ export class PieceCache {
   /** llama_detokenize(tokens, remove_special = false, unparse_special = false). */
   private text(tokens: readonly Token[]): string {
     const parts: Uint8Array[] = [];
-    let length = 0;
     tokens.forEach((token, i) => {
       const piece = this.pieces.get(token);
       if (!piece)
@@ -99,14 +105,7 @@ export class PieceCache {
       let bytes = piece.bytes;
       if (i === 0 && this.addSpacePrefix && bytes[0] === 0x20) bytes = bytes.subarray(1);
       parts.push(bytes);
-      length += bytes.length;
     });
-    const all = new Uint8Array(length);
-    let offset = 0;
-    for (const part of parts) {
-      all.set(part, offset);
-      offset += part.length;
-    }
-    return decoder.decode(all);
+    return decoder.decode(concatBytes(parts));
   }
 }
