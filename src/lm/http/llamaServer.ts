@@ -26,7 +26,7 @@ import {
 import type { Piece, PieceCache } from "./pieces.js";
 import { SlotScheduler } from "./slots.js";
 import type { Endpoint } from "./transport.js";
-import { concatBytes, endsInsideCharacter } from "./utf8.js";
+import { concatBytes, endsInsideCharacter, isValidUtf8 } from "./utf8.js";
 
 /**
  * The template llama-server reports when the model has none of its own (llama.cpp's
@@ -201,10 +201,14 @@ export class LlamaServerDialect implements Dialect {
     this.pieces = pieces;
   }
 
-  /** Whether llama-server withholds `token` when it is generated first (its piece ends inside a character). */
-  private withheld(token: Token): boolean {
+  /**
+   * Whether llama-server cannot report `token` as the first generated token: its text alone is not
+   * valid UTF-8 (it withholds a started character, and a non-streamed answer whose text is invalid
+   * fails with a 500).
+   */
+  private unreportable(token: Token): boolean {
     const bytes = this.pieces?.bytesOf(token);
-    return bytes !== undefined && endsInsideCharacter(bytes);
+    return bytes !== undefined && !isValidUtf8(bytes);
   }
 
   async next(prefix: readonly Token[], topK: number, call: CallContext): Promise<NextTokenDistribution> {
@@ -264,7 +268,7 @@ export class LlamaServerDialect implements Dialect {
   /**
    * The raw logprob of `token` after `prompt`, and the top-`nProbs` there. The token itself is
    * forced with `logit_bias` (its logprob is then reported whatever its rank) unless llama-server
-   * would withhold it; then a safe token is forced and `token` looked up in the top list (the
+   * cannot report it; then a safe token is forced and `token` looked up in the top list (the
    * whole vocabulary if it must).
    */
   private async logprobAt(
@@ -275,7 +279,7 @@ export class LlamaServerDialect implements Dialect {
     call: CallContext,
     scoring: boolean,
   ): Promise<{ logprob: number; top: Probability[] }> {
-    if (!this.withheld(token)) {
+    if (!this.unreportable(token)) {
       const forced = await this.complete(prompt, nProbs, slot, token, call, scoring);
       if (forced && forced.id !== token)
         throw this.endpoint.failure(

@@ -115,6 +115,7 @@ export class RemoteModel implements LanguageModel {
       // llama-server renders any ids in one request: fetch the whole vocabulary once.
       if (info.dialect === "llama-server")
         await pieces.ensure(Array.from({ length: info.vocabularySize }, (_, i) => i));
+      for (const member of members) member.dialect.attachPieces?.(pieces);
     } catch (error) {
       fleet.dispose();
       throw error;

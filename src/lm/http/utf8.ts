@@ -23,3 +23,14 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   }
   return all;
 }
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+export function isValidUtf8(bytes: Uint8Array): boolean {
+  try {
+    strict.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
