@@ -56,7 +56,7 @@ describe("fleet of two llama-servers", () => {
       const prompt = await fleet.tokenize("Once upon a time there was a little girl named Lily. She");
       before = requestsPerEndpoint(fleet);
       const [top] = await fleet.nextTokenDistributions([prompt], { topK: 2 });
-      const home = since(requestsPerEndpoint(fleet), before).findIndex((n) => n === 1);
+      const home = since(requestsPerEndpoint(fleet), before).indexOf(1);
       before = requestsPerEndpoint(fleet);
       await fleet.nextTokenDistributions(
         top.map((e) => [...prompt, e.token]),
