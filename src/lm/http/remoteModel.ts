@@ -108,7 +108,7 @@ export class RemoteModel implements LanguageModel {
     for (const member of members) member.dialect.info.stopTokens = stopTokens;
     const fleet = new Fleet(members, options);
     const pieces = new PieceCache(info.addSpacePrefix, info.bosToken, (tokens) =>
-      fleet.run({ prefix: [], work: 0, run: (member) => member.dialect.fetchPieces(tokens) }, options.signal),
+      fleet.run({ prefix: [], work: 0, run: (member) => member.dialect.fetchPieces(tokens) }),
     );
     const model = new RemoteModel(fleet, pieces, info);
     try {
