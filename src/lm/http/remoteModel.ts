@@ -12,13 +12,13 @@ import type {
   ScoredContinuation,
   ScoreOptions,
   ScoreRequest,
-  StopReason,
   Token,
 } from "../types.js";
 import { type OpenDialectOptions, openDialect } from "./detect.js";
-import type { DialectName, RequestStats, ServerInfo, ServerStop } from "./dialect.js";
-import { Fleet, type FleetJob, FleetMember, type FleetOptions } from "./fleet.js";
+import type { DialectName, RequestStats, ServerInfo } from "./dialect.js";
+import { Fleet, FleetMember, type FleetOptions } from "./fleet.js";
 import { PieceCache } from "./pieces.js";
+import { RolloutRun } from "./rolloutRun.js";
 import { Endpoint, type EndpointOptions } from "./transport.js";
 
 export interface RemoteModelOptions extends FleetOptions, EndpointOptions, OpenDialectOptions {}
@@ -43,14 +43,6 @@ export interface RemoteStats {
     promptTokens: number;
     cachedPromptTokens: number;
   }[];
-}
-
-interface RolloutState {
-  request: RolloutRequest;
-  maxTokens: number;
-  tokens: Token[];
-  logprobs: number[];
-  stopReason?: StopReason;
 }
 
 /**
@@ -261,149 +253,10 @@ export class RemoteModel implements LanguageModel {
     options.signal?.throwIfAborted();
     for (const request of requests) this.checkPrefix(request.prefix);
     this.calls++;
-    const states: RolloutState[] = requests.map((request) => ({
-      request,
-      maxTokens: request.maxTokens ?? options.maxTokens,
-      tokens: [],
-      logprobs: [],
-    }));
-    for (const state of states) if (state.maxTokens <= 0) state.stopReason = "max-tokens";
-    await Promise.all(
-      this.sampleGroups(states, options).map((group) => this.rolloutGroup(group, states, options)),
-    );
-    return states.map((state) => ({
-      tokens: state.tokens,
-      logprobs: state.logprobs,
-      logprob: state.logprobs.reduce((a, b) => a + b, 0),
-      stopReason: state.stopReason ?? "max-tokens",
-    }));
-  }
-
-  /**
-   * Request indices that one server request serves together: sampled rollouts from the same
-   * prefix without their own seeds become one multi-sample request where the dialect has one
-   * (vLLM's `n`); everything else is a request of its own.
-   */
-  private sampleGroups(states: readonly RolloutState[], options: RolloutOptions): number[][] {
-    const live = states.map((_, i) => i).filter((i) => !states[i].stopReason);
-    const sampled = (options.temperature ?? 0) > 0;
-    if (!this.fleet.members[0].dialect.multiSample || !sampled) return live.map((i) => [i]);
-    const groups = new Map<string, number[]>();
-    const singles: number[][] = [];
-    for (const i of live) {
-      const { request, maxTokens } = states[i];
-      if (request.seed !== undefined) {
-        singles.push([i]);
-        continue;
-      }
-      const key = `${maxTokens}:${request.prefix.join(",")}`;
-      const group = groups.get(key);
-      if (group) group.push(i);
-      else groups.set(key, [i]);
-    }
-    return [...groups.values(), ...singles];
-  }
-
-  /**
-   * Runs one group through the fleet. A single rollout that fails part-way is resumed on the
-   * next try from the tokens it already has (on another endpoint if one is healthy).
-   */
-  private async rolloutGroup(
-    group: number[],
-    states: RolloutState[],
-    options: RolloutOptions,
-  ): Promise<void> {
-    const lead = states[group[0]];
-    const single = group.length === 1;
-    const prefixNow = () => (single ? [...lead.request.prefix, ...lead.tokens] : lead.request.prefix);
-    const job: FleetJob<void> = {
-      get prefix() {
-        return prefixNow();
-      },
-      work: lead.maxTokens * group.length,
-      run: async (member) => {
-        if (single && lead.stopReason) return;
-        const prefix = prefixNow();
-        const budget = Math.min(
-          lead.maxTokens - (single ? lead.tokens.length : 0),
-          this.contextSize - prefix.length,
-        );
-        if (budget <= 0) {
-          lead.stopReason ??= lead.tokens.length >= lead.maxTokens ? "max-tokens" : "context-full";
-          return;
-        }
-        const stops = await member.dialect.rollout({
-          prefix,
-          maxTokens: budget,
-          samples: group.length,
-          sampling: {
-            temperature: options.temperature,
-            topK: options.topK,
-            topP: options.topP,
-            seed: lead.request.seed ?? options.seed,
-          },
-          stopStrings: options.stopStrings,
-          signal: options.signal,
-          stats: member.stats,
-          seen: (tokens) => this.pieces.ensure(tokens),
-          onToken: (sample, token, logprob) =>
-            this.accept(group[sample], states[group[sample]], token, logprob, options),
-        });
-        stops.forEach((stop, sample) => {
-          const state = states[group[sample]];
-          state.stopReason ??= this.serverStopReason(stop, state);
-        });
-      },
-      holds: () => prefixNow(),
-    };
-    try {
-      await this.fleet.run(job, options.signal);
-    } catch (error) {
-      if (!options.signal?.aborted) throw error;
-      for (const i of group) states[i].stopReason ??= "aborted";
-    }
-  }
-
-  /** Takes one generated token; false when the rollout stops after it. */
-  private accept(
-    index: number,
-    state: RolloutState,
-    token: Token,
-    logprob: number,
-    options: RolloutOptions,
-  ): boolean {
-    state.tokens.push(token);
-    state.logprobs.push(logprob);
-    this.generatedTokens++;
-    options.onToken?.(index, token);
-    state.stopReason = this.stopAfter(state, options);
-    return state.stopReason === undefined;
-  }
-
-  /** The in-process backend's stop rule, so both backends end rollouts on the same token. */
-  private stopAfter(state: RolloutState, options: RolloutOptions): StopReason | undefined {
-    const { tokens } = state;
-    const prefix = state.request.prefix;
-    if (this.stopTokens.has(tokens[tokens.length - 1])) return "end-of-generation";
-    if (options.stopStrings?.length) {
-      // Only the tail can hold a stop string that this token completed (see LlamaCppModel).
-      const tail = Math.max(...options.stopStrings.map((stop) => stop.length)) + 4;
-      const recent = tokens.slice(-tail);
-      const before = [...prefix, ...tokens.slice(0, tokens.length - recent.length)].slice(-8);
-      const text = this.detokenize(recent, { context: before });
-      if (options.stopStrings.some((stop) => text.includes(stop))) return "stop-string";
-    }
-    if (tokens.length >= state.maxTokens) return "max-tokens";
-    if (prefix.length + tokens.length >= this.contextSize) return "context-full";
-    if (options.signal?.aborted) return "aborted";
-    return undefined;
-  }
-
-  private serverStopReason(stop: ServerStop, state: RolloutState): StopReason {
-    if (stop === "end-of-generation" || stop === "stop-string") return stop;
-    return state.request.prefix.length + state.tokens.length >= this.contextSize
-      ? "context-full"
-      : "max-tokens";
+    const run = new RolloutRun(this.fleet, this.pieces, this.stopTokens, this.contextSize, options);
+    const rollouts = await run.run(requests);
+    this.generatedTokens += run.generatedTokens;
+    return rollouts;
   }
 
   /** The top-k a call gets: at most what the server returns, with a warning when that is less. */
