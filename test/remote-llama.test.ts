@@ -300,7 +300,8 @@ describe("llama-server dialect", () => {
     expect(rollout.stopReason).toBe("aborted");
     expect(rollout.tokens.length).toBeGreaterThanOrEqual(20);
     expect(rollout.tokens.length).toBeLessThan(1500);
-    expect(performance.now() - started).toBeLessThan(5_000);
+    // Long before the 1,500 tokens would have been generated (bound generous for shared machines).
+    expect(performance.now() - started).toBeLessThan(10_000);
     await expect(
       remote.nextTokenDistributions([prefix], { topK: 2, signal: controller.signal }),
     ).rejects.toThrow("stop now");
