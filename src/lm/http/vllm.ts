@@ -6,6 +6,7 @@
  * by a loopback HTTP server — never against a running vLLM.
  */
 import { z } from "zod";
+import { TillerError } from "../../errors.js";
 import type {
   ChatMessage,
   NextTokenDistribution,
@@ -124,10 +125,19 @@ export class VllmDialect implements Dialect {
           first,
           { logit_bias: { [OUT_OF_RANGE]: 0 } },
           /Vocabulary size: (\d+)/,
+          "vocabularySize",
           signal,
         ),
       options.maxLogprobs ??
-        statedLimit(endpoint, model, first, { logprobs: OUT_OF_RANGE }, /max allowed: (\d+)/, signal),
+        statedLimit(
+          endpoint,
+          model,
+          first,
+          { logprobs: OUT_OF_RANGE },
+          /max allowed: (\d+)/,
+          "maxLogprobs",
+          signal,
+        ),
       hasChatTemplate(endpoint, model, signal),
       detokenize(endpoint, model, plain, signal),
       endOfSequence(endpoint, model, signal),
@@ -340,21 +350,22 @@ async function statedLimit(
   token: Token,
   excess: Record<string, unknown>,
   pattern: RegExp,
+  option: string,
   signal?: AbortSignal,
 ): Promise<number> {
   const body = { model, prompt: [token], max_tokens: 1, ...excess };
+  let answer = "it accepted the request";
   try {
     await endpoint.postJson("/v1/completions", body, z.unknown(), { signal });
   } catch (error) {
-    const match = error instanceof EndpointError ? pattern.exec(error.message) : null;
+    if (!(error instanceof EndpointError) || error.down) throw error;
+    const match = pattern.exec(error.message);
     if (match) return Number(match[1]);
-    throw error;
+    answer = error.message.slice(error.url.length + "/v1/completions ".length);
   }
-  throw endpoint.failure(
-    "/v1/completions",
-    `accepted ${JSON.stringify(excess)}, so its limit is unknown; pass vocabularySize / maxLogprobs`,
-    "server-bad-response",
-    false,
+  throw new TillerError(
+    `${endpoint.url} did not state its ${option} when asked (${answer}); pass ${option} explicitly`,
+    "vllm-limit-unknown",
   );
 }
 
