@@ -126,7 +126,6 @@ try {
 
   // --- Report ------------------------------------------------------------------------------------
   const base = rates.get("in-process") as number;
-  const baseDeal = deal.get("in-process")?.ms as number;
   row("measure", ...sides.map(([name]) => name));
   row("greedy tok/s (one stream)", ...sides.map(([name]) => fmt(rates.get(name) as number)));
   row("greedy ratio to in-process", ...sides.map(([name]) => fmt((rates.get(name) as number) / base, 2)));
