@@ -114,8 +114,13 @@ export {
 export { taskReward } from "./eval/taskReward.js";
 export { type EvalTask, evalTaskSchema, parseTasks, readTasks } from "./eval/tasks.js";
 export { type GenerateOptions, generate, generateStream } from "./generate.js";
+export type { DialectName } from "./lm/http/dialect.js";
+export type { FleetOptions } from "./lm/http/fleet.js";
+export { RemoteModel, type RemoteModelOptions, type RemoteStats } from "./lm/http/remoteModel.js";
+export type { RetryPolicy } from "./lm/http/retry.js";
 export { LlamaCppModel } from "./lm/llama/LlamaCppModel.js";
 export { type LoadModelOptions, loadModel } from "./lm/load.js";
+export { isServerUrl, type OpenModelOptions, openModel } from "./lm/open.js";
 export { cacheDir, DEFAULT_MODEL_URI, resolveModelPath } from "./lm/resolve.js";
 export { samplerDistribution } from "./lm/sampling.js";
 export type * from "./lm/types.js";
