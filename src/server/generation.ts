@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { DecodeEvent } from "../decoding/events.js";
+import type { TraceStep } from "../decoding/types.js";
 import type { ChatMessage, Token } from "../lm/types.js";
 import type { DecodePlan } from "./alignment.js";
 import { type ChoiceJob, type ChoiceOutcome, runChoice } from "./choice.js";
@@ -181,13 +182,20 @@ async function streamJob(
             ],
           });
         else if (job.echo) sse.send(chunk(choice.index, choice.prompt.text));
+        let steps = 0;
+        const sendStep = (step: TraceStep) => {
+          steps++;
+          sse.event("tiller.step", { object: "tiller.step", index: choice.index, step });
+        };
         const onEvent = (event: DecodeEvent) => {
           if (event.type === "text" && event.text) sse.send(chunk(choice.index, event.text));
-          else if (event.type === "step" && job.plan.settings.trace)
-            sse.event("tiller.step", { object: "tiller.step", index: choice.index, step: event.step });
+          else if (event.type === "step" && job.plan.settings.trace) sendStep(event.step);
         };
         const outcome = await runChoice(context, job.plan, { ...choice, onEvent });
         outcomes.push(outcome);
+        // A strategy that records its trace without emitting steps live: send them now, in order.
+        if (job.plan.settings.trace && steps === 0)
+          for (const step of outcome.result.trace?.steps ?? []) sendStep(step);
         const logprobs =
           job.logprobs === undefined
             ? null

@@ -18,7 +18,7 @@ export class ServerMetrics {
 
   constructor(admission: Admission, scheduler: StepScheduler) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: "tiller_process_" });
+    collectDefaultMetrics({ register: this.registry, prefix: "tiller_" });
     this.requests = new Counter({
       name: "tiller_requests_total",
       help: "Requests answered, by endpoint and HTTP status",

@@ -152,7 +152,11 @@ export function parseBody<S extends z.ZodObject>(
   body: unknown,
 ): { value: z.infer<S>; unknown: string[] } {
   if (typeof body !== "object" || body === null || Array.isArray(body))
-    throw new ApiError(400, "the request body must be a JSON object", "invalid_body");
+    throw new ApiError(
+      400,
+      "the request body must be a JSON object (Content-Type: application/json)",
+      "invalid_body",
+    );
   const parsed = schema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -161,7 +165,7 @@ export function parseBody<S extends z.ZodObject>(
     const message =
       issue.code === "unrecognized_keys"
         ? `${where}: unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`
-        : issue.code === "invalid_type" && getPath(body, issue.path) === undefined
+        : getPath(body, issue.path) === undefined
           ? `${where}: missing required field`
           : `${where}: ${issue.message}`;
     const param = issue.code === "unrecognized_keys" && path ? `${path}.${issue.keys[0]}` : path || null;

@@ -47,14 +47,14 @@ export class StepScheduler {
     return this.pending.length + this.exclusives.length;
   }
 
-  rollouts(
+  async rollouts(
     owner: ModelUsage,
     requests: readonly RolloutRequest[],
     options: RolloutOptions,
   ): Promise<Rollout[]> {
     options.signal?.throwIfAborted();
     for (const request of requests) this.checkPrefix(request.prefix);
-    if (requests.length === 0) return Promise.resolve([]);
+    if (requests.length === 0) return [];
     return new Promise((resolve, reject) => {
       this.enqueue({
         kind: "rollout",
@@ -68,14 +68,14 @@ export class StepScheduler {
     });
   }
 
-  nextTokenDistributions(
+  async nextTokenDistributions(
     owner: ModelUsage,
     prefixes: readonly (readonly Token[])[],
     options: { topK: number; signal?: AbortSignal },
   ): Promise<NextTokenDistribution[]> {
     options.signal?.throwIfAborted();
     for (const prefix of prefixes) this.checkPrefix(prefix);
-    if (prefixes.length === 0) return Promise.resolve([]);
+    if (prefixes.length === 0) return [];
     return new Promise((resolve, reject) => {
       this.enqueue({
         kind: "lookup",
