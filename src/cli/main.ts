@@ -4,6 +4,7 @@ import { registerAlign } from "./commands/align.js";
 import { registerEval } from "./commands/eval.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerIndex } from "./commands/index-cmd.js";
+import { registerPairs } from "./commands/pairs.js";
 import { registerServe } from "./commands/serve.js";
 import { registerTrace } from "./commands/trace.js";
 import { registerWinrate } from "./commands/winrate.js";
@@ -27,5 +28,6 @@ registerIndex(program);
 registerTrace(program);
 registerWinrate(program);
 registerServe(program);
+registerPairs(program);
 
 await runMain(program);

@@ -45,6 +45,10 @@ export async function startServer(options: ListenOptions): Promise<RunningServer
         state.closing = true;
         context.admission.close();
         const finished = app.close();
+        // A keep-alive connection whose last response ends after close() began would otherwise
+        // stay open until its keep-alive timeout: close each one as soon as it goes idle.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+        finished.finally(() => clearInterval(sweep));
         const timeout = options.shutdownTimeoutMs ?? 30_000;
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<"late">((resolve) => {
