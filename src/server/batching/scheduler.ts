@@ -164,7 +164,13 @@ export class StepScheduler {
     return { work, states };
   }
 
-  private async runSolo({ work, states: live }: { work: RolloutWork; states: RolloutState[] }): Promise<void> {
+  private async runSolo({
+    work,
+    states: live,
+  }: {
+    work: RolloutWork;
+    states: RolloutState[];
+  }): Promise<void> {
     const preempt = new AbortController();
     this.solo = preempt;
     this.stats.soloCalls++;
