@@ -4,6 +4,8 @@ import { registerAlign } from "./commands/align.js";
 import { registerEval } from "./commands/eval.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerIndex } from "./commands/index-cmd.js";
+import { registerPairs } from "./commands/pairs.js";
+import { registerServe } from "./commands/serve.js";
 import { registerTrace } from "./commands/trace.js";
 import { registerWinrate } from "./commands/winrate.js";
 import { runMain } from "./shared.js";
@@ -25,5 +27,7 @@ registerEval(program);
 registerIndex(program);
 registerTrace(program);
 registerWinrate(program);
+registerServe(program);
+registerPairs(program);
 
 await runMain(program);
