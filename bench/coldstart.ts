@@ -41,7 +41,16 @@ const llama = await getLlama({ gpu: "auto", build: "never", logLevel: LlamaLogLe
 await llama.loadModel({ modelPath: ${JSON.stringify(modelPath)}, gpuLayers: llama.gpu === false ? 0 : "auto" });
 `,
 );
-const cliArgs = [cliPath, "generate", "--model", modelPath, "--prompt", "Once upon a time", "--max-tokens", "4"];
+const cliArgs = [
+  cliPath,
+  "generate",
+  "--model",
+  modelPath,
+  "--prompt",
+  "Once upon a time",
+  "--max-tokens",
+  "4",
+];
 const env = { ...process.env, TILLER_CACHE_DIR: join(work, "cache"), NO_COLOR: "1" };
 
 /** Wall milliseconds of one `node …args` from spawn to exit; fails on a non-zero exit. */
@@ -79,10 +88,18 @@ try {
   const ms = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
   const ratio = median(cli) / median(bare);
   console.log(`bench:coldstart — ${modelPath}, median of ${RUNS} after one warm-up each`);
-  console.log(`  warm-up: bare ${warmBare.toFixed(0)} ms, tiller ${warmCli.toFixed(0)} ms (thread measurement)`);
-  console.log(`  bare load (import + getLlama + loadModel)  median ${median(bare).toFixed(0)} ms  [${ms(bare)}]`);
-  console.log(`  tiller generate --max-tokens 4            median ${median(cli).toFixed(0)} ms  [${ms(cli)}]`);
-  console.log(`  ratio ${ratio.toFixed(2)}× (target ≤ ${TARGET_RATIO}×): ${ratio <= TARGET_RATIO ? "ok" : "OVER"}`);
+  console.log(
+    `  warm-up: bare ${warmBare.toFixed(0)} ms, tiller ${warmCli.toFixed(0)} ms (thread measurement)`,
+  );
+  console.log(
+    `  bare load (import + getLlama + loadModel)  median ${median(bare).toFixed(0)} ms  [${ms(bare)}]`,
+  );
+  console.log(
+    `  tiller generate --max-tokens 4            median ${median(cli).toFixed(0)} ms  [${ms(cli)}]`,
+  );
+  console.log(
+    `  ratio ${ratio.toFixed(2)}× (target ≤ ${TARGET_RATIO}×): ${ratio <= TARGET_RATIO ? "ok" : "OVER"}`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -103,23 +103,39 @@ describe("tiller align", () => {
     }
   });
 
-  it("Prov-Decode from the CLI: --provenance with a built index", async () => {
+  it("Prov-Decode from the CLI: --index with a built index (--provenance: the same, an older name)", async () => {
     const index = await ensureIndex();
-    const r = await tiller([
-      "align",
-      ...model(),
-      "-p",
-      "Once upon a time",
-      "-r",
-      "keywords:dog",
-      "--provenance",
-      index,
-      "--json",
-      "-n",
-      "40",
-    ]);
+    const run = (flag: string) =>
+      tiller([
+        "align",
+        ...model(),
+        "-p",
+        "Once upon a time",
+        "-r",
+        "keywords:dog",
+        flag,
+        index,
+        "--json",
+        "-n",
+        "40",
+      ]);
+    const [r, older] = [await run("--index"), await run("--provenance")];
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).text.length).toBeGreaterThan(0);
+    const text = JSON.parse(r.stdout).text;
+    expect(text.length).toBeGreaterThan(0);
+    expect(older.status, older.stderr).toBe(0);
+    expect(JSON.parse(older.stdout).text).toBe(text);
+    // A corrupt index is refused: the index really is opened (and checked) under either name.
+    const bad = join(tmp, "bad-index");
+    cpSync(index, bad, { recursive: true });
+    const sa = join(bad, "sa.bin");
+    const bytes = readFileSync(sa);
+    bytes[0] ^= 0xff;
+    writeFileSync(sa, bytes);
+    await expectOneLineError(
+      ["align", ...model(), "-p", "hi", "-r", "keywords:dog", "--provenance", bad],
+      /sa\.bin fails its checksum/,
+    );
   });
 
   it("--shield: TraceShield refuses a copy, the retry with a hard Prov-Decode veto passes; --regenerate 0 refuses; a high τ passes", async () => {
@@ -127,7 +143,7 @@ describe("tiller align", () => {
     // The corpus's first story: greedy decoding continues it verbatim for a while.
     const copied = "One day, a little girl named Lily found a needle in her room.";
     const args = ["align", ...model(), "-p", copied, "-r", "length:5-60w", "--strategy", "greedy"];
-    const shieldArgs = [...args, "--provenance", index, "--shield", "--tau", "5", "-n", "48", "--json"];
+    const shieldArgs = [...args, "--index", index, "--shield", "--tau", "5", "-n", "48", "--json"];
     const retried = await tiller(shieldArgs);
     expect(retried.status, retried.stderr).toBe(0);
     const out = JSON.parse(retried.stdout);
@@ -146,7 +162,7 @@ describe("tiller align", () => {
 
     const passed = await tiller([
       ...args,
-      "--provenance",
+      "--index",
       index,
       "--shield",
       "--tau",
@@ -170,10 +186,12 @@ describe("tiller align", () => {
     await expectOneLineError([...base, "--gamma", "0"], /--gamma.*expected a number > 0/);
     await expectOneLineError([...base, "--gamma", "-2"], /--gamma.*expected a number > 0/);
     await expectOneLineError([...base, "--window", "0"], /--window.*positive integer/);
-    await expectOneLineError([...base, "--min-match", "0"], /--min-match.*positive integer/);
+    await expectOneLineError([...base, "--min-len", "0"], /--min-len.*positive integer/);
+    // The older name parses as --min-len does.
+    await expectOneLineError([...base, "--min-match", "0"], /--min-len.*positive integer/);
     await expectOneLineError([...base, "--tau", "NaN"], /--tau.*expected a number/);
     await expectOneLineError([...base, "--regenerate", "-1"], /--regenerate/);
-    await expectOneLineError([...base, "--shield"], /--shield needs --provenance/);
+    await expectOneLineError([...base, "--shield"], /--shield needs --index/);
     await expectOneLineError([...base, "--context-size", "8"], /--context-size must be ≥ 16/);
     await expectOneLineError(
       ["align", ...model(), "-p", "hi", "-r", "judge", "--judge-model", join(tmp, "no-judge.gguf")],
@@ -226,7 +244,7 @@ describe("tiller align", () => {
       /takes none/,
     );
     await expectOneLineError(
-      [...base, "-r", "keywords:dog", "--provenance", join(tmp, "missing-index")],
+      [...base, "-r", "keywords:dog", "--index", join(tmp, "missing-index")],
       /index/i,
     );
     await expectOneLineError([...base, "-r", "keywords:dog", "--veto", "maybe"], /veto/);
@@ -259,7 +277,7 @@ describe("tiller winrate", () => {
       ...model(),
       "--tasks",
       tasks,
-      "--policy",
+      "--strategy",
       "bon:n=4",
       "--n",
       "4",
@@ -274,8 +292,9 @@ describe("tiller winrate", () => {
     expect(r.stdout).toMatch(/N\/\(N\+1\)/);
     expect(existsSync(join(out, "winrate.svg"))).toBe(true);
     expect(readFileSync(join(out, "winrate.png")).subarray(1, 4).toString()).toBe("PNG");
+    // --policy (the older name of --strategy) satisfies the required option: the run gets to --m.
     const bad = await tiller(["winrate", ...model(), "--tasks", tasks, "--policy", "bon:n=4", "--m", "1"]);
     expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toMatch(/m/);
+    expect(bad.stderr).toMatch(/^tiller: --m must be an integer ≥ 2/);
   });
 });

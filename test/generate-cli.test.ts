@@ -115,6 +115,41 @@ describe("tiller generate", () => {
     ]);
     expect(beam.status).toBe(0);
     expect(JSON.parse(beam.stdout).tokens.length).toBeGreaterThan(0);
+    // --beams is the name align uses too; --beam-width, the older name, still works.
+    const widths = await Promise.all(
+      ["--beams", "--beam-width"].map((flag) =>
+        tiller([
+          ...BASE,
+          "--model",
+          testModelPath(),
+          "-p",
+          "Once upon a time",
+          "-n",
+          "20",
+          "-s",
+          "beam",
+          flag,
+          "3",
+          "--json",
+        ]),
+      ),
+    );
+    for (const r of widths)
+      expect(JSON.parse(r.stdout).tokens, r.stderr).toEqual(JSON.parse(beam.stdout).tokens);
+    // The older name goes through --beams' own check.
+    const zero = await tiller([
+      ...BASE,
+      "--model",
+      testModelPath(),
+      "-p",
+      "hi",
+      "-s",
+      "beam",
+      "--beam-width",
+      "0",
+    ]);
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr).toMatch(/^tiller: option '-b, --beams <b>' argument '0' is invalid/);
     const args = [
       ...BASE,
       "--model",
