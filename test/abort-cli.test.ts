@@ -1,10 +1,10 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, repoRoot, testModelPath } from "./helpers.js";
+import { cliPath, repoRoot, runNode, testModelPath } from "./helpers.js";
 
 let tmp: string;
 beforeAll(() => {
@@ -14,13 +14,13 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Runs `reportAndExit(<expression>)` from the built CLI helpers in a fresh node. */
-function report(expression: string) {
+async function report(expression: string) {
   const shared = pathToFileURL(join(repoRoot, "dist/cli/shared.js")).href;
   const errors = pathToFileURL(join(repoRoot, "dist/errors.js")).href;
   const script = `const { reportAndExit } = await import(${JSON.stringify(shared)});
 const { TillerError } = await import(${JSON.stringify(errors)});
 reportAndExit(${expression});`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  const r = await runNode(["--input-type=module", "-e", script]);
   return { status: r.status, stderr: r.stderr };
 }
 
@@ -31,13 +31,13 @@ describe("aborted runs", () => {
       `(() => { const c = new AbortController(); c.abort(); return c.signal.reason; })()`,
       `new TillerError("evaluation aborted", "aborted", 130)`,
     ]) {
-      const r = report(error);
+      const r = await report(error);
       expect(r.stderr, error).toBe("tiller: aborted\n");
       expect(r.status, error).toBe(130);
     }
-    const user = report(`new TillerError("bad thing", "bad", 2)`);
+    const user = await report(`new TillerError("bad thing", "bad", 2)`);
     expect(user).toEqual({ status: 2, stderr: "tiller: bad thing\n" });
-    const bug = report(`new TypeError("oops")`);
+    const bug = await report(`new TypeError("oops")`);
     expect(bug.status).toBe(70);
     expect(bug.stderr).toMatch(/^tiller: internal error: TypeError: oops\n\s+at /);
   });

@@ -16,7 +16,7 @@ const TASKS = [
   { id: "t3", prompt: "The little bird", keywords: ["tree"], maxTokens: 16 },
 ];
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!fs.existsSync(cliPath)) throw new Error(`${cliPath} not found: run \`npm run build\` first`);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tiller-eval-cli-"));
   tasksFile = path.join(tmp, "tasks.jsonl");
@@ -25,7 +25,7 @@ beforeAll(() => {
   const text = fs.readFileSync(sharedPath("corpora/tinystories-4m.txt"), "utf8").slice(0, 100_000);
   fs.writeFileSync(corpus, text.slice(0, text.lastIndexOf("\n\n")));
   indexDir = path.join(tmp, "idx");
-  const r = tiller([
+  const r = await tiller([
     "index",
     "build",
     "--model",
@@ -50,7 +50,7 @@ const base = () => ["eval", "--model", testModelPath(), "--threads", "1", "--tas
 describe("tiller eval", () => {
   it("prints the table and writes results.jsonl, summary.json and the plot", async () => {
     const out = path.join(tmp, "out", "nested");
-    const r = tiller([
+    const r = await tiller([
       ...base(),
       "--strategies",
       "greedy,sample:temperature=0.8,seed=3,beam:width=2",
@@ -124,7 +124,7 @@ describe("tiller eval", () => {
 
   it("--json prints the summary", async () => {
     const out = path.join(tmp, "json");
-    const r = tiller([...base(), "--strategies", "greedy", "--out", out, "--json", "--limit", "1"]);
+    const r = await tiller([...base(), "--strategies", "greedy", "--out", out, "--json", "--limit", "1"]);
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.strategies).toHaveLength(1);
@@ -176,7 +176,7 @@ describe("tiller eval", () => {
       [[...base(), "--out", out], /required option '--strategies <list>'/],
     ];
     for (const [args, pattern] of cases) {
-      const r = tiller(args);
+      const r = await tiller(args);
       expect(r.status, args.join(" ")).not.toBe(0);
       expect(r.stderr.split("\n")[0], args.join(" ")).toMatch(pattern);
       expect(r.stderr).not.toMatch(/internal error|at .*\.js:\d+/);

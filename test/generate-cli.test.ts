@@ -1,9 +1,9 @@
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, runCli, testModelPath } from "./helpers.js";
+import { type CliRun, cliPath, runCli, testModelPath } from "./helpers.js";
 
 const LILY = ", there was a little girl named Lily. She loved to play outside in the park.";
 const BASE = ["generate", "--threads", "1", "--no-gpu"];
@@ -20,30 +20,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const tiller = (args: string[]): Run => runCli(args, { env: cleanEnv(), timeoutMs: 60_000 });
-
-/** Like `tiller`, without blocking, so independent runs overlap. */
-function tillerAsync(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { env: cleanEnv(), timeout: 60_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const tiller = (args: string[]): Promise<CliRun> => runCli(args, { env: cleanEnv(), timeoutMs: 60_000 });
 
 beforeAll(() => {
   if (!existsSync(cliPath)) throw new Error(`${cliPath} not found: run \`npm run build\` first`);
@@ -77,7 +54,7 @@ describe("tiller generate", () => {
     expect(chunks.length).toBeGreaterThan(1);
 
     // The same text as --json reports.
-    const json = tiller([
+    const json = await tiller([
       ...BASE,
       "--model",
       testModelPath(),
@@ -91,7 +68,7 @@ describe("tiller generate", () => {
   });
 
   it("prints one JSON object with --json", async () => {
-    const r = tiller([
+    const r = await tiller([
       ...BASE,
       "--model",
       testModelPath(),
@@ -122,7 +99,7 @@ describe("tiller generate", () => {
   });
 
   it("beam search and sampling run from the CLI", async () => {
-    const beam = tiller([
+    const beam = await tiller([
       ...BASE,
       "--model",
       testModelPath(),
@@ -138,6 +115,41 @@ describe("tiller generate", () => {
     ]);
     expect(beam.status).toBe(0);
     expect(JSON.parse(beam.stdout).tokens.length).toBeGreaterThan(0);
+    // --beams is the name align uses too; --beam-width, the older name, still works.
+    const widths = await Promise.all(
+      ["--beams", "--beam-width"].map((flag) =>
+        tiller([
+          ...BASE,
+          "--model",
+          testModelPath(),
+          "-p",
+          "Once upon a time",
+          "-n",
+          "20",
+          "-s",
+          "beam",
+          flag,
+          "3",
+          "--json",
+        ]),
+      ),
+    );
+    for (const r of widths)
+      expect(JSON.parse(r.stdout).tokens, r.stderr).toEqual(JSON.parse(beam.stdout).tokens);
+    // The older name goes through --beams' own check.
+    const zero = await tiller([
+      ...BASE,
+      "--model",
+      testModelPath(),
+      "-p",
+      "hi",
+      "-s",
+      "beam",
+      "--beam-width",
+      "0",
+    ]);
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr).toMatch(/^tiller: option '-b, --beams <b>' argument '0' is invalid/);
     const args = [
       ...BASE,
       "--model",
@@ -152,17 +164,17 @@ describe("tiller generate", () => {
       "5",
       "--json",
     ];
-    const a = JSON.parse(tiller(args).stdout);
-    const b = JSON.parse(tiller(args).stdout);
+    const a = JSON.parse((await tiller(args)).stdout);
+    const b = JSON.parse((await tiller(args)).stdout);
     expect(b.tokens).toEqual(a.tokens);
   });
 
   it("--stop: the streamed text and the JSON text both end before the stop string", async () => {
     const args = [...BASE, "--model", testModelPath(), "--prompt", "Once upon a time", "--stop", "Lily"];
-    const streamed = tiller(args);
+    const streamed = await tiller(args);
     expect(streamed.status, streamed.stderr).toBe(0);
     expect(streamed.stdout).toBe(", there was a little girl named \n");
-    const json = JSON.parse(tiller([...args, "--json"]).stdout);
+    const json = JSON.parse((await tiller([...args, "--json"])).stdout);
     expect(json.text).toBe(", there was a little girl named ");
     expect(json.stopReason).toBe("stop-string");
     // tokens and logprob cover the whole tokens before the stop string.
@@ -171,13 +183,16 @@ describe("tiller generate", () => {
   });
 
   it("exits quietly when stdout is closed early (| head -c 10)", async () => {
-    const r = spawnSync(
-      "bash",
-      [
-        "-c",
-        `"${process.execPath}" "${cliPath}" ${BASE.join(" ")} --model "${testModelPath()}" --prompt "Once upon a time" --max-tokens 400 | head -c 10; echo " status=\${PIPESTATUS[0]}"`,
-      ],
-      { encoding: "utf8", env: cleanEnv(), timeout: 60_000 },
+    const r = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+      execFile(
+        "bash",
+        [
+          "-c",
+          `"${process.execPath}" "${cliPath}" ${BASE.join(" ")} --model "${testModelPath()}" --prompt "Once upon a time" --max-tokens 400 | head -c 10; echo " status=\${PIPESTATUS[0]}"`,
+        ],
+        { encoding: "utf8", env: cleanEnv(), timeout: 60_000 },
+        (error, stdout, stderr) => (error ? reject(error) : resolve({ stdout, stderr })),
+      ),
     );
     expect(r.stdout).toBe(`${LILY.slice(0, 10)} status=0\n`);
     expect(r.stderr).toBe("");
@@ -187,7 +202,7 @@ describe("tiller generate", () => {
 describe.concurrent("tiller generate: bad input", () => {
   /** Exit code ≠ 0, exactly one line on stderr matching `message`, nothing on stdout. */
   async function expectOneLineError(args: string[], message: RegExp): Promise<string> {
-    const r = await tillerAsync(args);
+    const r = await tiller(args);
     expect(r.status, r.stderr).not.toBe(0);
     expect(r.status).not.toBeNull();
     expect(r.stdout).toBe("");

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,24 +36,52 @@ export function loadTestModel(
 export const cliPath = resolve(repoRoot, "dist/cli/main.js");
 
 export interface CliRun {
+  /** Exit code; null when a signal ended the process (then `signal` names it). */
   status: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
+export interface CliOptions {
+  /** The child's environment (default: this process's); NO_COLOR is always set. */
+  env?: NodeJS.ProcessEnv;
+  /** Written to the child's stdin, which is then closed (default: nothing, stdin closed at once). */
+  input?: string;
+  /** Kills the child (SIGTERM) after this long (default 120 000 ms). */
+  timeoutMs?: number;
+}
+
 /**
- * Runs the built CLI and waits for it. NO_COLOR keeps output plain: picocolors colours it
+ * Runs the built CLI without blocking the event loop (vitest's worker must keep answering its
+ * RPC while a child runs). Resolves with how it ended, a non-zero exit included; rejects only
+ * when the process cannot be started. NO_COLOR keeps output plain: picocolors colours it
  * whenever CI is set, which would split the text tests match.
  */
-export function runCli(
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
-): CliRun {
-  const r = spawnSync(process.execPath, [cliPath, ...args], {
-    encoding: "utf8",
-    input: options.input,
-    timeout: options.timeoutMs ?? 120_000,
-    env: { ...(options.env ?? process.env), NO_COLOR: "1" },
+export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
+  return runNode([cliPath, ...args], options);
+}
+
+/** Runs `node …args` like {@link runCli} (for scripts that import the built modules). */
+export function runNode(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
+  return new Promise((resolvePromise, reject) => {
+    const child = execFile(
+      process.execPath,
+      args,
+      {
+        encoding: "utf8",
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...(options.env ?? process.env), NO_COLOR: "1" },
+      },
+      (error, stdout, stderr) => {
+        // execFile reports a non-zero exit as an error with `code`; only a failed start has no exit.
+        const failure = error as (NodeJS.ErrnoException & { signal?: NodeJS.Signals | null }) | null;
+        if (failure && typeof failure.code === "string" && child.exitCode === null && !child.signalCode)
+          return reject(failure);
+        resolvePromise({ status: child.exitCode, signal: child.signalCode, stdout, stderr });
+      },
+    );
+    child.stdin?.end(options.input ?? "");
   });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -16,13 +16,13 @@ const DOCS = [
   "A quiet librarian catalogued thunderstorms by the colour of their first lightning.",
 ];
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!fs.existsSync(cliPath)) throw new Error(`${cliPath} not found: run \`npm run build\` first`);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tiller-prov-cli-"));
   corpus = path.join(tmp, "corpus.txt");
   fs.writeFileSync(corpus, `${DOCS.join("\n\n")}\n`);
   indexDir = path.join(tmp, "idx");
-  const r = tiller([
+  const r = await tiller([
     "index",
     "build",
     "--model",
@@ -56,7 +56,7 @@ describe("tiller index / trace CLI", () => {
   });
 
   it("index query --json counts and attributes (model recorded in the header)", async () => {
-    const r = tiller([
+    const r = await tiller([
       "index",
       "query",
       "--index",
@@ -77,7 +77,7 @@ describe("tiller index / trace CLI", () => {
   });
 
   it("index query prints spans with their source", async () => {
-    const r = tiller([
+    const r = await tiller([
       "index",
       "query",
       "--index",
@@ -96,7 +96,7 @@ describe("tiller index / trace CLI", () => {
   });
 
   it("trace refuses a copied passage and passes a novel one (text, file, stdin)", async () => {
-    const copied = tiller([
+    const copied = await tiller([
       "trace",
       "--index",
       indexDir,
@@ -116,7 +116,7 @@ describe("tiller index / trace CLI", () => {
 
     const file = path.join(tmp, "novel.txt");
     fs.writeFileSync(file, "A purple walrus solved the crossword in Lisbon.");
-    const novel = tiller([
+    const novel = await tiller([
       "trace",
       "--index",
       indexDir,
@@ -130,14 +130,14 @@ describe("tiller index / trace CLI", () => {
     ]);
     expect(JSON.parse(novel.stdout).verdict).toBe("pass");
 
-    const piped = tiller(
+    const piped = await tiller(
       ["trace", "--index", indexDir, "--model", testModelPath(), "--threads", "1", "--tau", "1000"],
       DOCS[2],
     );
     expect(piped.status).toBe(0);
     expect(piped.stdout).toMatch(/PASS: max BCI \d+\.\d ≤ τ 1000/);
     expect(piped.stdout).toMatch(/count 1, BCI/);
-    const human = tiller([
+    const human = await tiller([
       "trace",
       "--index",
       indexDir,
@@ -152,7 +152,7 @@ describe("tiller index / trace CLI", () => {
   });
 
   it("fails with one line for a missing index, a corrupt file, and a missing corpus", async () => {
-    const missing = tiller([
+    const missing = await tiller([
       "index",
       "query",
       "--index",
@@ -171,11 +171,11 @@ describe("tiller index / trace CLI", () => {
     const bytes = fs.readFileSync(sa);
     bytes[0] ^= 0xff;
     fs.writeFileSync(sa, bytes);
-    const corrupt = tiller(["trace", "--index", bad, "--model", testModelPath(), "--text", "hello"]);
+    const corrupt = await tiller(["trace", "--index", bad, "--model", testModelPath(), "--text", "hello"]);
     expect(corrupt.status).toBe(2);
     expect(corrupt.stderr).toMatch(/^tiller: trace index file .*sa\.bin fails its checksum/);
 
-    const build = tiller([
+    const build = await tiller([
       "index",
       "build",
       "--model",

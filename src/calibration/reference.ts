@@ -55,13 +55,24 @@ export interface ReferencePolicyOptions {
   stopStrings?: readonly string[];
   /**
    * The model's GGUF file, hashed (SHA-256) into the cache key. Without it (and without a
-   * `path` property on the model) the disk cache is off: samples are only kept in memory.
+   * `source.path` the model declares) the disk cache is off: samples are only kept in memory.
    */
   modelPath?: string;
   /** Cache folder (default `<cacheDir()>/reference`); `false` turns the disk cache off. */
   cacheDir?: string | false;
   /** Where warnings go (a rejected cache entry); default: one line on stderr. */
   onWarning?: (message: string) => void;
+}
+
+/**
+ * The file a model was loaded from, when it declares one as `source: { path }` (llama.cpp does;
+ * a remote model has none). Not part of the `LanguageModel` contract yet (proposed as an optional
+ * `readonly source?: { readonly path: string }`), hence this guard instead of a cast.
+ */
+function modelFilePath(model: LanguageModel): string | undefined {
+  const source: unknown = "source" in model ? model.source : undefined;
+  if (typeof source !== "object" || source === null || !("path" in source)) return undefined;
+  return typeof source.path === "string" ? source.path : undefined;
 }
 
 export interface ReferenceStats {
@@ -164,7 +175,7 @@ export class ReferencePolicy implements ReferenceSource {
       maxTokens: options.maxTokens ?? 64,
       stopStrings: [...(options.stopStrings ?? [])],
     };
-    const path = options.modelPath ?? (model as { path?: unknown }).path;
+    const path = options.modelPath ?? modelFilePath(model);
     this.dir =
       options.cacheDir === false || typeof path !== "string"
         ? undefined

@@ -1,13 +1,5 @@
 #!/usr/bin/env node
 import { Command } from "commander";
-import { registerAlign } from "./commands/align.js";
-import { registerEval } from "./commands/eval.js";
-import { registerGenerate } from "./commands/generate.js";
-import { registerIndex } from "./commands/index-cmd.js";
-import { registerPairs } from "./commands/pairs.js";
-import { registerServe } from "./commands/serve.js";
-import { registerTrace } from "./commands/trace.js";
-import { registerWinrate } from "./commands/winrate.js";
 import { runMain } from "./shared.js";
 
 const program = new Command()
@@ -20,14 +12,25 @@ const program = new Command()
   })
   .version("0.1.0");
 
-// One file per command; each registers itself here.
-registerGenerate(program);
-registerAlign(program);
-registerEval(program);
-registerIndex(program);
-registerTrace(program);
-registerWinrate(program);
-registerServe(program);
-registerPairs(program);
+/**
+ * One file per command; each registers itself. A command's module (and what it imports: the
+ * decoding strategies, rewards, provenance, the plotting stack) is loaded only when that command
+ * runs, so `tiller generate` does not pay for `tiller eval`'s imports. Help, an unknown command or
+ * none at all load them all.
+ */
+const commands: Record<string, () => Promise<(program: Command) => void>> = {
+  generate: async () => (await import("./commands/generate.js")).registerGenerate,
+  align: async () => (await import("./commands/align.js")).registerAlign,
+  eval: async () => (await import("./commands/eval.js")).registerEval,
+  index: async () => (await import("./commands/index-cmd.js")).registerIndex,
+  trace: async () => (await import("./commands/trace.js")).registerTrace,
+  winrate: async () => (await import("./commands/winrate.js")).registerWinrate,
+  serve: async () => (await import("./commands/serve.js")).registerServe,
+  pairs: async () => (await import("./commands/pairs.js")).registerPairs,
+};
+// The program itself takes no option with a value, so the first word is the command's name.
+const named = process.argv.slice(2).find((arg) => !arg.startsWith("-"));
+const wanted = named !== undefined && Object.hasOwn(commands, named) ? [named] : Object.keys(commands);
+for (const register of await Promise.all(wanted.map((name) => commands[name]()))) register(program);
 
 await runMain(program);

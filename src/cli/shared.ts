@@ -1,7 +1,8 @@
+import type { EventEmitter } from "node:events";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { isTillerError } from "../errors.js";
 import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
-import { type LoadModelOptions, loadModel } from "../lm/load.js";
+import type { LoadModelOptions } from "../lm/load.js";
 import type { ChatMode } from "../lm/prompt.js";
 
 /** Parses the program; user errors print one line and exit non-zero, bugs print a stack. */
@@ -109,6 +110,8 @@ export async function loadModelFromOptions(
   options: ModelCliOptions,
   extra: LoadModelOptions = {},
 ): Promise<LlamaCppModel> {
+  // Imported here, not at the top: `tiller --help` and bad input need no llama.cpp.
+  const { loadModel } = await import("../lm/load.js");
   return loadModel(options.model, {
     // commander sets gpu=true for --gpu, false for --no-gpu, and true by default for a
     // --no-* flag; only an explicit flag should force either way.
@@ -123,6 +126,25 @@ function gpuFlag(): boolean | "auto" {
   if (process.argv.includes("--no-gpu")) return false;
   if (process.argv.includes("--gpu")) return true;
   return "auto";
+}
+
+/**
+ * Another name for `command`'s option `target` (e.g. an older one), hidden from --help. Its value
+ * goes through the option's own parser and lands where the option's does, so a command's options
+ * hold one field per concept and its messages name the flag --help shows.
+ */
+export function addAlias(command: Command, alias: string, target: string): Command {
+  const option = command.options.find((o) => o.long === target);
+  if (!option) throw new Error(`addAlias: ${command.name()} has no option ${target}`);
+  const value = option.required ? " <value>" : option.optional ? " [value]" : "";
+  const hidden = new Option(`${alias}${value}`).hideHelp();
+  command.addOption(hidden);
+  // Commander parses an option by emitting "option:<name>" on the command (an EventEmitter at
+  // run time; its typings declare only `on`): re-emitting under the target's name parses the
+  // alias's value exactly as the target's.
+  const events = command as unknown as EventEmitter;
+  command.on(`option:${hidden.name()}`, (arg?: string) => events.emit(`option:${option.name()}`, arg));
+  return command;
 }
 
 export function positiveInt(value: string): number {

@@ -6,11 +6,10 @@
  * Order: sequential by strategy — strategy 1 over all tasks, then strategy 2 over all tasks, …
  * (never interleaved, so one strategy's wall time is not inflated by another's allocations).
  * Cache fairness: the model keeps earlier prefixes in its sequence cache, so a strategy that runs
- * a prompt second would find it already evaluated. With `cache: "cold"` (the default), the cache
- * is flushed through the public `LanguageModel` interface before every run (a batch of short
- * unrelated prefixes overwrites every cached sequence; this is not timed or counted), so every
- * strategy pays for its prompt the same way and `evaluatedTokens` ≈ prompt + generated for
- * greedy. `cache: "warm"` skips the flush (faster, but order-dependent).
+ * a prompt second would find it already evaluated. With `cache: "cold"` (the default), the model
+ * forgets its cache before every run (`LanguageModel.clearCache`, not timed or counted; how is the
+ * backend's business), so every strategy pays for its prompt the same way and `evaluatedTokens` ≈
+ * prompt + generated for greedy. `cache: "warm"` skips that (faster, but order-dependent).
  */
 import { createStrategy, parseStrategySpec, type StrategySpec } from "../decoding/registry.js";
 import { runStrategy } from "../decoding/run.js";
@@ -121,9 +120,6 @@ export interface EvalResult {
   summary: StrategySummary[];
 }
 
-/** Prefixes written to every cached sequence to flush the model's cache (≥ its sequence count). */
-const FLUSH_PREFIXES = 64;
-
 export async function runEval(
   model: LanguageModel,
   tasks: readonly EvalTask[],
@@ -138,6 +134,12 @@ export async function runEval(
   if (duplicate !== undefined)
     throw new TillerError(`strategy "${duplicate}" is listed twice`, "duplicate-strategy");
   const cache = options.cache ?? "cold";
+  // A backend that caches prefixes but cannot forget them cannot give each run a cold cache.
+  if (cache === "cold" && model.capabilities.prefixCache && !model.clearCache)
+    throw new TillerError(
+      `cache "cold" needs a model that can clear its prefix cache; ${model.id} cannot (use cache "warm")`,
+      "cold-cache-unsupported",
+    );
   const index = options.index;
   await index?.checkModel(model);
   const n = options.regurgitationN ?? 8;
@@ -168,7 +170,7 @@ export async function runEval(
       const task = tasks[t];
       throwIfAborted(options.signal);
       options.onProgress?.({ done: rows.length, total, strategy: spec.label, taskId: task.id });
-      if (cache === "cold") await flushCache(model, options.signal);
+      if (cache === "cold") await model.clearCache?.();
       const reward = taskReward(task);
       const strategy = createStrategy(spec, { ...deps(task), reward });
       const result = await runStrategy(strategy, {
@@ -278,21 +280,6 @@ export function summarize(rows: readonly EvalRow[], labels: readonly string[]): 
       base && base.totalEvaluatedTokens > 0 ? s.totalEvaluatedTokens / base.totalEvaluatedTokens : Number.NaN;
   }
   return summaries;
-}
-
-/**
- * Overwrites every cached sequence with a 2-token prefix ([BOS, t], distinct t), so no prompt or
- * generation of an earlier run stays cached. Only the BOS token (shared by every prompt) remains.
- */
-async function flushCache(model: LanguageModel, signal?: AbortSignal): Promise<void> {
-  if (model.clearCache) return model.clearCache();
-  // Backends without clearCache: overwrite every cached sequence with short dummy prefixes.
-  const prefixes: Token[][] = [];
-  for (let i = 0; i < FLUSH_PREFIXES; i++) {
-    const token = (i + 3) % model.vocabularySize;
-    prefixes.push(model.bosToken === undefined ? [token] : [model.bosToken, token]);
-  }
-  await model.nextTokenDistributions(prefixes, { topK: 1, signal });
 }
 
 function throwIfAborted(signal?: AbortSignal): void {

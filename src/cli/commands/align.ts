@@ -6,10 +6,11 @@ import type { CandidateVeto } from "../../decoding/veto.js";
 import { TillerError } from "../../errors.js";
 import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../../provenance/prov-decode.js";
 import { shielded } from "../../provenance/shield.js";
-import { TraceIndex } from "../../provenance/trace-index.js";
+import type { TraceIndex } from "../../provenance/trace-index.js";
 import { parseRewardSpecs, REWARD_SPEC_FORMS, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
   action,
+  addAlias,
   addChatOptions,
   addModelOptions,
   anyInt,
@@ -38,12 +39,13 @@ interface AlignCliOptions extends ModelCliOptions, ChatCliOptions {
   topP?: number;
   seed?: number;
   judgeModel?: string;
-  provenance?: string;
+  index?: string;
+  verify: boolean;
   tau: number;
   veto: "hard" | "soft";
   gamma: number;
   window: number;
-  minMatch: number;
+  minLen: number;
   maxCount?: number;
   normalize: boolean;
   shield?: boolean;
@@ -75,7 +77,7 @@ export function registerAlign(program: Command): void {
     .option("--k <k>", "deal: candidates expanded per beam", positiveInt)
     .option("--lookahead <l>", "deal: greedy lookahead tokens per candidate", nonNegativeInt)
     .option("--lambda <λ>", "deal: reward weight against log-probability", finiteNumber)
-    .option("--beams <b>", "deal/beam: beams kept", positiveInt)
+    .option("-b, --beams <b>", "deal/beam: beams kept", positiveInt)
     .option("--n <N>", "bon/won: samples drawn", positiveInt)
     .option("-t, --temperature <T>", "sampling temperature (sample, bon, won)", finiteNumber)
     .option("--top-k <k>", "sampling: keep the k most likely tokens", nonNegativeInt)
@@ -83,9 +85,10 @@ export function registerAlign(program: Command): void {
     .option("--seed <s>", "sampler seed", anyInt)
     .option("--judge-model <path|hf:uri>", "model that answers judge:… rewards (default: the main model)")
     .option(
-      "--provenance <dir>",
-      "a corpus index: veto continuations that copy rare corpus spans (Prov-Decode)",
+      "-i, --index <dir>",
+      "a corpus index (tiller index build): veto continuations that copy rare corpus spans (Prov-Decode)",
     )
+    .option("--no-verify", "skip checksum verification when opening the index")
     .option(
       "--tau <τ>",
       "Prov-Decode: veto when the matched span's BCI exceeds τ",
@@ -110,7 +113,7 @@ export function registerAlign(program: Command): void {
       PROV_DECODE_RECOMMENDED.n,
     )
     .option(
-      "--min-match <m>",
+      "--min-len <m>",
       "Prov-Decode: veto only when the candidate completes a corpus match of ≥ m tokens",
       positiveInt,
       PROV_DECODE_RECOMMENDED.minLength,
@@ -126,7 +129,7 @@ export function registerAlign(program: Command): void {
     )
     .option(
       "--shield",
-      "TraceShield over the --provenance index: refuse an output whose max span BCI exceeds --tau; regenerate with a hard Prov-Decode veto first (with --shield, --provenance does not veto the first attempt)",
+      "TraceShield over the --index: refuse an output whose max span BCI exceeds --tau; regenerate with a hard Prov-Decode veto first (with --shield, the index does not veto the first attempt)",
     )
     .option("--regenerate <n>", "--shield: attempts after a refused one", nonNegativeInt, 1)
     .option("--refusal <text>", "--shield: text returned when every attempt is refused")
@@ -154,12 +157,17 @@ export function registerAlign(program: Command): void {
             `give at least one --reward; valid forms: ${REWARD_SPEC_FORMS.join(" | ")} (see tiller align --help)`,
             "no-reward",
           );
-        if (options.shield && !options.provenance)
+        if (options.shield && !options.index)
           throw new TillerError(
-            "--shield needs --provenance <dir> (the corpus index to check against)",
+            "--shield needs --index <dir> (the corpus index to check against)",
             "no-index",
           );
-        const index = options.provenance ? TraceIndex.open(options.provenance) : undefined;
+        // The index reader is loaded only when an index is given.
+        const index = options.index
+          ? (await import("../../provenance/trace-index.js")).TraceIndex.open(options.index, {
+              verify: options.verify,
+            })
+          : undefined;
         const model = await loadModelFromOptions(options);
         let judge: Awaited<ReturnType<typeof loadModelFromOptions>> | undefined;
         try {
@@ -172,7 +180,7 @@ export function registerAlign(program: Command): void {
               tau: options.tau,
               mode,
               gamma: options.gamma,
-              minLength: options.minMatch,
+              minLength: options.minLen,
               maxCount: options.maxCount,
               normalize: options.normalize ? { model } : undefined,
             });
@@ -255,4 +263,7 @@ export function registerAlign(program: Command): void {
         }
       }),
     );
+  // Earlier names, kept working: one name per concept across commands (eval, trace, index query).
+  addAlias(command, "--provenance", "--index");
+  addAlias(command, "--min-match", "--min-len");
 }

@@ -4,11 +4,9 @@ import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { createStrategy, parseStrategyList, strategyHelp } from "../../decoding/registry.js";
 import { TillerError } from "../../errors.js";
-import { formatReport, writeQualityVsCost } from "../../eval/report.js";
 import { runEval } from "../../eval/runEval.js";
 import { taskReward } from "../../eval/taskReward.js";
 import { readTasks } from "../../eval/tasks.js";
-import { TraceIndex } from "../../provenance/trace-index.js";
 import {
   action,
   addModelOptions,
@@ -38,7 +36,7 @@ export function registerEval(program: Command): void {
       'task file: one {"id","prompt","keywords":[…],"maxTokens"} per line',
     )
     .requiredOption(
-      "--strategies <list>",
+      "-s, --strategies <list>",
       `comma-separated strategy specs, e.g. greedy,sample,deal:k=5,l=8 (${strategyHelp()})`,
     )
     .requiredOption("-o, --out <dir>", "folder for results.jsonl, summary.json, quality-vs-cost.svg/.png")
@@ -73,7 +71,12 @@ export function registerEval(program: Command): void {
             "bad-out-dir",
           );
         }
-        const index = options.index ? TraceIndex.open(options.index, { verify: options.verify }) : undefined;
+        // The index reader is loaded only when an index is given.
+        const index = options.index
+          ? (await import("../../provenance/trace-index.js")).TraceIndex.open(options.index, {
+              verify: options.verify,
+            })
+          : undefined;
 
         // Ctrl-C aborts the run (reported as "tiller: aborted", exit 130); a second one kills it.
         const abort = new AbortController();
@@ -106,6 +109,8 @@ export function registerEval(program: Command): void {
           });
           bar.stop();
 
+          // The report and its plotting stack (vega, resvg) are loaded once there is a result.
+          const { formatReport, writeQualityVsCost } = await import("../../eval/report.js");
           const resultsPath = path.join(out, "results.jsonl");
           fs.writeFileSync(resultsPath, `${result.rows.map((row) => JSON.stringify(row)).join("\n")}\n`);
           const plot = await writeQualityVsCost(

@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import { generate } from "../../generate.js";
 import {
   action,
+  addAlias,
   addChatOptions,
   addModelOptions,
   anyInt,
@@ -21,7 +22,7 @@ interface GenerateCliOptions extends ModelCliOptions, ChatCliOptions {
   topK?: number;
   topP?: number;
   seed?: number;
-  beamWidth: number;
+  beams: number;
   stop?: string[];
   json?: boolean;
 }
@@ -42,7 +43,7 @@ export function registerGenerate(program: Command): void {
     .option("--top-k <k>", "sample only among the k most likely tokens", nonNegativeInt)
     .option("--top-p <p>", "nucleus sampling mass (0 < p ≤ 1)", finiteNumber)
     .option("--seed <s>", "sampler seed (same seed, same output)", anyInt)
-    .option("-b, --beam-width <b>", "beams kept by beam search", positiveInt, 4)
+    .option("-b, --beams <b>", "beams kept by beam search", positiveInt, 4)
     .option("--stop <text...>", "stop when the output contains this text")
     .option("--json", "print one JSON object instead of streaming text")
     .action(
@@ -60,7 +61,7 @@ export function registerGenerate(program: Command): void {
             topK: options.topK,
             topP: options.topP,
             seed: options.seed,
-            beamWidth: options.beamWidth,
+            beamWidth: options.beams,
             stopStrings: options.stop,
             onEvent:
               streaming && options.strategy !== "beam"
@@ -85,4 +86,6 @@ export function registerGenerate(program: Command): void {
         }
       }),
     );
+  // The earlier name; `--beams` is the name align uses too.
+  addAlias(command, "--beam-width", "--beams");
 }

@@ -1,7 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { writeWinRatePlot } from "../../calibration/plot.js";
 import type { Interval } from "../../calibration/winrate.js";
 import { estimateWinRates, type WinRateReport } from "../../calibration/winrateRun.js";
 import { strategyHelp } from "../../decoding/registry.js";
@@ -11,6 +10,7 @@ import { readTasks } from "../../eval/tasks.js";
 import { parseRewardSpecs, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import {
   action,
+  addAlias,
   addModelOptions,
   anyInt,
   finiteNumber,
@@ -24,7 +24,7 @@ interface WinRateCliOptions extends ModelCliOptions {
   tasks: string;
   reward?: string[];
   weight?: string[];
-  policy: string;
+  strategy: string;
   n: number;
   m: number;
   samples: number;
@@ -50,7 +50,7 @@ export function registerWinrate(program: Command): void {
     .requiredOption("--tasks <file.jsonl>", 'task file, one {"id","prompt","keywords","maxTokens"} per line')
     .option("-r, --reward <spec...>", "the reward r (default or 'task': each task's keywords/length reward)")
     .option("-w, --weight <w...>", "one weight per --reward, in order")
-    .requiredOption("--policy <spec>", `the policy under test, a strategy spec: ${strategyHelp()}`)
+    .requiredOption("-s, --strategy <spec>", `the policy under test, a strategy spec: ${strategyHelp()}`)
     .option("--n <N>", "largest N for Best-/worst-of-N win rates (N = 1, 2, 4, … N)", positiveInt, 16)
     .option("--m <m>", "reference samples per prompt (≥ 2)", anyInt, 64)
     .option("--samples <k>", "policy samples per prompt", positiveInt, 16)
@@ -63,7 +63,7 @@ export function registerWinrate(program: Command): void {
     .option("--cache-dir <dir>", "reference sample cache (default: <tiller cache>/reference)")
     .option("--no-cache", "do not read or write the reference cache")
     .option("--json", "print the report as one JSON object")
-    .option("--out <dir>", "write report.json and the plot winrate.svg / winrate.png here")
+    .option("-o, --out <dir>", "write report.json and the plot winrate.svg / winrate.png here")
     .addHelpText("after", `\n${REWARD_SPEC_HELP}`)
     .action(
       action(async (options: WinRateCliOptions) => {
@@ -84,7 +84,7 @@ export function registerWinrate(program: Command): void {
           const report = await estimateWinRates(model, {
             tasks,
             reward: reward ?? ((task) => taskReward(byId.get(task.id) ?? tasks[0])),
-            policy: options.policy,
+            policy: options.strategy,
             n: options.n,
             samples: options.samples,
             seed: options.seed,
@@ -110,6 +110,8 @@ export function registerWinrate(program: Command): void {
           if (options.out) {
             mkdirSync(options.out, { recursive: true });
             writeFileSync(join(options.out, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+            // The plotting stack (vega, resvg) is loaded only when a plot is written.
+            const { writeWinRatePlot } = await import("../../calibration/plot.js");
             const plot = await writeWinRatePlot(report, options.out);
             if (!options.json)
               process.stderr.write(`wrote ${join(options.out, "report.json")}, ${plot.svg}, ${plot.png}\n`);
@@ -120,6 +122,8 @@ export function registerWinrate(program: Command): void {
         }
       }),
     );
+  // The earlier name; `--strategy` is what align and generate call a strategy spec.
+  addAlias(command, "--policy", "--strategy");
 }
 
 const fmt = (i: Interval) => `${i.estimate.toFixed(3)} [${i.lo.toFixed(3)}, ${i.hi.toFixed(3)}]`;

@@ -62,6 +62,11 @@ export class LlamaCppModel implements LanguageModel {
     this.chatTemplate = ChatTemplate.of(model, id);
   }
 
+  /** Where this model came from, for caches keyed by the file (proposed: optional `LanguageModel.source`). */
+  get source(): { readonly path: string } {
+    return { path: this.path };
+  }
+
   get vocabularySize(): number {
     return this.vocabSize;
   }
