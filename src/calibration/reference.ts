@@ -64,17 +64,6 @@ export interface ReferencePolicyOptions {
   onWarning?: (message: string) => void;
 }
 
-/**
- * The file a model was loaded from, when it declares one as `source: { path }` (llama.cpp does;
- * a remote model has none). Not part of the `LanguageModel` contract yet (proposed as an optional
- * `readonly source?: { readonly path: string }`), hence this guard instead of a cast.
- */
-function modelFilePath(model: LanguageModel): string | undefined {
-  const source: unknown = "source" in model ? model.source : undefined;
-  if (typeof source !== "object" || source === null || !("path" in source)) return undefined;
-  return typeof source.path === "string" ? source.path : undefined;
-}
-
 export interface ReferenceStats {
   /** Batched rollout calls made to sample the reference. */
   rolloutCalls: number;
@@ -175,7 +164,7 @@ export class ReferencePolicy implements ReferenceSource {
       maxTokens: options.maxTokens ?? 64,
       stopStrings: [...(options.stopStrings ?? [])],
     };
-    const path = options.modelPath ?? modelFilePath(model);
+    const path = options.modelPath ?? model.source?.path;
     this.dir =
       options.cacheDir === false || typeof path !== "string"
         ? undefined

@@ -1,9 +1,9 @@
 import type { EventEmitter } from "node:events";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { isTillerError } from "../errors.js";
-import type { LlamaCppModel } from "../lm/llama/LlamaCppModel.js";
 import type { LoadModelOptions } from "../lm/load.js";
 import type { ChatMode } from "../lm/prompt.js";
+import type { LanguageModel } from "../lm/types.js";
 
 /** Parses the program; user errors print one line and exit non-zero, bugs print a stack. */
 export async function runMain(program: Command): Promise<void> {
@@ -68,7 +68,9 @@ export function action<A extends unknown[]>(
 }
 
 export interface ModelCliOptions {
-  model?: string;
+  /** One local model, or several server URLs (a fleet). */
+  model?: string | string[];
+  backend?: string;
   gpu?: boolean;
   threads?: number;
   contextSize?: number;
@@ -78,8 +80,16 @@ export interface ModelCliOptions {
 export function addModelOptions(command: Command): Command {
   return command
     .option(
-      "-m, --model <path|hf:uri>",
-      "GGUF file or hf:owner/repo/file.gguf (default: $TILLER_MODEL, else a small default model)",
+      "-m, --model <path|hf:uri|url>",
+      "GGUF file, hf:owner/repo/file.gguf, or a llama-server / vLLM URL (repeat for a fleet of servers; default: $TILLER_MODEL, else a small default model)",
+      (value: string, previous: string | string[] | undefined) =>
+        previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value],
+    )
+    .addOption(
+      new Option("--backend <dialect>", "server dialect for a URL --model (default: detected)").choices([
+        "llama-server",
+        "vllm",
+      ]),
     )
     .option("--gpu", "require a GPU")
     .option("--no-gpu", "run on the CPU only")
@@ -109,10 +119,11 @@ export function addChatOptions(command: Command): Command {
 export async function loadModelFromOptions(
   options: ModelCliOptions,
   extra: LoadModelOptions = {},
-): Promise<LlamaCppModel> {
+): Promise<LanguageModel> {
   // Imported here, not at the top: `tiller --help` and bad input need no llama.cpp.
-  const { loadModel } = await import("../lm/load.js");
-  return loadModel(options.model, {
+  const { openModel } = await import("../lm/open.js");
+  return openModel(options.model, {
+    backend: options.backend,
     // commander sets gpu=true for --gpu, false for --no-gpu, and true by default for a
     // --no-* flag; only an explicit flag should force either way.
     gpu: gpuFlag(),

@@ -101,7 +101,10 @@ export interface RunEvalOptions {
   /** A corpus index (same tokenizer as the model) for the regurgitation metric. */
   index?: TraceIndex;
   signal?: AbortSignal;
-  /** "cold" (default): flush the model's prefix cache before every run; "warm": keep it. */
+  /**
+   * "cold": flush the model's prefix cache before every run; "warm": keep it. Defaults to "cold"
+   * where the model can clear its cache, else "warm".
+   */
   cache?: "cold" | "warm";
   /** Sampling defaults for sampling strategies (a spec's own params win). */
   sampling?: SamplingOptions;
@@ -133,7 +136,8 @@ export async function runEval(
   const duplicate = labels.find((label, i) => labels.indexOf(label) !== i);
   if (duplicate !== undefined)
     throw new TillerError(`strategy "${duplicate}" is listed twice`, "duplicate-strategy");
-  const cache = options.cache ?? "cold";
+  // A remote backend cannot empty its server's prompt cache: there the default is "warm".
+  const cache = options.cache ?? (model.capabilities.prefixCache && !model.clearCache ? "warm" : "cold");
   // A backend that caches prefixes but cannot forget them cannot give each run a cold cache.
   if (cache === "cold" && model.capabilities.prefixCache && !model.clearCache)
     throw new TillerError(

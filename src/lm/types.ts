@@ -154,6 +154,8 @@ export interface LanguageModel {
   readonly id: string;
   readonly vocabularySize: number;
   readonly capabilities: Readonly<ModelCapabilities>;
+  /** The local file the model was loaded from, when there is one (keys on-disk caches). */
+  readonly source?: { readonly path: string };
   /** Maximum tokens (prompt + generation) one prefix can hold. */
   readonly contextSize: number;
   /** The beginning-of-sequence token, if the model uses one. */

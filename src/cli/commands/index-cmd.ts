@@ -107,7 +107,7 @@ export function registerIndex(program: Command): void {
           const result = await buildIndex(model, options.corpus, options.out, {
             docSep: options.docSep,
             lowercase: options.lowercase ?? false,
-            modelSpec: options.model ? path.resolve(options.model) : undefined,
+            modelSpec: typeof options.model === "string" ? path.resolve(options.model) : undefined,
             onProgress: (done, total, tokens) => {
               const mb = (x: number) => Math.round(x / 1e5) / 10;
               if (!started) {

@@ -95,7 +95,7 @@ export function registerWinrate(program: Command): void {
               topK: options.topK,
               topP: options.topP,
               seed: options.seed,
-              modelPath: model.path,
+              modelPath: model.source?.path,
               cacheDir: options.cache ? options.cacheDir : false,
             },
             onProgress: (done, total, phase) => {

@@ -62,7 +62,7 @@ export class LlamaCppModel implements LanguageModel {
     this.chatTemplate = ChatTemplate.of(model, id);
   }
 
-  /** Where this model came from, for caches keyed by the file (proposed: optional `LanguageModel.source`). */
+  /** The GGUF file this model was loaded from (keys on-disk caches). */
   get source(): { readonly path: string } {
     return { path: this.path };
   }
