@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { repoRoot, testModelPath } from "./helpers.js";
+import { testModelsPath } from "./models.js";
 
 /** The llama.cpp server the remote-backend tests run: $TILLER_LLAMA_SERVER, else ../shared/bin/llama-server. */
 export function llamaServerPath(): string {
@@ -18,12 +19,7 @@ export function llamaServerPath(): string {
 
 /** A test-model twin from /work/models (made by ../shared/tools/make-test-models.sh), failing loudly if absent. */
 export function twinModelPath(name: string): string {
-  const path = resolve(process.env.TILLER_TEST_MODELS ?? "/work/models", name);
-  if (!existsSync(path))
-    throw new Error(
-      `test model twin not found at ${path}; run ../shared/tools/make-test-models.sh /work/models`,
-    );
-  return path;
+  return testModelsPath(name);
 }
 
 export interface RunningServer {
