@@ -4,6 +4,7 @@ import { scoreAll } from "../rewards/types.js";
 import { firstStop } from "./rolloutText.js";
 import { steppedSample } from "./stepped.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
+import { TextStream } from "./textStream.js";
 import type { DecodeContext, TraceStep } from "./types.js";
 import { type CandidateVeto, vetoPenalties } from "./veto.js";
 
@@ -124,6 +125,26 @@ async function runDeal(
   const finished: Beam[] = [];
   const lexicalCache = new Map<string, Token[][]>();
   let step = 0;
+  // The event stream: each step as it is decided; the text as it becomes final — with one beam
+  // every commit is final, with several only the chosen beam's text at the end.
+  const stream = context.emit
+    ? new TextStream(
+        model,
+        promptTokens,
+        (text) => context.emit?.({ type: "text", text }),
+        context.stopStrings,
+      )
+    : undefined;
+  let streamed = 0;
+  const streamBeam = (beam: Beam) => {
+    if (!stream) return;
+    for (const token of beam.tokens.slice(streamed)) stream.push(token);
+    streamed = beam.tokens.length;
+  };
+  const record = (traceStep: TraceStep) => {
+    steps.push(traceStep);
+    context.emit?.({ type: "step", step: traceStep });
+  };
   // How many nats below the top token a lexical candidate may cost: `lexicalSlack` at first,
   // growing by λ over the first `patience` share of the token budget. Placing a wanted word as
   // soon as its reward outweighs its cost puts it in the first sentence, however awkward; waiting
@@ -168,8 +189,9 @@ async function runDeal(
             )[0];
         const done: Beam = extend(best, rollout.tokens, rollout.logprobs);
         done.done = rollout.stopReason;
+        if (o.beams === 1) streamBeam(done);
         if (context.trace)
-          steps.push({
+          record({
             step,
             prefixLength: best.tokens.length,
             candidates: [],
@@ -352,7 +374,7 @@ async function runDeal(
     const kept = ranked.slice(0, o.beams);
 
     if (context.trace)
-      steps.push({
+      record({
         step,
         prefixLength: live[0].tokens.length,
         candidates: ranked.map((c) => ({
@@ -398,6 +420,7 @@ async function runDeal(
       beam.logprob -= c.penalty;
       beam.score = c.score;
       beam.reward = c.reward;
+      if (o.beams === 1) streamBeam(beam);
       const last = beam.tokens[beam.tokens.length - 1];
       if (model.isStopToken(last)) beam.done = "end-of-generation";
       else if (firstStop(textOf(beam.tokens), context.stopStrings) >= 0) beam.done = "stop-string";
@@ -424,6 +447,12 @@ async function runDeal(
       best = beam;
     }
   });
+  if (stream) {
+    // With one beam `best` is the beam streamed so far; with several, its text goes out now.
+    if (o.beams !== 1) streamed = 0;
+    streamBeam(best);
+    stream.end();
+  }
   return output(best, steps, o, context);
 }
 
