@@ -5,6 +5,7 @@ import { registerEval } from "./commands/eval.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerIndex } from "./commands/index-cmd.js";
 import { registerPairs } from "./commands/pairs.js";
+import { registerPlayground } from "./commands/playground.js";
 import { registerServe } from "./commands/serve.js";
 import { registerTrace } from "./commands/trace.js";
 import { registerWinrate } from "./commands/winrate.js";
@@ -29,5 +30,6 @@ registerTrace(program);
 registerWinrate(program);
 registerServe(program);
 registerPairs(program);
+registerPlayground(program);
 
 await runMain(program);

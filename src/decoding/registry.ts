@@ -51,6 +51,15 @@ export function strategyNames(): string[] {
   return [...registry.keys()];
 }
 
+/** Every registered strategy with its parameters (name → one-line meaning), for UIs and help. */
+export function strategyCatalog(): { name: string; params: Record<string, string>; needsReward: boolean }[] {
+  return [...registry.entries()].map(([name, r]) => ({
+    name,
+    params: { ...r.params },
+    needsReward: r.needsReward,
+  }));
+}
+
 /** One line per strategy with its parameters, for help and error messages. */
 export function strategyHelp(): string {
   return [...registry.entries()]
