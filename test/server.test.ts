@@ -438,3 +438,14 @@ describe("tiller serve: health and metrics", () => {
     expect(reply.text).toMatch(/tiller_tokens_per_second [1-9]/);
   });
 });
+
+describe("tiller serve: profiles are checked at startup", () => {
+  it("a profile that could never decode stops the server from starting, naming the profile", async () => {
+    const bad = (settings: Record<string, unknown>) =>
+      serve(model, { profiles: new Map([["bad", { name: "bad", ...settings }]]) });
+    await expect(bad({ strategy: "teleport" })).rejects.toThrow(/profile "bad": unknown strategy "teleport"/);
+    await expect(bad({ rewards: ["keywords:"] })).rejects.toThrow(/profile "bad": .*keyword list is empty/);
+    await expect(bad({ provenance: true })).rejects.toThrow(/profile "bad": .*--index/);
+    await expect(bad({ strategy: "bon:n=1000", rewards: ["sentiment"] })).rejects.toThrow(/limit "samples"/);
+  });
+});

@@ -34,6 +34,7 @@ export class Admission {
   /** Waits for a decoding slot; resolves to the function that gives it back (call it once). */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (this.closed) return Promise.reject(shuttingDown());
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.active < this.maxConcurrent && this.waiting.length === 0) return Promise.resolve(this.grant());
     if (this.waiting.length >= this.maxQueue) {
       const seconds = this.retryAfterSeconds();

@@ -39,7 +39,9 @@ export function buildApp(context: ServerContext, state: { closing: boolean }): F
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const api = fromFastify(error);
-    if (api.status >= 500) request.log.error({ err: error }, "request failed");
+    // A client that went away aborted its own request: not a server fault.
+    if (reply.raw.destroyed) request.log.info({ err: error }, "the client went away");
+    else if (api.status >= 500) request.log.error({ err: error }, "request failed");
     else request.log.info({ status: api.status, code: api.code }, api.message);
     return reply.status(api.status).headers(api.headers).send(errorBody(api));
   });

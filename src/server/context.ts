@@ -1,9 +1,11 @@
 import { randomInt } from "node:crypto";
 import { basename } from "node:path";
 import type { Logger } from "pino";
+import { TillerError } from "../errors.js";
 import type { LanguageModel } from "../lm/types.js";
 import type { TraceIndex } from "../provenance/trace-index.js";
 import { Admission } from "./admission.js";
+import { planDecode } from "./alignment.js";
 import { ScheduledModel } from "./batching/scheduledModel.js";
 import { StepScheduler } from "./batching/scheduler.js";
 import { ApiError } from "./errors.js";
@@ -65,9 +67,30 @@ export class ServerContext {
     const path = (options.model as { path?: unknown }).path;
     this.modelPath = options.modelPath ?? (typeof path === "string" ? path : undefined);
     this.references = new ReferenceCache(this, options.referenceCacheDir);
-    for (const name of this.profiles.keys())
-      if (this.modelNames().includes(name))
-        throw new ApiError(500, `profile "${name}" has the name of the served model`, "bad_profiles");
+    this.checkProfiles();
+  }
+
+  /** A profile that could never decode (bad spec, over a limit, needs a missing index) fails startup, not every request. */
+  private checkProfiles(): void {
+    for (const profile of this.profiles.values()) {
+      if (this.modelNames().includes(profile.name))
+        throw new TillerError(`profile "${profile.name}" has the name of the served model`, "bad-profiles");
+      try {
+        planDecode(
+          profile,
+          undefined,
+          {},
+          {
+            model: this.view(),
+            index: this.index,
+            limits: this.limits,
+            randomSeed: () => 0,
+          },
+        );
+      } catch (error) {
+        throw new TillerError(`profile "${profile.name}": ${(error as Error).message}`, "bad-profiles");
+      }
+    }
   }
 
   /** A fresh per-request view of the model (its calls batched with everyone's; its own usage). */

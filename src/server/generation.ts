@@ -220,11 +220,5 @@ async function streamJob(
       context.logger.error({ err: error, reqId: request.id }, "stream failed");
     sse.send(errorBody(api));
     sse.end();
-  } finally {
-    context.metrics.requests.inc({ endpoint: request.routeOptions.url ?? "unknown", status: "200" });
-    context.metrics.latency.observe(
-      { endpoint: request.routeOptions.url ?? "unknown" },
-      reply.elapsedTime / 1000,
-    );
   }
 }

@@ -168,7 +168,8 @@ export function parseBody<S extends z.ZodObject>(
         : getPath(body, issue.path) === undefined
           ? `${where}: missing required field`
           : `${where}: ${issue.message}`;
-    const param = issue.code === "unrecognized_keys" && path ? `${path}.${issue.keys[0]}` : path || null;
+    const param =
+      issue.code === "unrecognized_keys" ? [path, issue.keys[0]].filter(Boolean).join(".") : path || null;
     throw new ApiError(400, message, "invalid_value", param);
   }
   const known = new Set(Object.keys(schema.shape));

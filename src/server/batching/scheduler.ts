@@ -140,7 +140,7 @@ export class StepScheduler {
       const solo = this.soloCandidate();
       if (solo) {
         await this.runSolo(solo);
-        this.settleIfDone(solo);
+        this.settleIfDone(solo.work);
         continue;
       }
       const items = this.pickItems();
@@ -149,19 +149,28 @@ export class StepScheduler {
     }
   }
 
-  /** A rollout call that may run as one backend call: alone, fits one batch, sampler not yet used. */
-  private soloCandidate(): RolloutWork | undefined {
+  /**
+   * Work that may run as one backend `rollouts` call: a rollout call that is alone, up to one
+   * batch of its live rollouts (the rest follow in later calls), sampled ones only before their
+   * sampler was used here.
+   */
+  private soloCandidate(): { work: RolloutWork; states: RolloutState[] } | undefined {
     if (this.exclusives.length > 0 || this.pending.length !== 1) return undefined;
     const work = this.pending[0];
     if (work.kind !== "rollout") return undefined;
-    const live = work.states.filter((state) => state.live);
-    if (live.length === 0 || live.length > this.capacity) return undefined;
-    if (!work.greedy && live.some((state) => state.tokens.length > 0)) return undefined;
-    return work;
+    const states = work.states.filter((state) => state.live).slice(0, this.capacity);
+    if (states.length === 0) return undefined;
+    if (!work.greedy && states.some((state) => state.tokens.length > 0)) return undefined;
+    return { work, states };
   }
 
-  private async runSolo(work: RolloutWork): Promise<void> {
-    const live = work.states.filter((state) => state.live);
+  private async runSolo({
+    work,
+    states: live,
+  }: {
+    work: RolloutWork;
+    states: RolloutState[];
+  }): Promise<void> {
     const preempt = new AbortController();
     this.solo = preempt;
     this.stats.soloCalls++;

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from "fastify";
-import { ctrlReward } from "../../calibration/ctrl.js";
 import { parseTransform } from "../../calibration/transforms.js";
 import { parseRewardSpecs } from "../../rewards/spec.js";
 import { scoreAll } from "../../rewards/types.js";
@@ -31,10 +30,11 @@ export function registerRewardRoutes(app: FastifyInstance, context: ServerContex
     const specs = typeof body.reward === "string" ? [body.reward] : body.reward;
     checkLimit(context.limits, "rewards", specs.length, "the number of rewards", "reward");
     for (const spec of specs) refuseFileAccess(spec, "reward");
-    const view = context.view();
-    const raw = at("reward", () => parseRewardSpecs(specs, body.weights?.map(String), { judgeModel: view }));
+    const raw = at("reward", () =>
+      parseRewardSpecs(specs, body.weights?.map(String), { judgeModel: context.view() }),
+    );
     const transform = at("transform", () => parseTransform(body.transform ?? "identity"));
-    const ctrl = ctrlReward({ reward: raw, transform, reference: context.references.policy(settings) });
+    const scorer = context.references.scorer({ specs, weights: body.weights }, raw, transform, settings);
 
     const disconnected = new AbortController();
     reply.raw.on("close", () => {
@@ -52,10 +52,13 @@ export function registerRewardRoutes(app: FastifyInstance, context: ServerContex
           finished: true,
         })),
       );
-      const [scores, raws] = await Promise.all([scoreAll(ctrl.reward, inputs), scoreAll(raw, inputs)]);
+      const [scores, raws] = await Promise.all([
+        scoreAll(scorer.ctrl.reward, inputs),
+        scoreAll(scorer.raw, inputs),
+      ]);
       return {
         object: "list",
-        reward: ctrl.reward.name,
+        reward: scorer.ctrl.reward.name,
         transform: transform.label,
         reference: settings,
         data: inputs.map((_, i) => ({ object: "reward", index: i, score: scores[i], raw: raws[i] })),
