@@ -77,13 +77,13 @@ afterAll(async () => {
   if (Object.keys(figures).length) console.log(`playground figures: ${JSON.stringify(figures, null, 2)}`);
 });
 
-async function openPage(viewport = { width: 1280, height: 800 }): Promise<Page> {
+async function openPage(viewport = { width: 1280, height: 800 }, url = `${server.url}/`): Promise<Page> {
   const page = await browser.newPage({ viewport, acceptDownloads: true });
   page.on("console", (message) => {
     if (message.type() === "error") consoleErrors.push(`${message.text()} (${message.location().url})`);
   });
   page.on("pageerror", (error) => consoleErrors.push(error.message));
-  await page.goto(`${server.url}/`);
+  await page.goto(url);
   await page.waitForSelector("body[data-ready=true]");
   return page;
 }
@@ -139,17 +139,26 @@ describe("the playground page", () => {
     expect((await get(server, "/playground/nope.js")).status).toBe(404);
   });
 
-  it("first render: the page is ready (capabilities loaded, settings checked)", async () => {
+  it("first render: the page is ready (capabilities loaded, settings checked), cold and reloaded", async () => {
     const page = await openPage();
-    const timing = await page.evaluate(() => {
-      const { performance } = globalThis as unknown as PageGlobals;
-      return {
-        ready: performance.getEntriesByName("tiller-ready")[0]?.startTime ?? null,
-        firstContentfulPaint: performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
-      };
-    });
-    figures.firstRenderMs = timing;
-    expect(timing.ready).not.toBeNull();
+    const timing = () =>
+      page.evaluate(() => {
+        const { performance } = globalThis as unknown as PageGlobals;
+        return {
+          ready: performance.getEntriesByName("tiller-ready")[0]?.startTime ?? null,
+          firstContentfulPaint: performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
+        };
+      });
+    const cold = await timing();
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]");
+    const reloaded = await timing();
+    figures.firstRenderMs = { cold, reloaded };
+    expect(cold.ready).not.toBeNull();
+    expect(reloaded.ready).not.toBeNull();
+    // The stories model has no chat template, so Chat is off and says why.
+    expect(await page.locator('input[name="mode"][value="chat"]').isDisabled()).toBe(true);
+    expect(await page.locator("#chat-note").isVisible()).toBe(true);
     expect(await page.locator("#strategy").inputValue()).toBe("deal");
     expect(await page.locator("#provenance-controls").isVisible()).toBe(true);
     // No draft/verifier models are loaded, so their pickers stay hidden.
@@ -310,14 +319,30 @@ describe("the playground page", () => {
     await page.close();
   });
 
-  it("stays usable on a narrow window", async () => {
+  it("stays usable on a narrow window (the tree scrolls inside its panel)", async () => {
     const page = await openPage({ width: 420, height: 900 });
+    await page.fill("#max-tokens", "16");
+    await runAndWait(page);
+    expect(await page.locator("#tree .col").count()).toBeGreaterThan(0);
     const overflow = await page.evaluate(() => {
       const page = globalThis as unknown as PageGlobals;
       return page.document.documentElement.scrollWidth - page.innerWidth;
     });
     expect(overflow).toBeLessThanOrEqual(0);
     await shot(page, "narrow");
+    await page.close();
+  });
+
+  it("Stop aborts a run", async () => {
+    const page = await openPage();
+    await page.fill("#max-tokens", "200");
+    await page.fill("#param-l", "32");
+    await page.click("#run");
+    await expect.poll(() => page.locator("#stop").isEnabled()).toBe(true);
+    await page.click("#stop");
+    await page.waitForSelector("body[data-run=failed]", { timeout: 60_000 });
+    expect(await page.locator("#warnings .error").textContent()).toBe("stopped");
+    await expect.poll(() => page.locator("#run").isEnabled()).toBe(true);
     await page.close();
   });
 

@@ -191,6 +191,7 @@ async function boot() {
   byId("reward-forms").replaceChildren(
     ...c.reward_forms.map((/** @type {string} */ form) => h("li", {}, [h("code", { text: form })])),
   );
+  showChatMode(c.chat);
   byId("provenance-controls").hidden = !c.index;
   for (const element of document.querySelectorAll(".prov-only"))
     if (element instanceof HTMLElement) element.hidden = !c.index;
@@ -209,6 +210,21 @@ async function boot() {
   checkCompare();
   document.body.dataset.ready = "true";
   performance.mark("tiller-ready");
+}
+
+/**
+ * Chat needs the model's chat template: without one the Chat choice is off, and says why.
+ * @param {boolean} available
+ */
+function showChatMode(available) {
+  const chat = /** @type {HTMLInputElement} */ (document.querySelector('input[name="mode"][value="chat"]'));
+  chat.disabled = !available;
+  byId("chat-note").hidden = available;
+  if (!available && chat.checked) {
+    /** @type {HTMLInputElement} */ (
+      document.querySelector('input[name="mode"][value="completion"]')
+    ).click();
+  }
 }
 
 /** @param {{draft: string | null, verifier: string | null}} models */

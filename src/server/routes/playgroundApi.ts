@@ -53,6 +53,8 @@ export function registerPlaygroundApi(app: FastifyInstance, context: ServerConte
       object: "tiller.capabilities",
       model: context.modelNames()[0],
       profiles: [...context.profiles.keys()],
+      /** Whether /v1/chat/completions can apply the model's chat template. */
+      chat: context.model.capabilities.chatTemplate,
       index: context.index ? { documents: context.index.documents, tokens: context.index.size } : null,
       models: { draft: roles.draft?.id ?? null, verifier: roles.verifier?.id ?? null },
       reward_forms: REWARD_SPEC_FORMS,
