@@ -2,10 +2,10 @@ import type { DecodeEvent } from "../decoding/events.js";
 import { runStrategy } from "../decoding/run.js";
 import type { GenerationResult } from "../decoding/types.js";
 import type { ModelUsage, NextTokenDistribution, StopReason, Token } from "../lm/types.js";
-import type { ShieldTrace } from "../provenance/shield.js";
 import { scoreComponents } from "../rewards/mix.js";
 import type { DecodePlan } from "./alignment.js";
 import type { ServerContext } from "./context.js";
+import { shieldSummary } from "./shapes.js";
 
 /** One choice to decode (a request has n per prompt). */
 export interface ChoiceJob {
@@ -67,7 +67,7 @@ export async function runChoice(
     );
     logprobs = { tokens: result.tokens, logprobs: scored.logprobs, top: scored.top };
   }
-  const shield = result.trace?.options.shield as ShieldTrace | undefined;
+  const shield = shieldSummary(result);
   context.metrics.recordGeneration(result.tokens.length, view.usage.evaluatedTokens);
   return {
     index: job.index,

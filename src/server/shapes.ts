@@ -1,3 +1,4 @@
+import type { GenerationResult } from "../decoding/types.js";
 import type { LanguageModel, Token } from "../lm/types.js";
 import type { ShieldTrace } from "../provenance/shield.js";
 import type { DecodePlan } from "./alignment.js";
@@ -22,10 +23,36 @@ export function usageOf(promptTokens: number, outcomes: readonly ChoiceOutcome[]
   };
 }
 
+/** One TraceShield attempt as both the typed details and the trace record it. */
+interface ShieldAttemptLike {
+  verdict: string;
+  maxBci: number;
+  spans: readonly unknown[];
+}
+
+/**
+ * TraceShield's verdicts for a choice, from the strategy's typed details (`strategy: "shield"`),
+ * else from its trace's `options.shield`; undefined when the choice was not shielded.
+ */
+export function shieldSummary(result: GenerationResult) {
+  const traced = result.trace?.options.shield as ShieldTrace | undefined;
+  const details = result.details as
+    | { strategy: string; refused?: boolean; tau?: number; verdicts?: readonly ShieldAttemptLike[] }
+    | undefined;
+  const typed = details?.strategy === "shield" ? details : undefined;
+  if (!typed && !traced) return undefined;
+  const attempts: readonly ShieldAttemptLike[] = typed?.verdicts ?? traced?.attempts ?? [];
+  return {
+    refused: typed?.refused ?? traced?.refused ?? false,
+    tau: typed?.tau ?? traced?.tau ?? null,
+    attempts: attempts.map((a) => ({ verdict: a.verdict, max_bci: a.maxBci, spans: a.spans.length })),
+  };
+}
+
 /** What alignment did for one choice. */
 export function tillerChoice(outcome: ChoiceOutcome) {
   const { result } = outcome;
-  const shield = result.trace?.options.shield as ShieldTrace | undefined;
+  const shield = shieldSummary(result);
   return {
     index: outcome.index,
     rewards: outcome.rewards,
@@ -36,19 +63,7 @@ export function tillerChoice(outcome: ChoiceOutcome) {
     stop_reason: result.stopReason,
     wall_ms: result.stats.wallMs,
     ...(result.details ? { details: result.details } : {}),
-    ...(shield
-      ? {
-          shield: {
-            refused: shield.refused,
-            tau: shield.tau,
-            attempts: shield.attempts.map((a) => ({
-              verdict: a.verdict,
-              max_bci: a.maxBci,
-              spans: a.spans.length,
-            })),
-          },
-        }
-      : {}),
+    ...(shield ? { shield } : {}),
     ...(result.trace ? { trace: result.trace } : {}),
   };
 }
