@@ -286,6 +286,14 @@ describe("the playground page", () => {
       () => (globalThis as unknown as PageGlobals).tillerPlayground.runner.last.tiller.alignment,
     );
     expect(alignment.provenance ? alignment.provenance.veto : null).toBe("hard");
+
+    // TraceShield without retries refuses the copy, and the run facts say so.
+    await page.uncheck("#prov-decode");
+    await page.check("#shield");
+    await page.fill("#shield-regenerate", "0");
+    await runAndWait(page);
+    expect(await page.locator("#run-info").textContent()).toMatch(/TraceShield\s*refused after 1 attempt/);
+    expect(await page.locator("#run-info").textContent()).toContain("content_filter");
     await page.close();
   });
 
