@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { align } from "../src/align.js";
 import { deal } from "../src/decoding/deal/index.js";
+import type { DecodeEvent } from "../src/decoding/events.js";
 import { createStrategy } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
 import type { CandidateVeto } from "../src/decoding/veto.js";
@@ -171,6 +172,37 @@ describe("DeAL", () => {
     // Candidates are listed best first.
     const scores = first.candidates.map((c: { score: number }) => c.score);
     expect([...scores].sort((a: number, b: number) => b - a)).toEqual(scores);
+  });
+
+  it("streams its steps as they are decided and its text as it becomes final (the events add up to the result)", async () => {
+    const prompt = "Once upon a time";
+    const reward = keywordsReward(["ball", "tree"]);
+    for (const [spec, stopStrings] of [
+      ["deal:k=3,l=4", []],
+      ["deal:k=3,l=4,b=2", []],
+      ["deal:k=3,l=4", ["Lily"]],
+    ] as const) {
+      const events: DecodeEvent[] = [];
+      const result = await runStrategy(createStrategy(spec, { reward }), {
+        model,
+        prompt,
+        promptTokens: await promptTokens(model, prompt),
+        maxTokens: 32,
+        stopStrings,
+        trace: true,
+        emit: (event) => events.push(event),
+      });
+      const texts = events.flatMap((e) => (e.type === "text" ? [e.text] : []));
+      expect(texts.join(""), spec).toBe(result.text);
+      const steps = events.flatMap((e) => (e.type === "step" ? [e.step] : []));
+      expect(steps, spec).toEqual(result.trace?.steps);
+      // With one beam, text arrives step by step, before the search ends.
+      if (!spec.includes("b=2") && result.text.length > 0) {
+        const firstText = events.findIndex((e) => e.type === "text");
+        const lastStep = events.findLastIndex((e) => e.type === "step");
+        expect(firstText, spec).toBeLessThan(lastStep);
+      }
+    }
   });
 
   it("every strategy returns a trace through the registry", async () => {

@@ -27,6 +27,7 @@ const commands: Record<string, () => Promise<(program: Command) => void>> = {
   winrate: async () => (await import("./commands/winrate.js")).registerWinrate,
   serve: async () => (await import("./commands/serve.js")).registerServe,
   pairs: async () => (await import("./commands/pairs.js")).registerPairs,
+  playground: async () => (await import("./commands/playground.js")).registerPlayground,
 };
 // The program itself takes no option with a value, so the first word is the command's name.
 const named = process.argv.slice(2).find((arg) => !arg.startsWith("-"));

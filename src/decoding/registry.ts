@@ -22,6 +22,15 @@ export function strategyNames(): string[] {
   return [...registry.keys()];
 }
 
+/** Every registered strategy with its parameters (name → one-line meaning), for UIs and help. */
+export function strategyCatalog(): { name: string; params: Record<string, string>; needsReward: boolean }[] {
+  return [...registry.values()].map((d) => ({
+    name: d.name,
+    params: { ...d.params },
+    needsReward: d.needsReward === true,
+  }));
+}
+
 /** One entry per strategy with its parameters, for help and error messages. */
 export function strategyHelp(): string {
   return [...registry.values()]

@@ -6,6 +6,7 @@ import { ApiError, errorBody, toApiError } from "./errors.js";
 import { registerCompletionRoutes } from "./routes/completions.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { isPlaygroundAsset, registerPlaygroundRoutes } from "./routes/playground.js";
 import { registerProvenanceRoutes } from "./routes/provenance.js";
 import { registerRewardRoutes } from "./routes/rewards.js";
 
@@ -27,7 +28,8 @@ export function buildApp(context: ServerContext, state: { closing: boolean }): F
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
-    if (check && !OPEN_PATHS.has(request.url.split("?")[0])) check(request.headers.authorization);
+    const path = request.url.split("?")[0];
+    if (check && !OPEN_PATHS.has(path) && !isPlaygroundAsset(path)) check(request.headers.authorization);
   });
   app.addHook("onResponse", async (request, reply) => {
     const endpoint = request.routeOptions.url ?? "unknown";
@@ -53,6 +55,7 @@ export function buildApp(context: ServerContext, state: { closing: boolean }): F
   registerRewardRoutes(app, context);
   registerProvenanceRoutes(app, context);
   registerHealthRoutes(app, context, () => state.closing);
+  registerPlaygroundRoutes(app, context);
   return app;
 }
 

@@ -32,10 +32,25 @@ interface ServeCliOptions extends ModelCliOptions {
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
 export function registerServe(program: Command): void {
-  const command = program
-    .command("serve")
-    .description("an OpenAI-compatible HTTP server that aligns every request (see docs/server.md)");
-  addModelOptions(command)
+  serveCommand(
+    program,
+    "serve",
+    "an OpenAI-compatible HTTP server that aligns every request (see docs/server.md)",
+  );
+}
+
+/**
+ * `tiller serve`'s options and action under a name (`tiller playground` reuses them);
+ * `onListening` runs once the server answers, with its URL and the parsed options.
+ */
+export function serveCommand(
+  program: Command,
+  name: string,
+  description: string,
+  onListening?: (url: string, options: Record<string, unknown>) => void | Promise<void>,
+): Command {
+  const command = program.command(name).description(description);
+  return addModelOptions(command)
     .option("--host <host>", "interface to bind (non-loopback needs --api-key)", "127.0.0.1")
     .option("--port <port>", "port (0: any free port)", nonNegativePort, 8080)
     .option("--profiles <file>", "JSON or YAML file of named alignment settings, selected by model name")
@@ -101,6 +116,7 @@ export function registerServe(program: Command): void {
         process.stderr.write(
           `tiller: serving ${model.id}${profiles.size ? ` (+${profiles.size} profiles)` : ""} on ${server.url}/v1\n`,
         );
+        await onListening?.(server.url, options as unknown as Record<string, unknown>);
         await stopOnSignal(async () => {
           await server.close();
           await model.dispose();
