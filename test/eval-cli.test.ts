@@ -173,7 +173,7 @@ describe("tiller eval", () => {
         /^tiller: .*no-index/,
       ],
       [[...base(), "--strategies", "greedy", "--out", out, "--limit", "0"], /--limit.*positive integer/],
-      [[...base(), "--out", out], /required option '--strategies <list>'/],
+      [[...base(), "--out", out], /required option '(-s, )?--strategies <list>'/],
     ];
     for (const [args, pattern] of cases) {
       const r = await tiller(args);
