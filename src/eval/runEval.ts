@@ -109,6 +109,11 @@ export interface RunEvalOptions {
   vetoes?: readonly CandidateVeto[];
   /** n of the regurgitation n-gram share (default 8). */
   regurgitationN?: number;
+  /**
+   * Rows finished by an earlier, interrupted run (`eval --resume`): their (strategy, task) pairs
+   * are not run again, and they take their place in the result.
+   */
+  completed?: readonly EvalRow[];
 }
 
 export interface EvalResult {
@@ -163,9 +168,15 @@ export async function runEval(
 
   const rows: EvalRow[] = [];
   const total = specs.length * tasks.length;
+  const earlier = new Map((options.completed ?? []).map((row) => [rowKey(row.strategy, row.taskId), row]));
   for (const spec of specs) {
     for (let t = 0; t < tasks.length; t++) {
       const task = tasks[t];
+      const done = earlier.get(rowKey(spec.label, task.id));
+      if (done) {
+        rows.push(done);
+        continue;
+      }
       throwIfAborted(options.signal);
       options.onProgress?.({ done: rows.length, total, strategy: spec.label, taskId: task.id });
       if (cache === "cold") await flushCache(model, options.signal);
@@ -293,6 +304,11 @@ async function flushCache(model: LanguageModel, signal?: AbortSignal): Promise<v
     prefixes.push(model.bosToken === undefined ? [token] : [model.bosToken, token]);
   }
   await model.nextTokenDistributions(prefixes, { topK: 1, signal });
+}
+
+/** Identifies a (strategy, task) run. */
+export function rowKey(strategy: string, taskId: string): string {
+  return JSON.stringify([strategy, taskId]);
 }
 
 function throwIfAborted(signal?: AbortSignal): void {

@@ -1,5 +1,5 @@
 import { TillerError } from "../errors.js";
-import { type Reward, type RewardInput, scoreAll } from "./types.js";
+import { checkedScore, type Reward, type RewardInput, scoreAll } from "./types.js";
 
 export interface WeightedReward {
   reward: Reward;
@@ -37,8 +37,11 @@ export function mix(parts: readonly WeightedReward[], options: { name?: string }
     components,
     score(input: RewardInput): number | Promise<number> {
       const values = active.map((part) => part.reward.score(input));
-      if (values.every((value): value is number => typeof value === "number")) return weightedSum(values);
-      return Promise.all(values).then(weightedSum);
+      if (values.every((value): value is number => typeof value === "number"))
+        return weightedSum(values.map((value, i) => checkedScore(active[i].reward, value)));
+      return Promise.all(values).then((settled) =>
+        weightedSum(settled.map((value, i) => checkedScore(active[i].reward, value))),
+      );
     },
     async scoreBatch(inputs: readonly RewardInput[]): Promise<number[]> {
       const perPart = await Promise.all(active.map((part) => scoreAll(part.reward, inputs)));
