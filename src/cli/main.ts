@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: Ctrl-C/SIGTERM handling must be in place while the other modules load.
+import "./earlySignals.js";
 import { Command } from "commander";
 import { registerAlign } from "./commands/align.js";
 import { registerEval } from "./commands/eval.js";
@@ -16,6 +18,8 @@ const program = new Command()
     outputError: (message, write) =>
       write(`tiller: ${message.replace(/^error: /, "").trimEnd()} (see --help)\n`),
   })
+  // A usage error exits 2 like every other bad input (commander's default is 1); help and version 0.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))
   .version("0.1.0");
 
 // One file per command; each registers itself here.

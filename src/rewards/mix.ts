@@ -37,11 +37,10 @@ export function mix(parts: readonly WeightedReward[], options: { name?: string }
     components,
     score(input: RewardInput): number | Promise<number> {
       const values = active.map((part) => part.reward.score(input));
-      if (values.every((value): value is number => typeof value === "number"))
-        return weightedSum(values.map((value, i) => checkedScore(active[i].reward, value)));
-      return Promise.all(values).then((settled) =>
-        weightedSum(settled.map((value, i) => checkedScore(active[i].reward, value))),
-      );
+      const checked = (settled: readonly unknown[]) =>
+        weightedSum(settled.map((value, i) => checkedScore(active[i].reward, value)));
+      if (values.some((value) => value instanceof Promise)) return Promise.all(values).then(checked);
+      return checked(values);
     },
     async scoreBatch(inputs: readonly RewardInput[]): Promise<number[]> {
       const perPart = await Promise.all(active.map((part) => scoreAll(part.reward, inputs)));

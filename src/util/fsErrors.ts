@@ -27,15 +27,14 @@ const REASONS: Record<string, string> = {
   EBADF: "not open for writing",
   ELOOP: "too many symbolic links",
   EXDEV: "crosses file systems",
+  ERR_FS_EISDIR: "it is a folder",
+  ERR_FS_FILE_TOO_LARGE: "the file is too large",
 };
 
-/** A Node system error (it carries an errno code such as "ENOSPC"). */
+/** A Node system error: an errno code such as "ENOSPC", or one of Node's own fs codes (ERR_FS_…). */
 export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
-  return (
-    error instanceof Error &&
-    typeof (error as NodeJS.ErrnoException).code === "string" &&
-    /^E[A-Z0-9]+$/.test((error as NodeJS.ErrnoException).code as string)
-  );
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return error instanceof Error && typeof code === "string" && /^(E[A-Z0-9]+|ERR_FS_[A-Z_]+)$/.test(code);
 }
 
 /** A short reason for a system error ("no space left on device"), or its message. */
