@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { cliPath, testModelPath } from "./helpers.js";
 
 export interface CliResult {
@@ -122,25 +123,25 @@ export function runCliAsync(args: readonly string[], options: SpawnOptions = {})
 }
 
 /**
- * Resolves once the process catches SIGINT and SIGTERM (its handlers are installed): a signal
- * sent while Node is still starting would kill it with the default action, whatever tiller does.
+ * Resolves once the process has mapped the model file: start-up is over (tiller's signal handlers
+ * are installed before anything is loaded) and the run is about to start. A signal sent while
+ * Node itself is still starting would kill the process with the default action.
  */
-export async function handlersReady(running: RunningCli, timeoutMs = 60_000): Promise<void> {
+export async function modelLoaded(running: RunningCli, timeoutMs = 90_000): Promise<void> {
   const pid = running.child.pid;
+  const model = basename(testModelPath());
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
     if (running.child.exitCode !== null)
-      throw new Error(`exited before installing handlers: ${running.stderr}`);
+      throw new Error(`exited before loading the model: ${running.stderr}`);
     try {
-      const caught = /SigCgt:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-      const mask = BigInt(`0x${caught ?? "0"}`);
-      if ((mask >> 1n) & 1n && (mask >> 14n) & 1n) return; // bit n-1 for signal n: INT = 2, TERM = 15
+      if (readFileSync(`/proc/${pid}/maps`, "utf8").includes(model)) return;
     } catch {
       // not started yet
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`no signal handlers within ${timeoutMs} ms`);
+  throw new Error(`the model was not loaded within ${timeoutMs} ms`);
 }
 
 /** Sends `signal` and resolves with the result and the milliseconds from the signal to the exit. */

@@ -11,9 +11,9 @@ import { IndexBuilder } from "../src/provenance/builder.js";
 import { sharedPath } from "./helpers.js";
 import {
   assertBuilt,
-  handlersReady,
   interrupt,
   modelArgs,
+  modelLoaded,
   oneLine,
   runCliAsync,
   spawnCli,
@@ -72,7 +72,7 @@ describe("signals stop long runs within a second", () => {
       "--out",
       out,
     ]);
-    await handlersReady(running);
+    await modelLoaded(running);
     await new Promise((r) => setTimeout(r, 2500)); // the 4 MB corpus takes well over 10 s
     expect(running.child.exitCode, running.stderr).toBeNull();
     expectAborted(await interrupt(running, "SIGINT"));
@@ -93,7 +93,7 @@ describe("signals stop long runs within a second", () => {
       "-n",
       "128",
     ]);
-    await handlersReady(running);
+    await modelLoaded(running);
     await new Promise((r) => setTimeout(r, 2000)); // 64 samples of 128 tokens take over 10 s
     expect(running.child.exitCode, running.stderr).toBeNull();
     const r = await interrupt(running, "SIGTERM");
@@ -106,7 +106,7 @@ describe("signals stop long runs within a second", () => {
     fs.writeFileSync(corpus, "Once upon a time there was a cat.\n\nThe dog ran to the park.\n");
     const out = path.join(tmp, "idx-done");
     const running = spawnCli(["index", "build", ...modelArgs(), "--corpus", corpus, "--out", out]);
-    await handlersReady(running);
+    await modelLoaded(running);
     await running.waitFor(/index written/);
     const r = await interrupt(running, "SIGINT");
     expect(r.status, r.stderr).toBe(0);

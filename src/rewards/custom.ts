@@ -12,6 +12,8 @@ import { checkedScore, type Reward } from "./types.js";
  *   });
  */
 export function defineReward(definition: Omit<Reward, "components">): Reward {
+  if (typeof definition !== "object" || definition === null)
+    throw new TillerError("defineReward needs an object { name, description, score }", "bad-reward");
   if (typeof definition.name !== "string" || definition.name.trim() === "") {
     throw new TillerError("a custom reward needs a non-empty name", "bad-reward");
   }

@@ -17,6 +17,14 @@ export interface WeightedReward {
  * - `wantedWords` is the union of the positive-weight components' wanted words.
  */
 export function mix(parts: readonly WeightedReward[], options: { name?: string } = {}): Reward {
+  if (!Array.isArray(parts)) throw new TillerError("mix needs an array of { reward, weight }", "bad-reward");
+  for (const part of parts) {
+    if (typeof part?.reward?.score !== "function" || typeof part.reward.name !== "string")
+      throw new TillerError(
+        "each part of a mix needs { reward, weight } with a Reward (name, score)",
+        "bad-reward",
+      );
+  }
   for (const { reward, weight } of parts) {
     if (!Number.isFinite(weight)) {
       throw new TillerError(
