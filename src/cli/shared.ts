@@ -17,6 +17,11 @@ export async function runMain(program: Command): Promise<void> {
   } catch (error) {
     reportAndExit(error);
   }
+  // Exit now rather than when the event loop empties: natural exit closes the signal handlers
+  // before native teardown (llama.cpp) ends, and a Ctrl-C in that window would kill a finished
+  // run. So a command's action resolves only when the command is done (a server awaits its close).
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  process.exit(process.exitCode ?? 0);
 }
 
 /**

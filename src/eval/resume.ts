@@ -8,14 +8,18 @@
  * torn last line, and runs only what is missing.
  */
 import * as path from "node:path";
+import type { StrategySpec } from "../decoding/registry.js";
 import { TillerError } from "../errors.js";
 import { readAppendLog } from "../util/appendLog.js";
 import { readInputText } from "../util/inputFiles.js";
-import type { EvalRow } from "./runEval.js";
+import { type EvalRow, rowKey } from "./runEval.js";
+import type { EvalTask } from "./tasks.js";
 
 export interface EvalRunManifest {
   format: "tiller-eval-run/1";
   model: string;
+  /** The model file, so another file of the same name does not continue this run. */
+  modelPath: string;
   strategies: string[];
   cache: "cold" | "warm";
   index: string | null;
@@ -69,7 +73,7 @@ export function loadResumeState(dir: string, manifest: EvalRunManifest): ResumeS
     if (error instanceof TillerError) throw error;
     throw new TillerError(`--resume: ${manifestFile} is not valid JSON`, "cannot-resume");
   }
-  for (const key of ["format", "model", "strategies", "cache", "index"] as const) {
+  for (const key of ["format", "model", "modelPath", "strategies", "cache", "index"] as const) {
     if (JSON.stringify(earlier?.[key]) !== JSON.stringify(manifest[key]))
       throw new TillerError(
         `--resume: ${dir} holds a run with a different ${key} (${JSON.stringify(earlier?.[key])}, now ${JSON.stringify(manifest[key])}); use the same settings, or --force to start over`,
@@ -81,4 +85,16 @@ export function loadResumeState(dir: string, manifest: EvalRunManifest): ResumeS
   if (rows.length !== log.records.length)
     throw new TillerError(`--resume: ${resultsFile} holds lines that are not eval results`, "cannot-resume");
   return { rows, tornBytes: log.tornBytes };
+}
+
+/** The earlier rows that still count: their strategy and task (same prompt) are in this run. */
+export function finishedRuns(
+  rows: readonly EvalRow[],
+  specs: readonly StrategySpec[],
+  tasks: readonly EvalTask[],
+): EvalRow[] {
+  const wanted = new Map(
+    specs.flatMap((spec) => tasks.map((task) => [rowKey(spec.label, task.id), task.prompt] as const)),
+  );
+  return rows.filter((row) => wanted.get(rowKey(row.strategy, row.taskId)) === row.prompt);
 }

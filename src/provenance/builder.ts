@@ -241,7 +241,11 @@ export class IndexBuilder {
       commitDirectory(staging, out);
       return header;
     } catch (e) {
-      fs.rmSync(staging, { recursive: true, force: true });
+      try {
+        fs.rmSync(staging, { recursive: true, force: true });
+      } catch {
+        // The next build removes it (a staging folder of a dead process).
+      }
       throw fsError("write the index", out, e, "index-write-failed");
     }
   }

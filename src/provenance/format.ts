@@ -245,8 +245,12 @@ export function removeStaleStaging(out: string): string[] {
     const pid = match[3] === undefined ? undefined : Number(match[3]);
     if (pid !== undefined && pid !== process.pid && processAlive(pid)) continue; // a build in progress
     if (pid === process.pid) continue;
-    fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
-    removed.push(entry);
+    try {
+      fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
+      removed.push(entry);
+    } catch {
+      // Best effort: a leftover we cannot remove does not stop this build.
+    }
   }
   return removed;
 }

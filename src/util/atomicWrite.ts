@@ -68,11 +68,24 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     fd = undefined;
     fs.renameSync(temp, target);
   } catch (error) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(temp, { force: true });
+    discard(fd, temp);
     throw fsError("write", file, error);
   }
   fsyncFolder(path.dirname(target));
+}
+
+/** Best-effort cleanup after a failed write: the error being reported is the write's, not this. */
+function discard(fd: number | undefined, temp: string): void {
+  try {
+    if (fd !== undefined) fs.closeSync(fd);
+  } catch {
+    // already closed or never opened
+  }
+  try {
+    fs.rmSync(temp, { force: true });
+  } catch {
+    // e.g. ENOTDIR: the temp file was never created
+  }
 }
 
 function writeInPlace(file: string, target: string, bytes: Uint8Array): void {
@@ -85,9 +98,4 @@ function writeInPlace(file: string, target: string, bytes: Uint8Array): void {
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
-}
-
-/** Whether `dir` holds a leftover temporary file of ours for `name` (for cleanup). */
-export function isTempFileOf(name: string, entry: string): boolean {
-  return entry.startsWith(`.${name}.tmp-`);
 }

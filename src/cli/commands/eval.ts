@@ -1,13 +1,18 @@
 import * as path from "node:path";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
-import { createStrategy, parseStrategyList, strategyHelp } from "../../decoding/registry.js";
+import {
+  createStrategy,
+  parseStrategyList,
+  type StrategySpec,
+  strategyHelp,
+} from "../../decoding/registry.js";
 import { TillerError } from "../../errors.js";
 import { formatReport, writeQualityVsCost } from "../../eval/report.js";
-import { type EvalRunManifest, loadResumeState, RESULT_FILES } from "../../eval/resume.js";
-import { type EvalRow, rowKey, runEval } from "../../eval/runEval.js";
+import { type EvalRunManifest, finishedRuns, loadResumeState, RESULT_FILES } from "../../eval/resume.js";
+import { type EvalResult, type EvalRow, rowKey, runEval } from "../../eval/runEval.js";
 import { taskReward } from "../../eval/taskReward.js";
-import { readTasks } from "../../eval/tasks.js";
+import { type EvalTask, readTasks } from "../../eval/tasks.js";
 import { TraceIndex } from "../../provenance/trace-index.js";
 import { AppendLog } from "../../util/appendLog.js";
 import { writeFileAtomic } from "../../util/atomicWrite.js";
@@ -102,29 +107,19 @@ export function registerEval(program: Command): void {
           const manifest: EvalRunManifest = {
             format: "tiller-eval-run/1",
             model: model.id,
+            modelPath: model.path,
             strategies: specs.map((spec) => spec.label),
             cache: options.cache,
             index: options.index ? path.resolve(options.index) : null,
           };
-          const resume = options.resume ? loadResumeState(out, manifest) : { rows: [] as EvalRow[] };
+          const completed = options.resume
+            ? finishedRuns(loadResumeState(out, manifest).rows, specs, tasks)
+            : [];
           if (options.force) removeResults(out, RESULT_FILES);
-          // A finished run counts when its strategy and task (same prompt) are still in this run.
-          const wanted = new Map(
-            specs.flatMap((spec) => tasks.map((task) => [rowKey(spec.label, task.id), task.prompt] as const)),
-          );
-          const completed = resume.rows.filter(
-            (row) => wanted.get(rowKey(row.strategy, row.taskId)) === row.prompt,
-          );
-          const finished = new Set(completed.map((row) => rowKey(row.strategy, row.taskId)));
-          let remaining = 0;
-          for (const spec of specs)
-            for (const task of tasks)
-              if (!finished.has(rowKey(spec.label, task.id)))
-                remaining += strategyTokens(spec, task.maxTokens);
           confirmCost(
             {
               what: `this eval (${total - completed.length} run(s) left)`,
-              seconds: tokenCost(model, remaining),
+              seconds: tokenCost(model, remainingTokens(specs, tasks, completed)),
               lower: "--limit, the strategies' widths, or the tasks' maxTokens",
             },
             options.yes,
@@ -151,20 +146,7 @@ export function registerEval(program: Command): void {
           bar.stop();
           markFinished();
 
-          const summary = {
-            model: result.model,
-            tasks: options.tasks,
-            taskCount: tasks.length,
-            order: result.order,
-            cache: result.cache,
-            index: options.index ?? null,
-            strategies: result.summary,
-            files: {
-              results: resultsPath,
-              plotSvg: path.join(out, "quality-vs-cost.svg"),
-              plotPng: path.join(out, "quality-vs-cost.png"),
-            },
-          };
+          const summary = summaryOf(result, options, out);
           // The results first, then the side files: a write failure cannot hide what was computed.
           if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
           else process.stdout.write(`${formatReport(result)}\n`);
@@ -191,4 +173,36 @@ export function registerEval(program: Command): void {
         }
       }),
     );
+}
+
+/** Upper estimate of the tokens the runs not yet finished will evaluate. */
+function remainingTokens(
+  specs: readonly StrategySpec[],
+  tasks: readonly EvalTask[],
+  completed: readonly EvalRow[],
+): number {
+  const finished = new Set(completed.map((row) => rowKey(row.strategy, row.taskId)));
+  let tokens = 0;
+  for (const spec of specs)
+    for (const task of tasks)
+      if (!finished.has(rowKey(spec.label, task.id))) tokens += strategyTokens(spec, task.maxTokens);
+  return tokens;
+}
+
+/** What summary.json holds (and `--json` prints). */
+function summaryOf(result: EvalResult, options: EvalCliOptions, out: string) {
+  return {
+    model: result.model,
+    tasks: options.tasks,
+    taskCount: result.taskIds.length,
+    order: result.order,
+    cache: result.cache,
+    index: options.index ?? null,
+    strategies: result.summary,
+    files: {
+      results: path.join(out, "results.jsonl"),
+      plotSvg: path.join(out, "quality-vs-cost.svg"),
+      plotPng: path.join(out, "quality-vs-cost.png"),
+    },
+  };
 }

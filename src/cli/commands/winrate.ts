@@ -3,14 +3,16 @@ import type { Command } from "commander";
 import { writeWinRatePlot } from "../../calibration/plot.js";
 import type { Interval } from "../../calibration/winrate.js";
 import { estimateWinRates, type WinRateReport } from "../../calibration/winrateRun.js";
-import { parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
+import { parseStrategySpec, type StrategySpec, strategyHelp } from "../../decoding/registry.js";
 import { TillerError } from "../../errors.js";
 import { taskReward } from "../../eval/taskReward.js";
-import { readTasks } from "../../eval/tasks.js";
+import { type EvalTask, readTasks } from "../../eval/tasks.js";
+import type { LanguageModel } from "../../lm/types.js";
 import { parseRewardSpecs, REWARD_SPEC_HELP } from "../../rewards/spec.js";
 import { writeFileAtomic } from "../../util/atomicWrite.js";
 import {
   BYTES_PER_KEPT_TOKEN,
+  type CostEstimate,
   checkMemory,
   checkSearchWidth,
   confirmCost,
@@ -112,25 +114,7 @@ export function registerWinrate(program: Command): void {
         const tty = process.stderr.isTTY && !options.json;
         try {
           checkSearchWidth(policy, model);
-          const gridSize = Math.floor(Math.log2(options.n)) + 2;
-          const bootstrapSeconds =
-            options.resamples *
-            tasks.length *
-            (options.m + options.samples) *
-            (1 + 3 * gridSize) *
-            BOOTSTRAP_SECONDS_PER_UNIT;
-          const tokens = tasks.reduce(
-            (sum, t) => sum + options.m * t.maxTokens + options.samples * strategyTokens(policy, t.maxTokens),
-            0,
-          );
-          confirmCost(
-            {
-              what: `this win-rate estimate (${tasks.length} prompt(s), m = ${options.m}, ${options.samples} policy samples, ${options.resamples} resamples)`,
-              seconds: tokenCost(model, tokens) + bootstrapSeconds,
-              lower: "--m, --samples, --resamples or --limit",
-            },
-            options.yes,
-          );
+          confirmCost(winrateCost(model, policy, tasks, options), options.yes);
           const report = await estimateWinRates(model, {
             tasks,
             reward: reward ?? ((task) => taskReward(byId.get(task.id) ?? tasks[0])),
@@ -173,6 +157,31 @@ export function registerWinrate(program: Command): void {
         }
       }),
     );
+}
+
+/** The estimate's cost: sampling (reference and policy) plus the bootstrap's resampling work. */
+function winrateCost(
+  model: LanguageModel,
+  policy: StrategySpec,
+  tasks: readonly EvalTask[],
+  options: WinRateCliOptions,
+): CostEstimate {
+  const gridSize = Math.floor(Math.log2(options.n)) + 2;
+  const bootstrapSeconds =
+    options.resamples *
+    tasks.length *
+    (options.m + options.samples) *
+    (1 + 3 * gridSize) *
+    BOOTSTRAP_SECONDS_PER_UNIT;
+  const tokens = tasks.reduce(
+    (sum, t) => sum + options.m * t.maxTokens + options.samples * strategyTokens(policy, t.maxTokens),
+    0,
+  );
+  return {
+    what: `this win-rate estimate (${tasks.length} prompt(s), m = ${options.m}, ${options.samples} policy samples, ${options.resamples} resamples)`,
+    seconds: tokenCost(model, tokens) + bootstrapSeconds,
+    lower: "--m, --samples, --resamples or --limit",
+  };
 }
 
 const fmt = (i: Interval) => `${i.estimate.toFixed(3)} [${i.lo.toFixed(3)}, ${i.hi.toFixed(3)}]`;
