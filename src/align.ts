@@ -4,6 +4,7 @@ import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
+import { TillerError } from "./errors.js";
 import { type ChatMode, promptTokens } from "./lm/prompt.js";
 import type { LanguageModel, SamplingOptions } from "./lm/types.js";
 import { scoreComponents } from "./rewards/mix.js";
@@ -49,6 +50,9 @@ export interface AlignResult extends GenerationResult {
 
 /** Decodes with any strategy and reports the output's rewards — the library form of `tiller align`. */
 export async function align(model: LanguageModel, options: AlignOptions): Promise<AlignResult> {
+  // Refused like generate's and eval's empty prompts (an empty continuation target is a mistake).
+  if (typeof options?.prompt !== "string" || options.prompt === "")
+    throw new TillerError("align: the prompt is empty; give the text to continue", "empty-prompt");
   const strategy = isStrategy(options.strategy)
     ? options.strategy
     : createStrategy(

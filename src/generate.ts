@@ -11,7 +11,7 @@ import { type ChatMode, promptTokens } from "./lm/prompt.js";
 import type { LanguageModel } from "./lm/types.js";
 
 export const generateOptionsSchema = z.object({
-  prompt: z.string(),
+  prompt: z.string().min(1, "the prompt is empty"),
   maxTokens: z.number().int().min(1).default(128),
   strategy: z.enum(["greedy", "sample", "beam"]).default("greedy"),
   temperature: z.number().min(0).optional(),

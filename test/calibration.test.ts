@@ -21,7 +21,6 @@ import { runStrategy } from "../src/decoding/run.js";
 import type { DecodeContext } from "../src/decoding/types.js";
 import { TillerError } from "../src/errors.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
-import { promptTokens } from "../src/lm/prompt.js";
 import { defineReward } from "../src/rewards/custom.js";
 import { keywordsReward } from "../src/rewards/keywords.js";
 import { lengthReward } from "../src/rewards/length.js";

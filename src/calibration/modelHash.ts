@@ -1,15 +1,23 @@
 import { createHash } from "node:crypto";
-import { createReadStream, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, readFileSync, type Stats, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { TillerError } from "../errors.js";
 import { cacheDir } from "../lm/resolve.js";
+import { writeFileAtomic } from "../util/atomicWrite.js";
+
+/** What identifies one version of a file without reading it. */
+export function fileIdentity(absolute: string, stat: Stats): string {
+  return [absolute, stat.dev, stat.ino, stat.size, stat.mtimeMs, stat.ctimeMs].join(":");
+}
 
 const memory = new Map<string, string>();
 
 /**
  * SHA-256 of a model file, hex. Hashing a large GGUF takes seconds, so the digest is remembered
- * per (absolute path, size, mtime) — in memory and in `<cache>/model-hashes.json` — and only
- * recomputed when the file changes.
+ * — in memory and in `<cache>/model-hashes.json` — per file identity: absolute path, device,
+ * inode, size, mtime and ctime. Replacing the file (even by one of the same size and mtime, as
+ * `cp -p` or `touch -r` make) gives it a new inode or ctime, so it is hashed again; the stat
+ * costs nothing at start-up.
  */
 export async function modelFileHash(
   path: string,
@@ -22,7 +30,7 @@ export async function modelFileHash(
   } catch {
     throw new TillerError(`model file not found: ${absolute}`, "model-not-found");
   }
-  const key = `${absolute}:${stat.size}:${stat.mtimeMs}`;
+  const key = fileIdentity(absolute, stat);
   const known = memory.get(key);
   if (known) return known;
   const dir = options.cacheDir === false ? undefined : (options.cacheDir ?? cacheDir());
@@ -53,9 +61,7 @@ export async function modelFileHash(
     try {
       mkdirSync(dir, { recursive: true });
       table[key] = digest;
-      const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
-      writeFileSync(temp, JSON.stringify(table, null, 2));
-      renameSync(temp, file);
+      writeFileAtomic(file, JSON.stringify(table, null, 2));
     } catch {
       // A read-only cache only costs hashing again next time.
     }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { rolloutText } from "../decoding/rolloutText.js";
 import { streamSeed } from "../decoding/seeds.js";
@@ -7,6 +7,8 @@ import { TillerError } from "../errors.js";
 import { promptTokens } from "../lm/prompt.js";
 import { cacheDir } from "../lm/resolve.js";
 import type { LanguageModel, StopReason, Token } from "../lm/types.js";
+import { writeFileAtomic } from "../util/atomicWrite.js";
+import { throwIfAborted } from "../util/cooperative.js";
 import { modelFileHash } from "./modelHash.js";
 
 /** One sample of the reference policy for a prompt. */
@@ -24,8 +26,8 @@ export interface ReferenceSource {
   /** Samples per prompt. */
   readonly m: number;
   samples(prompt: string): Promise<readonly ReferenceSample[]>;
-  /** Optional: sample many prompts in one batched call. */
-  prefetch?(prompts: readonly string[]): Promise<void>;
+  /** Optional: sample many prompts in one batched call (stopped by `signal`). */
+  prefetch?(prompts: readonly string[], signal?: AbortSignal): Promise<void>;
   /** The model the samples come from, when there is one (used to tokenize scored texts). */
   readonly model?: LanguageModel;
 }
@@ -219,13 +221,13 @@ export class ReferencePolicy implements ReferenceSource {
   }
 
   /** Makes sure every prompt has its samples: disk hits are read, all misses sampled in one call. */
-  async prefetch(prompts: readonly string[]): Promise<void> {
+  async prefetch(prompts: readonly string[], signal?: AbortSignal): Promise<void> {
     const fresh = [...new Set(prompts)].filter((prompt) => !this.memory.has(prompt));
     if (fresh.length === 0) {
       await Promise.all(prompts.map((prompt) => this.memory.get(prompt)));
       return;
     }
-    const batch = this.load(fresh);
+    const batch = this.load(fresh, signal);
     for (const [i, prompt] of fresh.entries())
       this.memory.set(
         prompt,
@@ -238,13 +240,16 @@ export class ReferencePolicy implements ReferenceSource {
     await Promise.all(prompts.map((prompt) => this.memory.get(prompt)));
   }
 
-  private async load(prompts: readonly string[]): Promise<ReferenceSample[][]> {
+  private async load(prompts: readonly string[], signal?: AbortSignal): Promise<ReferenceSample[][]> {
     const results: (ReferenceSample[] | undefined)[] = await Promise.all(
       prompts.map((prompt) => this.readEntry(prompt)),
     );
     const missing = prompts.map((_, i) => i).filter((i) => results[i] === undefined);
     if (missing.length > 0) {
-      const sampled = await this.sample(missing.map((i) => prompts[i]));
+      const sampled = await this.sample(
+        missing.map((i) => prompts[i]),
+        signal,
+      );
       await Promise.all(
         missing.map(async (index, j) => {
           results[index] = sampled[j];
@@ -255,7 +260,7 @@ export class ReferencePolicy implements ReferenceSource {
     return results as ReferenceSample[][];
   }
 
-  private async sample(prompts: readonly string[]): Promise<ReferenceSample[][]> {
+  private async sample(prompts: readonly string[], signal?: AbortSignal): Promise<ReferenceSample[][]> {
     const { model } = this;
     const { temperature, topK, topP, seed, stopStrings } = this.sampling;
     const tokens = await Promise.all(prompts.map((prompt) => promptTokens(model, prompt)));
@@ -274,7 +279,10 @@ export class ReferencePolicy implements ReferenceSource {
       topP,
       maxTokens: this.sampling.maxTokens,
       stopStrings,
+      signal,
     });
+    // An aborted batch returns partial rollouts: never cache or use them.
+    throwIfAborted(signal);
     return prompts.map((_, p) =>
       rollouts.slice(p * this.m, (p + 1) * this.m).map((rollout) => {
         const {
@@ -319,17 +327,10 @@ export class ReferencePolicy implements ReferenceSource {
       checksum: sha256(JSON.stringify(samples)),
       samples,
     };
-    const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
       mkdirSync(this.dir, { recursive: true });
-      writeFileSync(temp, `${JSON.stringify(entry)}\n`);
-      renameSync(temp, file);
+      writeFileAtomic(file, `${JSON.stringify(entry)}\n`);
     } catch (error) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // nothing to clean up
-      }
       this.warn(`cannot write the reference cache ${file}: ${(error as Error).message}`);
     }
   }

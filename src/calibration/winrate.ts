@@ -8,6 +8,7 @@
  * does not exceed the n samples available (draws without replacement), else by (#≤v / n)^N.
  */
 import { seededRandom } from "../lm/sampling.js";
+import { TimeSlice, throwIfAborted } from "../util/cooperative.js";
 
 /** An estimate with a confidence interval. */
 export interface Interval {
@@ -120,6 +121,11 @@ export interface BootstrapOptions {
   seed?: number;
 }
 
+export interface AsyncBootstrapOptions extends BootstrapOptions {
+  /** Checked between resamples; the bootstrap rejects with the abort error once it fires. */
+  signal?: AbortSignal;
+}
+
 /**
  * Mean over prompts of `statistic(policy, reference)`, with a percentile-bootstrap interval
  * that resamples at two levels: prompts (with replacement), then within each drawn prompt its
@@ -132,6 +138,38 @@ export function bootstrapMean(
   statistic: (policy: readonly number[], reference: readonly number[]) => number,
   options: BootstrapOptions = {},
 ): Interval {
+  const steps = bootstrapSteps(prompts, statistic, options);
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return step.value;
+}
+
+/**
+ * {@link bootstrapMean} that gives way to the event loop every few milliseconds (so a signal
+ * handler runs) and stops when `signal` fires. Same numbers as the synchronous form.
+ */
+export async function bootstrapMeanAsync(
+  prompts: readonly PromptScores[],
+  statistic: (policy: readonly number[], reference: readonly number[]) => number,
+  options: AsyncBootstrapOptions = {},
+): Promise<Interval> {
+  const slice = new TimeSlice(options.signal);
+  const steps = bootstrapSteps(prompts, statistic, options);
+  let step = steps.next();
+  while (!step.done) {
+    if (slice.due) await slice.yield();
+    step = steps.next();
+  }
+  throwIfAborted(options.signal);
+  return step.value;
+}
+
+/** The bootstrap as a generator: one `yield` per resample, the interval as its return value. */
+function* bootstrapSteps(
+  prompts: readonly PromptScores[],
+  statistic: (policy: readonly number[], reference: readonly number[]) => number,
+  options: BootstrapOptions,
+): Generator<void, Interval> {
   const resamples = options.resamples ?? 1000;
   const level = options.level ?? 0.95;
   const random = seededRandom(options.seed ?? 12345);
@@ -141,6 +179,7 @@ export function bootstrapMean(
   for (let b = 0; b < resamples; b++) {
     const chosen = draw(prompts);
     stats.push(mean(chosen.map((p) => statistic(draw(p.policy), draw(p.reference)))));
+    yield;
   }
   stats.sort((a, b) => a - b);
   const alpha = (1 - level) / 2;

@@ -8,12 +8,13 @@ import { samplerDistribution } from "../lm/sampling.js";
 import type { LanguageModel, SamplingOptions, Token, TokenLogprob } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
+import { throwIfAborted } from "../util/cooperative.js";
 import { ReferencePolicy, type ReferencePolicyOptions } from "./reference.js";
 import {
   analyticBoNKL,
   analyticBoNWinRate,
   bonLogRatio,
-  bootstrapMean,
+  bootstrapMeanAsync,
   type Interval,
   maxWinRate,
   mean,
@@ -46,6 +47,8 @@ export interface WinRateOptions {
   /** Policy samples per prompt used for the exact per-token KL of sampling policies (default 4). */
   klSamples?: number;
   onProgress?: (done: number, total: number, phase: string) => void;
+  /** Stops sampling, decoding and the bootstrap; the estimate then rejects with the abort error. */
+  signal?: AbortSignal;
 }
 
 export interface WinRateRow {
@@ -143,14 +146,19 @@ export async function estimateWinRates(
   const perPrompt = seeded ? k : 1;
   const progress = options.onProgress ?? (() => {});
 
+  const signal = options.signal;
   progress(0, options.tasks.length, "reference");
-  await reference.prefetch(options.tasks.map((t) => t.prompt));
+  await reference.prefetch(
+    options.tasks.map((t) => t.prompt),
+    signal,
+  );
   const prompts: (PromptScores & {
     policyTexts: { tokens: Token[]; prefix: Token[] }[];
     referenceSorted: number[];
   })[] = [];
   let done = 0;
   for (const task of options.tasks) {
+    throwIfAborted(signal);
     const reward = rewardFor(task);
     const refSamples = await reference.samples(task.prompt);
     const refScores = await scoreAll(
@@ -167,7 +175,7 @@ export async function estimateWinRates(
           prefix: tokens,
           seed: streamSeed(s.seed ?? seed, "policy", i),
         })),
-        { ...s, maxTokens: task.maxTokens },
+        { ...s, maxTokens: task.maxTokens, signal },
       );
       for (const r of rollouts) outputs.push(rolloutText(model, tokens, r));
     } else {
@@ -184,7 +192,9 @@ export async function estimateWinRates(
           prompt: task.prompt,
           promptTokens: tokens,
           maxTokens: task.maxTokens,
+          signal,
         });
+        throwIfAborted(signal); // strategies that stop early return their partial text
         outputs.push({ text: result.text, tokens: result.tokens });
       }
     }
@@ -201,15 +211,18 @@ export async function estimateWinRates(
     progress(++done, options.tasks.length, "policy");
   }
 
-  const boot = { resamples: options.resamples ?? 1000, seed };
-  const standard = bootstrapMean(prompts, (p, q) => maxWinRate(p, q, 1, 1), boot);
-  const rows: WinRateRow[] = nGrid(maxN).map((n) => ({
-    n,
-    bonVsReference: bootstrapMean(prompts, (p, q) => maxWinRate(p, q, n, 1), boot),
-    analyticBoN: analyticBoNWinRate(n),
-    bonVsBon: bootstrapMean(prompts, (p, q) => maxWinRate(p, q, n, n), boot),
-    wonVsWon: bootstrapMean(prompts, (p, q) => minWinRate(p, q, n), boot),
-  }));
+  const boot = { resamples: options.resamples ?? 1000, seed, signal };
+  progress(done, options.tasks.length, "bootstrap");
+  const standard = await bootstrapMeanAsync(prompts, (p, q) => maxWinRate(p, q, 1, 1), boot);
+  const rows: WinRateRow[] = [];
+  for (const n of nGrid(maxN))
+    rows.push({
+      n,
+      bonVsReference: await bootstrapMeanAsync(prompts, (p, q) => maxWinRate(p, q, n, 1), boot),
+      analyticBoN: analyticBoNWinRate(n),
+      bonVsBon: await bootstrapMeanAsync(prompts, (p, q) => maxWinRate(p, q, n, n), boot),
+      wonVsWon: await bootstrapMeanAsync(prompts, (p, q) => minWinRate(p, q, n), boot),
+    });
 
   progress(done, options.tasks.length, "kl");
   const kl = await estimateKL(
@@ -220,6 +233,7 @@ export async function estimateWinRates(
     prompts,
     options.klSamples ?? 4,
     seeded,
+    signal,
   );
   return {
     policy: policySpec.label,
@@ -274,6 +288,7 @@ async function estimateKL(
   })[],
   klSamples: number,
   seeded: boolean,
+  signal?: AbortSignal,
 ): Promise<KLEstimate> {
   if (spec.name === "sample") {
     const policy = samplingOf(spec, referenceSampling);
@@ -291,7 +306,7 @@ async function estimateKL(
           totals.push(0);
           continue;
         }
-        const dists = await model.nextTokenDistributions(prefixes, { topK: model.vocabularySize });
+        const dists = await model.nextTokenDistributions(prefixes, { topK: model.vocabularySize, signal });
         totals.push(dists.reduce((sum, d) => sum + stepKL(d, policy, referenceSampling), 0));
       }
     }

@@ -4,15 +4,26 @@ import { isTillerError } from "../errors.js";
 import type { LoadModelOptions } from "../lm/load.js";
 import type { ChatMode } from "../lm/prompt.js";
 import type { LanguageModel } from "../lm/types.js";
+import { describeSystemError, IO_EXIT_CODE, isSystemError } from "../util/fsErrors.js";
+import { ABORT_EXIT_CODE } from "./exitCodes.js";
+import { threadCount } from "./limits.js";
+import { installInterruptHandlers, markFinished } from "./signals.js";
 
 /** Parses the program; user errors print one line and exit non-zero, bugs print a stack. */
 export async function runMain(program: Command): Promise<void> {
   exitQuietlyWhenStdoutCloses();
+  installInterruptHandlers();
   try {
     await program.parseAsync(process.argv);
+    markFinished();
   } catch (error) {
     reportAndExit(error);
   }
+  // Exit now rather than when the event loop empties: natural exit closes the signal handlers
+  // before native teardown (llama.cpp) ends, and a Ctrl-C in that window would kill a finished
+  // run. So a command's action resolves only when the command is done (a server awaits its close).
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  process.exit(process.exitCode ?? 0);
 }
 
 /**
@@ -23,7 +34,9 @@ export async function runMain(program: Command): Promise<void> {
 export function exitQuietlyWhenStdoutCloses(): void {
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE") process.exit(0);
-    reportAndExit(error);
+    // A full disk or a closed descriptor behind stdout (`tiller generate … > /dev/full`).
+    process.stderr.write(`tiller: cannot write to standard output: ${describeSystemError(error)}\n`);
+    process.exit(IO_EXIT_CODE);
   });
 }
 
@@ -36,17 +49,26 @@ export function isAbortError(error: unknown): boolean {
   return typeof error === "object" && error !== null && (error as { name?: unknown }).name === "AbortError";
 }
 
-/** Exit status of a run stopped by SIGINT (128 + 2), as shells report it. */
-export const ABORT_EXIT_CODE = 130;
+export { ABORT_EXIT_CODE };
 
 export function reportAndExit(error: unknown): never {
   if (isAbortError(error)) {
-    process.stderr.write("tiller: aborted\n");
+    // An aborted TillerError may say what was kept ("aborted; 3 of 8 runs saved in …").
+    const detail = isTillerError(error) && error.message.startsWith("aborted;") ? error.message : "aborted";
+    process.stderr.write(`tiller: ${detail}\n`);
     process.exit(ABORT_EXIT_CODE);
   }
   if (isTillerError(error)) {
     process.stderr.write(`tiller: ${error.message}\n`);
     process.exit(error.exitCode);
+  }
+  if (isSystemError(error)) {
+    // No filesystem failure is a bug: one line naming what failed, never a stack trace.
+    const where = error.path ? ` ${error.path}` : "";
+    process.stderr.write(
+      `tiller: cannot ${error.syscall ?? "access"}${where}: ${describeSystemError(error)}\n`,
+    );
+    process.exit(IO_EXIT_CODE);
   }
   process.stderr.write(
     `tiller: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
@@ -93,7 +115,11 @@ export function addModelOptions(command: Command): Command {
     )
     .option("--gpu", "require a GPU")
     .option("--no-gpu", "run on the CPU only")
-    .option("--threads <n>", "CPU threads (default: measured fastest for this model)", positiveInt)
+    .option(
+      "--threads <n>",
+      "CPU threads, at most the CPU cores (default: measured fastest for this model)",
+      threadCount,
+    )
     .option("--context-size <tokens>", "tokens per sequence (prompt + output)", positiveInt);
 }
 

@@ -8,6 +8,8 @@ import * as path from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import { writeFileAtomic } from "../util/atomicWrite.js";
+import { guardFs } from "../util/fsErrors.js";
 
 export type { TopLevelSpec as VegaLiteSpec } from "vega-lite";
 
@@ -43,8 +45,8 @@ export async function renderPlot(spec: TopLevelSpec, options: PlotOptions = {}):
 }
 
 /**
- * Writes `outBase.svg` and `outBase.png` (parent folder created if missing) and returns their
- * paths. `outBase` has no extension, e.g. `out/quality-vs-cost`.
+ * Writes `outBase.svg` and `outBase.png` (parent folder created if missing), each atomically, and
+ * returns their paths. `outBase` has no extension, e.g. `out/quality-vs-cost`.
  */
 export async function writePlot(
   spec: TopLevelSpec,
@@ -52,9 +54,10 @@ export async function writePlot(
   options: PlotOptions = {},
 ): Promise<{ svg: string; png: string }> {
   const { svg, png } = await renderPlot(spec, options);
-  fs.mkdirSync(path.dirname(path.resolve(outBase)), { recursive: true });
+  const folder = path.dirname(path.resolve(outBase));
+  guardFs("create folder", folder, () => fs.mkdirSync(folder, { recursive: true }));
   const paths = { svg: `${outBase}.svg`, png: `${outBase}.png` };
-  fs.writeFileSync(paths.svg, svg);
-  fs.writeFileSync(paths.png, png);
+  writeFileAtomic(paths.svg, svg);
+  writeFileAtomic(paths.png, png);
   return paths;
 }

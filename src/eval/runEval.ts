@@ -111,6 +111,11 @@ export interface RunEvalOptions {
   vetoes?: readonly CandidateVeto[];
   /** n of the regurgitation n-gram share (default 8). */
   regurgitationN?: number;
+  /**
+   * Rows finished by an earlier, interrupted run (`eval --resume`): their (strategy, task) pairs
+   * are not run again, and they take their place in the result.
+   */
+  completed?: readonly EvalRow[];
 }
 
 export interface EvalResult {
@@ -169,9 +174,15 @@ export async function runEval(
 
   const rows: EvalRow[] = [];
   const total = specs.length * tasks.length;
+  const earlier = new Map((options.completed ?? []).map((row) => [rowKey(row.strategy, row.taskId), row]));
   for (const spec of specs) {
     for (let t = 0; t < tasks.length; t++) {
       const task = tasks[t];
+      const done = earlier.get(rowKey(spec.label, task.id));
+      if (done) {
+        rows.push(done);
+        continue;
+      }
       throwIfAborted(options.signal);
       options.onProgress?.({ done: rows.length, total, strategy: spec.label, taskId: task.id });
       if (cache === "cold") await model.clearCache?.();
@@ -284,6 +295,11 @@ export function summarize(rows: readonly EvalRow[], labels: readonly string[]): 
       base && base.totalEvaluatedTokens > 0 ? s.totalEvaluatedTokens / base.totalEvaluatedTokens : Number.NaN;
   }
   return summaries;
+}
+
+/** Identifies a (strategy, task) run. */
+export function rowKey(strategy: string, taskId: string): string {
+  return JSON.stringify([strategy, taskId]);
 }
 
 function throwIfAborted(signal?: AbortSignal): void {

@@ -7,10 +7,10 @@
  * Blank lines are skipped. Unknown fields are rejected (a typo such as "max_tokens" should not
  * silently fall back to a default). Every error names the file, the line and the field.
  */
-import * as fs from "node:fs";
 import { z } from "zod";
 import { TillerError } from "../errors.js";
 import { phraseWords } from "../rewards/words.js";
+import { readInputText } from "../util/inputFiles.js";
 
 export const evalTaskSchema = z
   .strictObject({
@@ -88,19 +88,7 @@ export function parseTasks(text: string, file = "<tasks>"): EvalTask[] {
   return tasks;
 }
 
-/** Reads and validates a task file (JSON Lines). */
+/** Reads and validates a task file (JSON Lines), at most the input size limit. */
 export function readTasks(file: string): EvalTask[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new TillerError(
-      code === "ENOENT"
-        ? `task file not found: ${file}`
-        : `cannot read task file ${file}: ${(error as Error).message}`,
-      "task-file-not-found",
-    );
-  }
-  return parseTasks(text, file);
+  return parseTasks(readInputText(file, "task file", { notFoundCode: "task-file-not-found" }), file);
 }

@@ -2,10 +2,11 @@
 import * as fs from "node:fs";
 import { TillerError } from "../errors.js";
 import type { LanguageModel } from "../lm/types.js";
+import { TimeSlice } from "../util/cooperative.js";
 import { type BuildPhase, IndexBuilder } from "./builder.js";
 import { parseDocSeparator, readDocuments } from "./corpus.js";
 import { modelIdentity } from "./fingerprint.js";
-import type { IndexHeader } from "./format.js";
+import { checkIndexTarget, type IndexHeader } from "./format.js";
 
 export interface BuildIndexOptions {
   /** `blank-line` (default), `line`, or a regular expression matching separator lines. */
@@ -17,6 +18,8 @@ export interface BuildIndexOptions {
   /** Progress: bytes of corpus read so far out of the total. */
   onProgress?: (bytesRead: number, totalBytes: number, tokens: number) => void;
   onPhase?: (phase: BuildPhase) => void;
+  /** Stops the build (tokenizing or writing); nothing is left at `out` and no staging folder stays. */
+  signal?: AbortSignal;
 }
 
 export interface BuildIndexResult {
@@ -33,6 +36,8 @@ export async function buildIndex(
   options: BuildIndexOptions = {},
 ): Promise<BuildIndexResult> {
   if (files.length === 0) throw new TillerError("no corpus files given", "corpus-not-found");
+  // Before any work: a folder that is neither empty nor an index is never replaced.
+  checkIndexTarget(out);
   const sizes = files.map((f) => {
     try {
       const st = fs.statSync(f);
@@ -52,12 +57,14 @@ export async function buildIndex(
     initialCapacity: Math.max(1 << 16, Math.ceil(total / 2)),
   });
   const t0 = performance.now();
+  const slice = new TimeSlice(options.signal);
   let done = 0;
   for (let f = 0; f < files.length; f++) {
     builder.beginSource(files[f], sizes[f]);
     for await (const doc of readDocuments(files[f], separator, (b) =>
       options.onProgress?.(done + b, total, builder.corpusTokens),
     )) {
+      await slice.maybeYield();
       const text = options.lowercase ? doc.toLowerCase() : doc;
       builder.addDocument(await model.tokenize(text, { addBos: false }));
     }
@@ -67,7 +74,7 @@ export async function buildIndex(
   if (builder.corpusTokens === 0)
     throw new TillerError("the corpus has no tokens (empty files?)", "corpus-empty");
   const t1 = performance.now();
-  const header = builder.write(out, options.onPhase);
+  const header = await builder.write(out, { onPhase: options.onPhase, signal: options.signal });
   const t2 = performance.now();
   return { header, seconds: { tokenize: (t1 - t0) / 1000, suffixArrayAndWrite: (t2 - t1) / 1000 } };
 }

@@ -16,9 +16,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { TillerError } from "../errors.js";
+import { throwIfAborted } from "../util/cooperative.js";
+import { fsError } from "../util/fsErrors.js";
 import type { ModelIdentity } from "./fingerprint.js";
 import {
   assertLittleEndian,
+  checkIndexTarget,
   commitDirectory,
   FORMAT_NAME,
   FORMAT_VERSION,
@@ -206,27 +209,40 @@ export class IndexBuilder {
 
   /**
    * Build and write the index to `out` atomically: every file goes into a staging directory
-   * beside `out`, the header last, then the directory is renamed into place.
+   * beside `out`, the header last, then the directory is renamed into place. `out` must be
+   * absent, an empty folder, or a tiller index (replaced). The write phase yields to the event
+   * loop and stops when `signal` fires; the staging folder is then removed.
    */
-  write(out: string, onPhase?: (phase: BuildPhase) => void): IndexHeader {
+  async write(
+    out: string,
+    options: { onPhase?: (phase: BuildPhase) => void; signal?: AbortSignal } = {},
+  ): Promise<IndexHeader> {
     assertLittleEndian();
+    checkIndexTarget(out);
+    const { onPhase, signal } = options;
+    throwIfAborted(signal);
     onPhase?.("suffix-array");
     const data = this.build();
     onPhase?.("write");
     const staging = makeStaging(out);
     try {
       const header = data.header;
-      header.files[TOKENS_FILE] = writeBinary(path.join(staging, TOKENS_FILE), data.tokens);
+      header.files[TOKENS_FILE] = await writeBinary(path.join(staging, TOKENS_FILE), data.tokens, signal);
       const counts = new BigUint64Array(this.vocabularySize);
       for (let i = 0; i < counts.length; i++) counts[i] = BigInt(data.unigrams[i]);
-      header.files[UNIGRAMS_FILE] = writeBinary(path.join(staging, UNIGRAMS_FILE), counts);
-      header.files[SA_FILE] = writeBinary(path.join(staging, SA_FILE), data.sa.data);
+      header.files[UNIGRAMS_FILE] = await writeBinary(path.join(staging, UNIGRAMS_FILE), counts, signal);
+      header.files[SA_FILE] = await writeBinary(path.join(staging, SA_FILE), data.sa.data, signal);
       writeHeader(staging, header);
+      throwIfAborted(signal);
       commitDirectory(staging, out);
       return header;
     } catch (e) {
-      fs.rmSync(staging, { recursive: true, force: true });
-      throw e;
+      try {
+        fs.rmSync(staging, { recursive: true, force: true });
+      } catch {
+        // The next build removes it (a staging folder of a dead process).
+      }
+      throw fsError("write the index", out, e, "index-write-failed");
     }
   }
 }

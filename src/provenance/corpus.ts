@@ -10,15 +10,22 @@
  */
 import * as fs from "node:fs";
 import * as readline from "node:readline";
+import type { RE2JS } from "re2js";
 import { TillerError } from "../errors.js";
+import { compileRegex } from "../rewards/regex.js";
 
-export type DocSeparator = { kind: "blank-line" } | { kind: "line" } | { kind: "regex"; regex: RegExp };
+export type DocSeparator = { kind: "blank-line" } | { kind: "line" } | { kind: "regex"; regex: RE2JS };
 
+/**
+ * A separator regex is user input run on every line, so it runs on RE2 (re2js, linear time) like
+ * the regex reward: no pattern can backtrack catastrophically.
+ */
 export function parseDocSeparator(spec: string | undefined): DocSeparator {
   if (spec === undefined || spec === "blank-line") return { kind: "blank-line" };
   if (spec === "line") return { kind: "line" };
+  if (spec === "") throw new TillerError("--doc-sep: the separator regex is empty", "bad-doc-sep");
   try {
-    return { kind: "regex", regex: new RegExp(spec) };
+    return { kind: "regex", regex: compileRegex(spec) };
   } catch (e) {
     throw new TillerError(
       `--doc-sep: not blank-line, line, or a valid regular expression: ${(e as Error).message}`,

@@ -11,6 +11,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
 import { TillerError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomicWrite.js";
+import { TimeSlice } from "../util/cooperative.js";
+import { fsError } from "../util/fsErrors.js";
 
 export const FORMAT_NAME = "tiller-trace-index";
 /** 2: bit-packed sa.bin (`saWidth` bits per entry), no docs.bin (documents found by separator). */
@@ -88,15 +91,27 @@ export function bytesOf(array: ArrayBufferView): Buffer {
 }
 
 const CHUNK = 64 * 1024 * 1024;
+/** Bytes written and hashed between yields to the event loop (a few ms of work). */
+const WRITE_SLICE = 8 * 1024 * 1024;
 
-/** Write `data` to `file` in chunks (no 2 GiB limit), fsync it, and return its sha256. */
-export function writeBinary(file: string, data: ArrayBufferView): { bytes: number; sha256: string } {
+/**
+ * Write `data` to `file` in slices (no 2 GiB limit), fsync it, and return its sha256. Between
+ * slices it gives way to the event loop and stops when `signal` fires, so a signal interrupts a
+ * large write within milliseconds.
+ */
+export async function writeBinary(
+  file: string,
+  data: ArrayBufferView,
+  signal?: AbortSignal,
+): Promise<{ bytes: number; sha256: string }> {
   const bytes = bytesOf(data);
   const hash = createHash("sha256");
+  const slice = new TimeSlice(signal);
   const fd = fs.openSync(file, "w");
   try {
-    for (let off = 0; off < bytes.length; off += CHUNK) {
-      const piece = bytes.subarray(off, Math.min(bytes.length, off + CHUNK));
+    for (let off = 0; off < bytes.length; off += WRITE_SLICE) {
+      await slice.maybeYield();
+      const piece = bytes.subarray(off, Math.min(bytes.length, off + WRITE_SLICE));
       hash.update(piece);
       let written = 0;
       while (written < piece.length) written += fs.writeSync(fd, piece, written, piece.length - written);
@@ -141,40 +156,108 @@ export function sha256OfString(text: string): string {
 }
 
 /**
- * Move a finished staging directory into place at `out`. An existing `out` is replaced only when
- * it is empty or is itself a trace index (has header.json); anything else is left alone.
+ * What is at `out`: nothing (or an empty folder), a tiller trace index (its header parses), or
+ * something else — which a build must never replace.
  */
-export function commitDirectory(staging: string, out: string): void {
-  if (fs.existsSync(out)) {
-    const entries = fs.readdirSync(out);
-    if (entries.length > 0 && !entries.includes(HEADER_FILE)) {
-      fs.rmSync(staging, { recursive: true, force: true });
-      throw new TillerError(
-        `refusing to overwrite ${out}: it is not empty and is not a trace index`,
-        "index-out-not-empty",
-      );
-    }
-    const old = `${out}.old-${process.pid}-${Date.now()}`;
-    fs.renameSync(out, old);
-    fs.renameSync(staging, out);
-    fs.rmSync(old, { recursive: true, force: true });
-  } else {
-    fs.renameSync(staging, out);
+export function targetKind(out: string): "absent" | "empty" | "index" | "other" {
+  let entries: string[];
+  try {
+    if (!fs.statSync(out).isDirectory()) return "other";
+    entries = fs.readdirSync(out);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "absent";
+    throw fsError("use index folder", out, error, "index-out-not-empty");
+  }
+  if (entries.length === 0) return "empty";
+  try {
+    readHeader(out);
+    return "index";
+  } catch {
+    return "other";
   }
 }
 
-/** A fresh staging directory beside `out` (same filesystem, so the final rename is atomic). */
+/** Throws unless a build may write `out`: it is absent, an empty folder, or a tiller trace index. */
+export function checkIndexTarget(out: string): void {
+  if (targetKind(out) === "other")
+    throw new TillerError(
+      `refusing to overwrite ${out}: it is not empty and is not a tiller trace index (no valid ${HEADER_FILE}); choose another --out`,
+      "index-out-not-empty",
+    );
+}
+
+/**
+ * Move a finished staging directory into place at `out`. An existing `out` is replaced only when
+ * it is an empty folder or a tiller trace index whose header validates; anything else is left
+ * alone. The old index is renamed aside first and removed after the new one is in place.
+ */
+export function commitDirectory(staging: string, out: string): void {
+  const kind = targetKind(out);
+  if (kind === "other") {
+    fs.rmSync(staging, { recursive: true, force: true });
+    checkIndexTarget(out);
+  }
+  if (kind === "absent") {
+    fs.renameSync(staging, out);
+    return;
+  }
+  const old = `${path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.old-${process.pid}-`)}${Date.now()}`;
+  fs.renameSync(out, old);
+  fs.renameSync(staging, out);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * A fresh staging directory beside `out` (same filesystem, so the final rename is atomic), named
+ * `.NAME.tmp-PID-XXXXXX`. Staging folders of builds whose process is gone (killed, crashed) are
+ * removed first, with leftovers of an interrupted replacement (`.NAME.old-PID-…`).
+ */
 export function makeStaging(out: string): string {
   const parent = path.dirname(path.resolve(out));
   fs.mkdirSync(parent, { recursive: true });
-  return fs.mkdtempSync(path.join(parent, `.${path.basename(out)}.tmp-`));
+  removeStaleStaging(out);
+  return fs.mkdtempSync(path.join(parent, `.${path.basename(out)}.tmp-${process.pid}-`));
 }
 
-/** Write the header atomically (temp file + rename) into `dir`. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes `.NAME.tmp-*` / `.NAME.old-*` folders beside `out` left by builds that are no longer running. */
+export function removeStaleStaging(out: string): string[] {
+  const parent = path.dirname(path.resolve(out));
+  const name = path.basename(out);
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const entry of entries) {
+    const match = /^\.(.+)\.(tmp|old)-(?:(\d+)-)?/.exec(entry);
+    if (!match || match[1] !== name) continue;
+    const pid = match[3] === undefined ? undefined : Number(match[3]);
+    if (pid !== undefined && pid !== process.pid && processAlive(pid)) continue; // a build in progress
+    if (pid === process.pid) continue;
+    try {
+      fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
+      removed.push(entry);
+    } catch {
+      // Best effort: a leftover we cannot remove does not stop this build.
+    }
+  }
+  return removed;
+}
+
+/** Write the header atomically (temp file + fsync + rename) into `dir`. */
 export function writeHeader(dir: string, header: IndexHeader): void {
-  const tmp = path.join(dir, `${HEADER_FILE}.tmp`);
-  fs.writeFileSync(tmp, `${JSON.stringify(header, null, 2)}\n`);
-  fs.renameSync(tmp, path.join(dir, HEADER_FILE));
+  writeFileAtomic(path.join(dir, HEADER_FILE), `${JSON.stringify(header, null, 2)}\n`);
 }
 
 /** Read and validate the header of the index at `dir`, with a clear error for each failure. */

@@ -17,6 +17,7 @@ import {
 } from "../decoding/types.js";
 import { TillerError } from "../errors.js";
 import type { LanguageModel, Token } from "../lm/types.js";
+import { queryForms } from "./query-forms.js";
 import type { AttributedSpan, AttributeOptions, TraceIndex } from "./trace-index.js";
 
 export interface TraceShieldOptions extends AttributeOptions {
@@ -54,14 +55,22 @@ export function traceShieldTokens(
   return { verdict: refuse ? "refuse" : "pass", refuse, maxBci, tau, spans, tokens: [...tokens] };
 }
 
-/** TraceShield on a text, tokenized as the index's corpus was (lowercased if built so). */
+/**
+ * TraceShield on a text, tokenized as the index's corpus was (lowercased if built so). The text
+ * is checked in each form its first word can take in the corpus (see ./query-forms.ts: after a
+ * space, after a newline) and the verdict with the highest max BCI is returned, so a copied
+ * passage is caught whether the corpus has it at a line start or mid-line.
+ */
 export async function traceShield(
   index: TraceIndex,
   model: LanguageModel,
   text: string,
   options: TraceShieldOptions = {},
 ): Promise<ShieldVerdict> {
-  return traceShieldTokens(index, await index.tokenizeQuery(model, text), options);
+  const verdicts = (await queryForms(index, model, text)).map((tokens) =>
+    traceShieldTokens(index, tokens, options),
+  );
+  return verdicts.reduce((a, b) => (b.maxBci > a.maxBci ? b : a));
 }
 
 export interface ShieldedGenerationOptions {

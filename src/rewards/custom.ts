@@ -1,5 +1,5 @@
 import { TillerError } from "../errors.js";
-import type { Reward } from "./types.js";
+import { checkedScore, type Reward } from "./types.js";
 
 /**
  * A reward from a user function. `score` gets the prompt, the text so far, its tokens and whether
@@ -12,11 +12,26 @@ import type { Reward } from "./types.js";
  *   });
  */
 export function defineReward(definition: Omit<Reward, "components">): Reward {
+  if (typeof definition !== "object" || definition === null)
+    throw new TillerError("defineReward needs an object { name, description, score }", "bad-reward");
   if (typeof definition.name !== "string" || definition.name.trim() === "") {
     throw new TillerError("a custom reward needs a non-empty name", "bad-reward");
   }
   if (typeof definition.score !== "function") {
     throw new TillerError(`custom reward ${definition.name} needs a score function`, "bad-reward");
   }
-  return { ...definition, description: definition.description ?? "" };
+  const reward: Reward = { ...definition, description: definition.description ?? "" };
+  // A user function may return NaN, Infinity or a non-number: each is an error naming the reward.
+  const score = definition.score;
+  reward.score = (input) => {
+    const value = score.call(definition, input);
+    return value instanceof Promise || (typeof value === "object" && value !== null && "then" in value)
+      ? Promise.resolve(value).then((settled) => checkedScore(reward, settled))
+      : checkedScore(reward, value);
+  };
+  const batch = definition.scoreBatch;
+  if (batch)
+    reward.scoreBatch = async (inputs) =>
+      (await batch.call(definition, inputs)).map((value) => checkedScore(reward, value));
+  return reward;
 }

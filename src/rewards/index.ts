@@ -28,5 +28,5 @@ export {
   REWARD_SPEC_HELP,
   type RewardSpecDeps,
 } from "./spec.js";
-export { type Reward, type RewardInput, scoreAll } from "./types.js";
+export { checkedScore, type Reward, type RewardInput, scoreAll } from "./types.js";
 export { countWords, wordSpans } from "./words.js";

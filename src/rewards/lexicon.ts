@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
 import { TillerError } from "../errors.js";
+import { readInputText } from "../util/inputFiles.js";
 import type { Reward, RewardInput } from "./types.js";
 import { phraseWords, wordSpans } from "./words.js";
 
@@ -46,10 +46,9 @@ export function parseLexicon(text: string): string[] {
     .filter((line) => line.length > 0);
 }
 
-/** Reads a lexicon file (see `parseLexicon`). Missing or empty file → TillerError. */
+/** Reads a lexicon file (see `parseLexicon`), at most the input size limit. Missing or empty file → TillerError. */
 export function readLexiconFile(path: string): string[] {
-  if (!existsSync(path)) throw new TillerError(`lexicon file not found: ${path}`, "lexicon-not-found");
-  const entries = parseLexicon(readFileSync(path, "utf8"));
+  const entries = parseLexicon(readInputText(path, "lexicon file", { notFoundCode: "lexicon-not-found" }));
   if (entries.length === 0) throw new TillerError(`lexicon file ${path} lists no words`, "bad-lexicon");
   return entries;
 }

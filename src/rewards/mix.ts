@@ -1,5 +1,5 @@
 import { TillerError } from "../errors.js";
-import { type Reward, type RewardInput, scoreAll } from "./types.js";
+import { checkedScore, type Reward, type RewardInput, scoreAll } from "./types.js";
 
 export interface WeightedReward {
   reward: Reward;
@@ -17,6 +17,14 @@ export interface WeightedReward {
  * - `wantedWords` is the union of the positive-weight components' wanted words.
  */
 export function mix(parts: readonly WeightedReward[], options: { name?: string } = {}): Reward {
+  if (!Array.isArray(parts)) throw new TillerError("mix needs an array of { reward, weight }", "bad-reward");
+  for (const part of parts) {
+    if (typeof part?.reward?.score !== "function" || typeof part.reward.name !== "string")
+      throw new TillerError(
+        "each part of a mix needs { reward, weight } with a Reward (name, score)",
+        "bad-reward",
+      );
+  }
   for (const { reward, weight } of parts) {
     if (!Number.isFinite(weight)) {
       throw new TillerError(
@@ -37,8 +45,10 @@ export function mix(parts: readonly WeightedReward[], options: { name?: string }
     components,
     score(input: RewardInput): number | Promise<number> {
       const values = active.map((part) => part.reward.score(input));
-      if (values.every((value): value is number => typeof value === "number")) return weightedSum(values);
-      return Promise.all(values).then(weightedSum);
+      const checked = (settled: readonly unknown[]) =>
+        weightedSum(settled.map((value, i) => checkedScore(active[i].reward, value)));
+      if (values.some((value) => value instanceof Promise)) return Promise.all(values).then(checked);
+      return checked(values);
     },
     async scoreBatch(inputs: readonly RewardInput[]): Promise<number[]> {
       const perPart = await Promise.all(active.map((part) => scoreAll(part.reward, inputs)));

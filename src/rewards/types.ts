@@ -1,3 +1,4 @@
+import { TillerError } from "../errors.js";
 import type { Token } from "../lm/types.js";
 
 /** What a reward judges: a continuation of `prompt`, possibly unfinished. */
@@ -37,8 +38,30 @@ export interface Reward {
   readonly components?: readonly { reward: Reward; weight: number }[];
 }
 
-/** Scores many inputs, using the reward's batched form when it has one. */
+/**
+ * `value` when it is a finite number; otherwise a TillerError naming the reward. A NaN or
+ * infinite reward would spread through a mix into every search score and silently decide it.
+ */
+export function checkedScore(reward: Reward, value: unknown): number {
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  const shown =
+    typeof value === "number" ? String(value) : `${typeof value} ${JSON.stringify(value) ?? ""}`.trim();
+  throw new TillerError(
+    `reward "${reward.name}" returned ${shown}; a reward must return a finite number`,
+    "bad-reward-value",
+  );
+}
+
+/** Scores many inputs, using the reward's batched form when it has one; every value checked finite. */
 export async function scoreAll(reward: Reward, inputs: readonly RewardInput[]): Promise<number[]> {
-  if (reward.scoreBatch) return reward.scoreBatch(inputs);
-  return Promise.all(inputs.map((input) => reward.score(input)));
+  if (reward.scoreBatch) {
+    const values = await reward.scoreBatch(inputs);
+    if (!Array.isArray(values) || values.length !== inputs.length)
+      throw new TillerError(
+        `reward "${reward.name}": scoreBatch returned ${Array.isArray(values) ? values.length : "no"} values for ${inputs.length} inputs`,
+        "bad-reward-value",
+      );
+    return values.map((value) => checkedScore(reward, value));
+  }
+  return Promise.all(inputs.map(async (input) => checkedScore(reward, await reward.score(input))));
 }

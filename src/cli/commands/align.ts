@@ -1,4 +1,3 @@
-import { writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { align } from "../../align.js";
 import { createStrategy, parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
@@ -8,6 +7,10 @@ import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../../provenance/prov-d
 import { shielded } from "../../provenance/shield.js";
 import type { TraceIndex } from "../../provenance/trace-index.js";
 import { parseRewardSpecs, REWARD_SPEC_FORMS, REWARD_SPEC_HELP } from "../../rewards/spec.js";
+import { writeFileAtomic } from "../../util/atomicWrite.js";
+import { abortError } from "../../util/cooperative.js";
+import { checkSearchWidth, confirmCost, strategyTokens, tokenCost } from "../limits.js";
+import { checkOutputFile } from "../outputFile.js";
 import {
   action,
   addAlias,
@@ -22,6 +25,8 @@ import {
   positiveInt,
   positiveNumber,
 } from "../shared.js";
+import { commandSignal, markFinished } from "../signals.js";
+import { checkPrompt, mergeStrategyFlags } from "../specFlags.js";
 
 interface AlignCliOptions extends ModelCliOptions, ChatCliOptions {
   prompt: string;
@@ -53,6 +58,7 @@ interface AlignCliOptions extends ModelCliOptions, ChatCliOptions {
   refusal?: string;
   trace?: string;
   json?: boolean;
+  yes?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -135,23 +141,20 @@ export function registerAlign(program: Command): void {
     .option("--refusal <text>", "--shield: text returned when every attempt is refused")
     .option("--trace <file>", "write the search trace (steps, candidates, rollouts, scores) as JSON")
     .option("--json", "print one JSON object")
+    .option("--yes", "run even when the run is estimated to take more than 30 minutes")
     .action(
       action(async (options: AlignCliOptions) => {
         // Validate everything that needs no model first, so bad input fails fast.
+        checkPrompt(options.prompt);
         const spec = parseStrategySpec(options.strategy);
-        const overrides: Record<string, number | undefined> = {
-          k: options.k,
-          l: options.lookahead,
-          lambda: options.lambda,
-          b: spec.name === "beam" ? undefined : options.beams,
-          width: spec.name === "beam" ? options.beams : undefined,
-          n: options.n,
-        };
-        for (const [key, value] of Object.entries(overrides))
-          if (value !== undefined) spec.params[key] = value;
-        const params = Object.entries(spec.params).map(([k, v]) => `${k}=${v}`);
-        // Re-parse so flag values are checked against the strategy's parameters like spec values.
-        const fullSpec = parseStrategySpec(params.length ? `${spec.name}:${params.join(",")}` : spec.name);
+        // Flags are another way to write the spec's parameters; the same one given both ways is an error.
+        const fullSpec = mergeStrategyFlags(spec, {
+          k: ["--k", options.k],
+          l: ["--lookahead", options.lookahead],
+          lambda: ["--lambda", options.lambda],
+          [spec.name === "beam" ? "width" : "b"]: ["--beams", options.beams],
+          n: ["--n", options.n],
+        });
         if (options.reward.length === 0)
           throw new TillerError(
             `give at least one --reward; valid forms: ${REWARD_SPEC_FORMS.join(" | ")} (see tiller align --help)`,
@@ -162,15 +165,29 @@ export function registerAlign(program: Command): void {
             "--shield needs --index <dir> (the corpus index to check against)",
             "no-index",
           );
+        if (options.trace) checkOutputFile(options.trace, "--trace");
         // The index reader is loaded only when an index is given.
         const index = options.index
           ? (await import("../../provenance/trace-index.js")).TraceIndex.open(options.index, {
               verify: options.verify,
             })
           : undefined;
-        const model = await loadModelFromOptions(options);
+        const signal = commandSignal();
+        const model = await loadModelFromOptions(options, { signal });
         let judge: Awaited<ReturnType<typeof loadModelFromOptions>> | undefined;
         try {
+          checkSearchWidth(fullSpec, model);
+          confirmCost(
+            {
+              what: `${fullSpec.label} with --max-tokens ${options.maxTokens}`,
+              seconds: tokenCost(
+                model,
+                strategyTokens(fullSpec, options.maxTokens) * (options.shield ? 1 + options.regenerate : 1),
+              ),
+              lower: "the strategy's width or --max-tokens",
+            },
+            options.yes,
+          );
           if (options.judgeModel && options.reward.some((r) => /(^|\*)judge/.test(r)))
             judge = await loadModelFromOptions({ ...options, model: options.judgeModel });
           const reward = parseRewardSpecs(options.reward, options.weight, { judgeModel: judge ?? model });
@@ -222,9 +239,11 @@ export function registerAlign(program: Command): void {
             sampling,
             vetoes,
             trace: Boolean(options.trace),
+            signal,
           });
-          if (options.trace)
-            writeFileSync(options.trace, `${JSON.stringify(result.trace ?? null, null, 2)}\n`);
+          // Strategies that stop early on an abort return their partial text: not a finished run.
+          if (result.stopReason === "aborted" || signal.aborted) throw abortError(signal);
+          markFinished();
           const stats = {
             generatedTokens: result.stats.generatedTokens,
             evaluatedTokens: result.stats.evaluatedTokens,
@@ -257,6 +276,9 @@ export function registerAlign(program: Command): void {
                 `  TraceShield (τ = ${shield.tau}): ${shield.refused ? "refused" : "passed"} after ${shield.attempts.length} attempt(s); max BCI ${shield.attempts.map((a) => a.maxBci.toFixed(1)).join(", ")}\n`,
               );
           }
+          // The results first, then the side file: a write failure cannot hide what was computed.
+          if (options.trace)
+            writeFileAtomic(options.trace, `${JSON.stringify(result.trace ?? null, null, 2)}\n`);
         } finally {
           await judge?.dispose();
           await model.dispose();

@@ -1,19 +1,32 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
-import { createStrategy, parseStrategyList, strategyHelp } from "../../decoding/registry.js";
+import {
+  createStrategy,
+  parseStrategyList,
+  type StrategySpec,
+  strategyHelp,
+} from "../../decoding/registry.js";
 import { TillerError } from "../../errors.js";
-import { runEval } from "../../eval/runEval.js";
+import { formatReport, writeQualityVsCost } from "../../eval/report.js";
+import { type EvalRunManifest, finishedRuns, loadResumeState, RESULT_FILES } from "../../eval/resume.js";
+import { type EvalResult, type EvalRow, rowKey, runEval } from "../../eval/runEval.js";
 import { taskReward } from "../../eval/taskReward.js";
-import { readTasks } from "../../eval/tasks.js";
+import { type EvalTask, readTasks } from "../../eval/tasks.js";
+import { TraceIndex } from "../../provenance/trace-index.js";
+import { AppendLog } from "../../util/appendLog.js";
+import { writeFileAtomic } from "../../util/atomicWrite.js";
+import { checkSearchWidth, confirmCost, strategyTokens, tokenCost } from "../limits.js";
+import { prepareOutDir, removeResults } from "../outDir.js";
 import {
   action,
   addModelOptions,
+  isAbortError,
   loadModelFromOptions,
   type ModelCliOptions,
   positiveInt,
 } from "../shared.js";
+import { commandSignal, markFinished } from "../signals.js";
 
 interface EvalCliOptions extends ModelCliOptions {
   tasks: string;
@@ -24,6 +37,9 @@ interface EvalCliOptions extends ModelCliOptions {
   json?: boolean;
   cache: "cold" | "warm";
   verify: boolean;
+  force?: boolean;
+  resume?: boolean;
+  yes?: boolean;
 }
 
 export function registerEval(program: Command): void {
@@ -52,6 +68,9 @@ export function registerEval(program: Command): void {
     )
     .option("--no-verify", "skip checksum verification when opening the index")
     .option("--json", "print summary.json's content instead of the table")
+    .option("--resume", "continue an interrupted run in --out: finished (strategy, task) runs are kept")
+    .option("--force", "replace the results of an earlier run in --out")
+    .option("--yes", "run even when the run is estimated to take more than 30 minutes")
     .action(
       action(async (options: EvalCliOptions) => {
         // Validate every input before loading the model.
@@ -62,33 +81,14 @@ export function registerEval(program: Command): void {
           throw new TillerError(`no strategies given; valid: ${strategyHelp()}`, "no-strategies");
         // Builds each strategy once so a bad parameter value fails here, not after the model loads.
         for (const spec of specs) createStrategy(spec, { reward: taskReward(tasks[0]) });
-        const out = path.resolve(options.out);
-        try {
-          fs.mkdirSync(out, { recursive: true });
-        } catch (error) {
-          throw new TillerError(
-            `cannot create output folder ${out}: ${(error as Error).message}`,
-            "bad-out-dir",
-          );
-        }
-        // The index reader is loaded only when an index is given.
-        const index = options.index
-          ? (await import("../../provenance/trace-index.js")).TraceIndex.open(options.index, {
-              verify: options.verify,
-            })
-          : undefined;
-
-        // Ctrl-C aborts the run (reported as "tiller: aborted", exit 130); a second one kills it.
-        const abort = new AbortController();
-        const onSigint = () => abort.abort();
-        process.once("SIGINT", onSigint);
-        let model: Awaited<ReturnType<typeof loadModelFromOptions>>;
-        try {
-          model = await loadModelFromOptions(options, { signal: abort.signal });
-        } catch (error) {
-          process.off("SIGINT", onSigint);
-          throw error;
-        }
+        const { dir: out } = prepareOutDir(options.out, {
+          force: options.force,
+          resume: options.resume,
+          resumable: true,
+        });
+        const index = options.index ? TraceIndex.open(options.index, { verify: options.verify }) : undefined;
+        const signal = commandSignal();
+        const model = await loadModelFromOptions(options, { signal });
         const bar = new SingleBar(
           {
             format: "eval [{bar}] {value}/{total} | {strategy} · {task}",
@@ -98,48 +98,111 @@ export function registerEval(program: Command): void {
           },
           undefined,
         );
+        let log: AppendLog | undefined;
+        let saved = 0;
+        const total = specs.length * tasks.length;
         try {
-          abort.signal.throwIfAborted(); // Ctrl-C while the model loaded
-          bar.start(specs.length * tasks.length, 0, { strategy: specs[0].label, task: tasks[0].id });
+          signal.throwIfAborted(); // Ctrl-C while the model loaded
+          for (const spec of specs) checkSearchWidth(spec, model);
+          const manifest: EvalRunManifest = {
+            format: "tiller-eval-run/1",
+            model: model.id,
+            modelPath: model.source?.path ?? model.id,
+            strategies: specs.map((spec) => spec.label),
+            cache: options.cache,
+            index: options.index ? path.resolve(options.index) : null,
+          };
+          const completed = options.resume
+            ? finishedRuns(loadResumeState(out, manifest).rows, specs, tasks)
+            : [];
+          if (options.force) removeResults(out, RESULT_FILES);
+          confirmCost(
+            {
+              what: `this eval (${total - completed.length} run(s) left)`,
+              seconds: tokenCost(model, remainingTokens(specs, tasks, completed)),
+              lower: "--limit, the strategies' widths, or the tasks' maxTokens",
+            },
+            options.yes,
+          );
+          writeFileAtomic(path.join(out, "run.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+          const resultsPath = path.join(out, "results.jsonl");
+          // One fsync'd line per finished run: an interrupted eval keeps every finished run.
+          log = AppendLog.open(resultsPath);
+          saved = completed.length;
+          bar.start(total, completed.length, { strategy: specs[0].label, task: tasks[0].id });
           const result = await runEval(model, tasks, specs, {
             index,
             cache: options.cache,
-            signal: abort.signal,
-            onProgress: (p) => bar.update(p.done, { strategy: p.strategy, task: p.taskId }),
+            signal,
+            completed,
+            onProgress: (p) => {
+              if (p.row) {
+                log?.append(p.row);
+                saved++;
+              }
+              bar.update(p.done, { strategy: p.strategy, task: p.taskId });
+            },
           });
           bar.stop();
+          markFinished();
 
-          // The report and its plotting stack (vega, resvg) are loaded once there is a result.
-          const { formatReport, writeQualityVsCost } = await import("../../eval/report.js");
-          const resultsPath = path.join(out, "results.jsonl");
-          fs.writeFileSync(resultsPath, `${result.rows.map((row) => JSON.stringify(row)).join("\n")}\n`);
-          const plot = await writeQualityVsCost(
+          const summary = summaryOf(result, options, out);
+          // The results first, then the side files: a write failure cannot hide what was computed.
+          if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+          else process.stdout.write(`${formatReport(result)}\n`);
+          writeFileAtomic(path.join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+          await writeQualityVsCost(
             result.summary,
             path.join(out, "quality-vs-cost"),
             `Quality vs cost — ${result.model}, ${tasks.length} task(s)`,
           );
-          const summary = {
-            model: result.model,
-            tasks: options.tasks,
-            taskCount: tasks.length,
-            order: result.order,
-            cache: result.cache,
-            index: options.index ?? null,
-            strategies: result.summary,
-            files: { results: resultsPath, plotSvg: plot.svg, plotPng: plot.png },
-          };
-          fs.writeFileSync(path.join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-
-          if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-          else
-            process.stdout.write(
-              `${formatReport(result)}\nwrote ${resultsPath}, summary.json, quality-vs-cost.svg/.png in ${out}\n`,
+          if (!options.json)
+            process.stdout.write(`wrote results.jsonl, summary.json, quality-vs-cost.svg/.png in ${out}\n`);
+        } catch (error) {
+          if (isAbortError(error) && log)
+            throw new TillerError(
+              `aborted; ${saved} of ${total} runs saved in ${log.file} (continue with --resume)`,
+              "aborted",
+              130,
             );
+          throw error;
         } finally {
           bar.stop();
-          process.off("SIGINT", onSigint);
+          log?.close();
           await model.dispose();
         }
       }),
     );
+}
+
+/** Upper estimate of the tokens the runs not yet finished will evaluate. */
+function remainingTokens(
+  specs: readonly StrategySpec[],
+  tasks: readonly EvalTask[],
+  completed: readonly EvalRow[],
+): number {
+  const finished = new Set(completed.map((row) => rowKey(row.strategy, row.taskId)));
+  let tokens = 0;
+  for (const spec of specs)
+    for (const task of tasks)
+      if (!finished.has(rowKey(spec.label, task.id))) tokens += strategyTokens(spec, task.maxTokens);
+  return tokens;
+}
+
+/** What summary.json holds (and `--json` prints). */
+function summaryOf(result: EvalResult, options: EvalCliOptions, out: string) {
+  return {
+    model: result.model,
+    tasks: options.tasks,
+    taskCount: result.taskIds.length,
+    order: result.order,
+    cache: result.cache,
+    index: options.index ?? null,
+    strategies: result.summary,
+    files: {
+      results: path.join(out, "results.jsonl"),
+      plotSvg: path.join(out, "quality-vs-cost.svg"),
+      plotPng: path.join(out, "quality-vs-cost.png"),
+    },
+  };
 }

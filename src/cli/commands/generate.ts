@@ -1,5 +1,8 @@
 import { type Command, Option } from "commander";
+import type { StrategySpec } from "../../decoding/registry.js";
 import { generate } from "../../generate.js";
+import { abortError } from "../../util/cooperative.js";
+import { checkSearchWidth, confirmCost, strategyTokens, tokenCost } from "../limits.js";
 import {
   action,
   addAlias,
@@ -13,6 +16,8 @@ import {
   nonNegativeInt,
   positiveInt,
 } from "../shared.js";
+import { commandSignal, markFinished } from "../signals.js";
+import { checkPrompt } from "../specFlags.js";
 
 interface GenerateCliOptions extends ModelCliOptions, ChatCliOptions {
   prompt: string;
@@ -25,6 +30,7 @@ interface GenerateCliOptions extends ModelCliOptions, ChatCliOptions {
   beams: number;
   stop?: string[];
   json?: boolean;
+  yes?: boolean;
 }
 
 export function registerGenerate(program: Command): void {
@@ -46,10 +52,27 @@ export function registerGenerate(program: Command): void {
     .option("-b, --beams <b>", "beams kept by beam search", positiveInt, 4)
     .option("--stop <text...>", "stop when the output contains this text")
     .option("--json", "print one JSON object instead of streaming text")
+    .option("--yes", "run even when the run is estimated to take more than 30 minutes")
     .action(
       action(async (options: GenerateCliOptions) => {
-        const model = await loadModelFromOptions(options);
+        checkPrompt(options.prompt);
+        const signal = commandSignal();
+        const model = await loadModelFromOptions(options, { signal });
         try {
+          const search: StrategySpec = {
+            name: options.strategy,
+            params: options.strategy === "beam" ? { width: options.beams } : {},
+            label: options.strategy,
+          };
+          checkSearchWidth(search, model);
+          confirmCost(
+            {
+              what: `${options.strategy === "beam" ? `beam width ${options.beams}` : options.strategy} with --max-tokens ${options.maxTokens}`,
+              seconds: tokenCost(model, strategyTokens(search, options.maxTokens)),
+              lower: "--beams or --max-tokens",
+            },
+            options.yes,
+          );
           const streaming = !options.json;
           const result = await generate(model, {
             prompt: options.prompt,
@@ -63,6 +86,7 @@ export function registerGenerate(program: Command): void {
             seed: options.seed,
             beamWidth: options.beams,
             stopStrings: options.stop,
+            signal,
             onEvent:
               streaming && options.strategy !== "beam"
                 ? (event) => {
@@ -70,6 +94,11 @@ export function registerGenerate(program: Command): void {
                   }
                 : undefined,
           });
+          if (result.stopReason === "aborted" || signal.aborted) {
+            if (!options.json) process.stdout.write("\n");
+            throw abortError(signal);
+          }
+          markFinished();
           if (options.json) {
             const { text, tokens, logprob, stopReason, stats } = result;
             const { usage: _usage, ...publicStats } = stats;

@@ -6,6 +6,7 @@ import pc from "picocolors";
 import { TillerError } from "../../errors.js";
 import type { LanguageModel, Token } from "../../lm/types.js";
 import { buildIndex } from "../../provenance/build-index.js";
+import { countForms, queryForms } from "../../provenance/query-forms.js";
 import { excerpt, tokenOffsets } from "../../provenance/render.js";
 import { TraceIndex } from "../../provenance/trace-index.js";
 import {
@@ -16,6 +17,7 @@ import {
   nonNegativeInt,
   positiveInt,
 } from "../shared.js";
+import { commandSignal, markFinished } from "../signals.js";
 
 interface BuildCliOptions extends ModelCliOptions {
   corpus: string[];
@@ -83,16 +85,20 @@ export function registerIndex(program: Command): void {
     .description("tokenize corpus files and write a trace index (tokens, documents, unigrams, suffix array)");
   addModelOptions(build)
     .requiredOption("--corpus <files...>", "corpus text files (streamed)")
-    .requiredOption("-o, --out <dir>", "index directory to write (replaced atomically)")
+    .requiredOption(
+      "-o, --out <dir>",
+      "index directory to write; an existing one is replaced atomically, only if it is empty or a tiller index",
+    )
     .option(
       "--doc-sep <sep>",
-      "document separator: blank-line, line, or a regex matching separator lines",
+      "document separator: blank-line, line, or a regex (RE2 syntax) matching separator lines",
       "blank-line",
     )
     .option("--lowercase", "lowercase documents (and, later, queries) before tokenizing")
     .action(
       action(async (options: BuildCliOptions) => {
-        const model = await loadModelFromOptions(options);
+        const signal = commandSignal();
+        const model = await loadModelFromOptions(options, { signal });
         const bar = new SingleBar(
           {
             format: "tokenizing [{bar}] {percentage}% | {value}/{total} MB | {tokens} tokens",
@@ -108,6 +114,7 @@ export function registerIndex(program: Command): void {
             docSep: options.docSep,
             lowercase: options.lowercase ?? false,
             modelSpec: typeof options.model === "string" ? path.resolve(options.model) : undefined,
+            signal,
             onProgress: (done, total, tokens) => {
               const mb = (x: number) => Math.round(x / 1e5) / 10;
               if (!started) {
@@ -125,6 +132,8 @@ export function registerIndex(program: Command): void {
                 );
             },
           });
+          // The index is in place: an interrupt from now on does not undo it.
+          markFinished();
           if (started) bar.stop();
           const h = result.header;
           const bytes = Object.values(h.files).reduce((a, f) => a + f.bytes, 0);
@@ -160,8 +169,21 @@ export function registerIndex(program: Command): void {
         const model =
           options.text !== undefined || !options.json ? await modelForIndex(idx, options) : undefined;
         try {
-          const tokens = options.tokens ?? (model ? await idx.tokenizeQuery(model, options.text ?? "") : []);
-          const whole = idx.find(tokens, { limit: options.examples });
+          // A text occurs in the corpus in several tokenizations (after a space, after a newline):
+          // count them all, and attribute spans in the form found most often.
+          const forms = options.tokens
+            ? [options.tokens]
+            : await queryForms(idx, model as LanguageModel, options.text ?? "");
+          const counted = countForms(idx, forms);
+          const tokens = counted.best;
+          const total = counted.forms.reduce((sum, f) => sum + f.count, 0);
+          const whole = {
+            count: total,
+            occurrences: counted.forms
+              .flatMap((f) => idx.find(f.tokens, { limit: options.examples }).occurrences)
+              .sort((a, b) => a.position - b.position)
+              .slice(0, options.examples),
+          };
           const spans = idx.attribute(tokens, {
             minLen: options.minLen,
             maxCount: options.maxCount,
@@ -171,6 +193,7 @@ export function registerIndex(program: Command): void {
             const out = {
               tokens,
               count: whole.count,
+              ...(counted.forms.length > 1 ? { forms: counted.forms } : {}),
               occurrences: whole.occurrences,
               spans: spans.map((s) => ({
                 ...s,

@@ -1,10 +1,10 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { TillerError } from "../../errors.js";
 import { excerpt, highlight, tokenOffsets } from "../../provenance/render.js";
 import { SHIELD_DEFAULTS, traceShield } from "../../provenance/shield.js";
+import { readInputStream, readInputText } from "../../util/inputFiles.js";
 import {
   action,
   addModelOptions,
@@ -29,9 +29,7 @@ interface TraceCliOptions extends ModelCliOptions {
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY)
     throw new TillerError("give --text, --file, or pipe the text on stdin", "no-input");
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return readInputStream(process.stdin, "the text on stdin");
 }
 
 export function registerTrace(program: Command): void {
@@ -60,13 +58,14 @@ export function registerTrace(program: Command): void {
           throw new TillerError("give only one of --text and --file", "bad-input");
         let text: string;
         if (options.text !== undefined) text = options.text;
-        else if (options.file !== undefined) {
-          try {
-            text = fs.readFileSync(options.file, "utf8");
-          } catch (e) {
-            throw new TillerError(`cannot read ${options.file}: ${(e as Error).message}`, "input-not-found");
-          }
-        } else text = await readStdin();
+        else if (options.file !== undefined) text = readInputText(options.file, "text file");
+        else text = await readStdin();
+        // Nothing to check is not a PASS: an empty pipe is almost always an upstream failure.
+        if (text.trim() === "")
+          throw new TillerError(
+            `no text to check: ${options.text !== undefined ? "--text is empty" : options.file !== undefined ? `${options.file} is empty` : "stdin was empty"}`,
+            "no-input",
+          );
         const index = openIndex(options.index, options.verify);
         const model = await modelForIndex(index, options);
         try {

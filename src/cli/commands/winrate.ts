@@ -1,13 +1,24 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { Interval } from "../../calibration/winrate.js";
 import { estimateWinRates, type WinRateReport } from "../../calibration/winrateRun.js";
-import { strategyHelp } from "../../decoding/registry.js";
+import { parseStrategySpec, type StrategySpec, strategyHelp } from "../../decoding/registry.js";
 import { TillerError } from "../../errors.js";
 import { taskReward } from "../../eval/taskReward.js";
-import { readTasks } from "../../eval/tasks.js";
+import { type EvalTask, readTasks } from "../../eval/tasks.js";
+import type { LanguageModel } from "../../lm/types.js";
 import { parseRewardSpecs, REWARD_SPEC_HELP } from "../../rewards/spec.js";
+import { writeFileAtomic } from "../../util/atomicWrite.js";
+import {
+  BYTES_PER_KEPT_TOKEN,
+  type CostEstimate,
+  checkMemory,
+  checkSearchWidth,
+  confirmCost,
+  strategyTokens,
+  tokenCost,
+} from "../limits.js";
+import { prepareOutDir, removeResults } from "../outDir.js";
 import {
   action,
   addAlias,
@@ -19,6 +30,7 @@ import {
   nonNegativeInt,
   positiveInt,
 } from "../shared.js";
+import { commandSignal, markFinished } from "../signals.js";
 
 interface WinRateCliOptions extends ModelCliOptions {
   tasks: string;
@@ -38,7 +50,15 @@ interface WinRateCliOptions extends ModelCliOptions {
   cache: boolean;
   json?: boolean;
   out?: string;
+  force?: boolean;
+  yes?: boolean;
 }
+
+/** The files winrate writes in --out (what --force replaces). */
+const RESULT_FILES = ["report.json", "winrate.svg", "winrate.png"];
+
+/** Seconds per (resample × prompt × sample) of the bootstrap, measured on a laptop-class CPU. */
+const BOOTSTRAP_SECONDS_PER_UNIT = 1.5e-6;
 
 export function registerWinrate(program: Command): void {
   const command = program
@@ -64,6 +84,8 @@ export function registerWinrate(program: Command): void {
     .option("--no-cache", "do not read or write the reference cache")
     .option("--json", "print the report as one JSON object")
     .option("-o, --out <dir>", "write report.json and the plot winrate.svg / winrate.png here")
+    .option("--force", "replace the results of an earlier run in --out")
+    .option("--yes", "run even when the run is estimated to take more than 30 minutes")
     .addHelpText("after", `\n${REWARD_SPEC_HELP}`)
     .action(
       action(async (options: WinRateCliOptions) => {
@@ -74,13 +96,25 @@ export function registerWinrate(program: Command): void {
           );
         let tasks = readTasks(options.tasks);
         if (options.limit) tasks = tasks.slice(0, options.limit);
+        const policy = parseStrategySpec(options.strategy);
         const specs = options.reward ?? [];
         const useTask = specs.length === 0 || (specs.length === 1 && specs[0].trim() === "task");
         const reward = useTask ? undefined : parseRewardSpecs(specs, options.weight);
-        const model = await loadModelFromOptions(options);
+        // Memory: every reference and policy sample is kept until the bootstrap.
+        const keptTokens = tasks.reduce((sum, t) => sum + (options.m + options.samples) * t.maxTokens, 0);
+        checkMemory(
+          keptTokens * BYTES_PER_KEPT_TOKEN,
+          `--m ${options.m} and --samples ${options.samples}`,
+          "--m, --samples or --limit",
+        );
+        const out = options.out ? prepareOutDir(options.out, { force: options.force }).dir : undefined;
+        const signal = commandSignal();
+        const model = await loadModelFromOptions(options, { signal });
         const byId = new Map(tasks.map((t) => [t.id, t]));
         const tty = process.stderr.isTTY && !options.json;
         try {
+          checkSearchWidth(policy, model);
+          confirmCost(winrateCost(model, policy, tasks, options), options.yes);
           const report = await estimateWinRates(model, {
             tasks,
             reward: reward ?? ((task) => taskReward(byId.get(task.id) ?? tasks[0])),
@@ -89,6 +123,7 @@ export function registerWinrate(program: Command): void {
             samples: options.samples,
             seed: options.seed,
             resamples: options.resamples,
+            signal,
             reference: {
               m: options.m,
               temperature: options.temperature,
@@ -105,18 +140,20 @@ export function registerWinrate(program: Command): void {
                 process.stderr.write(`${line}\n`);
             },
           });
+          markFinished();
           if (tty) process.stderr.write("\n");
           if (useTask) report.reward = "task (keywords soft coverage + length window)";
-          if (options.out) {
-            mkdirSync(options.out, { recursive: true });
-            writeFileSync(join(options.out, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+          // The report first, then the side files: a write failure cannot hide what was computed.
+          process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report));
+          if (out) {
+            if (options.force) removeResults(out, RESULT_FILES);
+            writeFileAtomic(join(out, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
             // The plotting stack (vega, resvg) is loaded only when a plot is written.
             const { writeWinRatePlot } = await import("../../calibration/plot.js");
-            const plot = await writeWinRatePlot(report, options.out);
+            const plot = await writeWinRatePlot(report, out);
             if (!options.json)
-              process.stderr.write(`wrote ${join(options.out, "report.json")}, ${plot.svg}, ${plot.png}\n`);
+              process.stderr.write(`wrote ${join(out, "report.json")}, ${plot.svg}, ${plot.png}\n`);
           }
-          process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report));
         } finally {
           await model.dispose();
         }
@@ -124,6 +161,31 @@ export function registerWinrate(program: Command): void {
     );
   // The earlier name; `--strategy` is what align and generate call a strategy spec.
   addAlias(command, "--policy", "--strategy");
+}
+
+/** The estimate's cost: sampling (reference and policy) plus the bootstrap's resampling work. */
+function winrateCost(
+  model: LanguageModel,
+  policy: StrategySpec,
+  tasks: readonly EvalTask[],
+  options: WinRateCliOptions,
+): CostEstimate {
+  const gridSize = Math.floor(Math.log2(options.n)) + 2;
+  const bootstrapSeconds =
+    options.resamples *
+    tasks.length *
+    (options.m + options.samples) *
+    (1 + 3 * gridSize) *
+    BOOTSTRAP_SECONDS_PER_UNIT;
+  const tokens = tasks.reduce(
+    (sum, t) => sum + options.m * t.maxTokens + options.samples * strategyTokens(policy, t.maxTokens),
+    0,
+  );
+  return {
+    what: `this win-rate estimate (${tasks.length} prompt(s), m = ${options.m}, ${options.samples} policy samples, ${options.resamples} resamples)`,
+    seconds: tokenCost(model, tokens) + bootstrapSeconds,
+    lower: "--m, --samples, --resamples or --limit",
+  };
 }
 
 const fmt = (i: Interval) => `${i.estimate.toFixed(3)} [${i.lo.toFixed(3)}, ${i.hi.toFixed(3)}]`;
