@@ -49,6 +49,10 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       lexical: "also expand tokens that begin missing keywords (true/false)",
       slack: "nats a keyword may cost below the top token at first",
       patience: "share of the budget over which that allowance grows by λ (0: always)",
+      floor: "logprob floor of committed tokens, reached after the patience share (false: none)",
+      floorStart: "the floor at the start of the text",
+      lexicalFloor: "keywords proposed only where each token clears the floor (true/false)",
+      bridge: "weight of how well a missing keyword fits after the lookahead (0: off)",
     },
     create: (spec, deps) => {
       const flag = speedUpFlag(spec);
@@ -69,6 +73,13 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         lexical: flag("lexical"),
         lexicalSlack: numberParam(spec, "slack", DEAL_DEFAULTS.lexicalSlack, { min: 0 }),
         patience: numberParam(spec, "patience", DEAL_DEFAULTS.patience, { min: 0 }),
+        floor:
+          spec.params.floor === false
+            ? Number.NEGATIVE_INFINITY
+            : numberParam(spec, "floor", DEAL_DEFAULTS.floor, { max: 0 }),
+        floorStart: numberParam(spec, "floorStart", DEAL_DEFAULTS.floorStart, { max: 0 }),
+        lexicalFloor: booleanParam(spec, "lexicalFloor") ?? DEAL_DEFAULTS.lexicalFloor,
+        bridge: numberParam(spec, "bridge", DEAL_DEFAULTS.bridge, { min: 0 }),
       });
     },
   },
