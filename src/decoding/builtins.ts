@@ -41,7 +41,7 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       l: "greedy lookahead tokens per candidate",
       lambda: "reward weight λ against log-probability",
       b: "beams kept",
-      paper: "true: the paper's algorithm, all speed-ups off unless named",
+      paper: "true: the paper's algorithm, all speed-ups, the floor and bridging off unless named",
       batch: "batch a step's rollouts (true/false)",
       commit: "commit several lookahead tokens per step (true/false)",
       commitTokens: "lookahead tokens committed when rewards differ",
@@ -56,6 +56,8 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
     },
     create: (spec, deps) => {
       const flag = speedUpFlag(spec);
+      // The paper has neither a floor nor bridging; named values still win.
+      const paper = booleanParam(spec, "paper") ?? false;
       return deal({
         reward: deps.reward,
         vetoes: deps.vetoes,
@@ -76,10 +78,10 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         floor:
           spec.params.floor === false
             ? Number.NEGATIVE_INFINITY
-            : numberParam(spec, "floor", DEAL_DEFAULTS.floor, { max: 0 }),
+            : numberParam(spec, "floor", paper ? Number.NEGATIVE_INFINITY : DEAL_DEFAULTS.floor, { max: 0 }),
         floorStart: numberParam(spec, "floorStart", DEAL_DEFAULTS.floorStart, { max: 0 }),
         lexicalFloor: booleanParam(spec, "lexicalFloor") ?? DEAL_DEFAULTS.lexicalFloor,
-        bridge: numberParam(spec, "bridge", DEAL_DEFAULTS.bridge, { min: 0 }),
+        bridge: numberParam(spec, "bridge", paper ? 0 : DEAL_DEFAULTS.bridge, { min: 0 }),
       });
     },
   },

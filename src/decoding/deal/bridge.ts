@@ -22,7 +22,8 @@ const BRIDGE_TOP_K = 1024;
  */
 export async function bridge(run: DealRun, candidates: readonly Candidate[]): Promise<void> {
   const { options, model } = run;
-  if (options.bridge <= 0 || !options.reward.wantedWords) return;
+  // Bridging serves the reward: with λ = 0 the search is plain decoding.
+  if (options.bridge <= 0 || options.lambda <= 0 || !options.reward.wantedWords) return;
   const open: { candidate: Candidate; prefix: Token[]; spellings: Token[][] }[] = [];
   for (const c of candidates) {
     const after = [...c.tokens, ...(c.rollout?.tokens ?? [])];

@@ -50,7 +50,8 @@ export async function lexicalProposals(
   const proposals: Proposal[][] = live.map(() => []);
   for (const s of spelled) {
     const top = distributions[s.beam][0].logprob;
-    if (s.logprobs[0] < top - run.allowance(live[s.beam]) || s.logprobs[0] < run.lexicalFloorAt(live[s.beam])) continue;
+    if (s.logprobs[0] < top - run.allowance(live[s.beam]) || s.logprobs[0] < run.lexicalFloorAt(live[s.beam]))
+      continue;
     proposals[s.beam].push({ tokens: s.tokens, logprobs: s.logprobs, lexical: true });
   }
   return proposals;
