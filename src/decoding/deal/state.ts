@@ -134,7 +134,8 @@ export class DealRun {
    */
   floorAt(beam: Beam): number {
     const { floor, floorStart, patience } = this.options;
-    if (patience <= 0 || floorStart <= floor) return floor;
+    // No floor (−∞) stays none: interpolating toward −∞ would give NaN at the start.
+    if (patience <= 0 || floorStart <= floor || !Number.isFinite(floor)) return floor;
     const progress = Math.min(1, beam.tokens.length / (patience * this.context.maxTokens));
     return floorStart + (floor - floorStart) * progress;
   }
