@@ -5,6 +5,7 @@ import type { Strategy } from "./decoding/strategy.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
 import { TillerError } from "./errors.js";
+import { type MinToken, minTokenOf, tokenLogprobs } from "./eval/fluency.js";
 import { type ChatMode, promptTokens } from "./lm/prompt.js";
 import type { LanguageModel, SamplingOptions } from "./lm/types.js";
 import { scoreComponents } from "./rewards/mix.js";
@@ -46,6 +47,11 @@ export interface AlignResult extends GenerationResult {
   rewards: Record<string, number>;
   /** The (mixed) reward of the final text. */
   score: number;
+  /**
+   * The output's least likely token under the model (null for an empty output): where a search
+   * forced something in, the price paid.
+   */
+  minToken: MinToken | null;
 }
 
 /** Decodes with any strategy and reports the output's rewards — the library form of `tiller align`. */
@@ -79,7 +85,9 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
   const input = { prompt: options.prompt, text: result.text, tokens: result.tokens, finished: true };
   const rewards = await scoreComponents(options.reward, input);
   const score = await options.reward.score(input);
-  const aligned: AlignResult = { ...result, rewards, score };
+  const logprobs = await tokenLogprobs(model, tokens, result.tokens);
+  const minToken = minTokenOf(model, tokens, result.tokens, logprobs);
+  const aligned: AlignResult = { ...result, rewards, score, minToken };
   onEvent?.({ type: "result", result: aligned });
   return aligned;
 }

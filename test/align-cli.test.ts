@@ -71,9 +71,12 @@ describe("tiller align", () => {
     ]);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(Object.keys(out).sort()).toEqual(["rewards", "score", "stats", "text"]);
+    expect(Object.keys(out).sort()).toEqual(["minToken", "rewards", "score", "stats", "text"]);
     expect(Object.keys(out.rewards)).toEqual(["keywords", "length"]);
-    expect(out.rewards.keywords).toBe(1);
+    // The floor keeps keywords out where they do not fit: most are placed, none by word salad.
+    expect(out.rewards.keywords).toBeGreaterThanOrEqual(2 / 3);
+    expect(out.minToken.logprob).toBeGreaterThanOrEqual(-6.5 - 1e-3);
+    expect(out.text).toContain(out.minToken.text.trim());
     expect(out.score).toBeCloseTo(out.rewards.keywords + out.rewards.length, 9);
     expect(Object.keys(out.stats).sort()).toEqual(["evaluatedTokens", "generatedTokens", "wallMs"]);
     expect(out.stats.evaluatedTokens).toBeGreaterThan(out.stats.generatedTokens);

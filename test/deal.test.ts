@@ -68,12 +68,21 @@ describe("DeAL", () => {
   it("covers several keywords on a dev task and stays fluent", async () => {
     const keywords = ["elephant", "lion", "shop"];
     const reward = keywordsReward(keywords, { inflections: true });
+    // Without the floor, every keyword is placed (some forced in, e.g. "elephant")…
+    const forced = await run(
+      deal({ reward, k: 5, lookahead: 8, lambda: 50, beams: 1, floor: Number.NEGATIVE_INFINITY, bridge: 0 }),
+      "It was a sunny day.",
+      128,
+    );
+    expect(keywordCoverage(forced.text, keywords, { inflections: true }).soft).toBe(1);
+    expect(forced.logprob / forced.tokens.length).toBeGreaterThan(-2);
+    // …with the default floor only where they fit: most of them, and no token below the floor.
     const result = await run(
       deal({ reward, k: 5, lookahead: 8, lambda: 50, beams: 1 }),
       "It was a sunny day.",
       128,
     );
-    expect(keywordCoverage(result.text, keywords, { inflections: true }).soft).toBe(1);
+    expect(keywordCoverage(result.text, keywords, { inflections: true }).soft).toBeGreaterThanOrEqual(2 / 3);
     expect(result.logprob / result.tokens.length).toBeGreaterThan(-2);
   });
 
@@ -153,7 +162,8 @@ describe("DeAL", () => {
       { reward: lengthReward({ min: 10, max: 30, unit: "words" }), weight: 0.5 },
     ]);
     const result = await run(
-      deal({ reward, k: 3, lookahead: 4, lambda: 20, beams: 2 }),
+      // No floor: every one of the k candidates is listed (the floor drops unlikely ones).
+      deal({ reward, k: 3, lookahead: 4, lambda: 20, beams: 2, floor: Number.NEGATIVE_INFINITY }),
       "Once upon a time",
       24,
       true,

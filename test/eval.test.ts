@@ -168,15 +168,23 @@ describe("runEval", () => {
     const table = formatTable(result.summary);
     const lines = table.split("\n");
     expect(lines[0]).toMatch(
-      /^strategy\s+soft cov\s+hard cov\s+words\s+logprob\/tok\s+eval tok\/task\s+wall ms\/task\s+tok × greedy\s+wall × greedy\s+8-gram share\s+longest span\s+max span$/,
+      /^strategy\s+soft cov\s+hard cov\s+words\s+logprob\/tok\s+min lp\s+salad\s+rep4\s+eval tok\/task\s+wall ms\/task\s+tok × greedy\s+wall × greedy\s+8-gram share\s+longest span\s+max span$/,
     );
     expect(lines).toHaveLength(2 + STRATEGIES.length);
     expect(lines[2]).toMatch(/^greedy\s.*\s1\.00×\s+1\.00×\s/);
     expect(lines[4].startsWith("beam:width=2 ")).toBe(true);
     const noIndex = formatTable(result.summary.map(({ regurgitation: _r, ...s }) => s));
     expect(noIndex).not.toContain("8-gram");
-    const spec = qualityVsCostSpec(result.summary) as unknown as { data: { values: { strategy: string }[] } };
+    const spec = qualityVsCostSpec(result.summary) as unknown as {
+      data: { values: { strategy: string }[] };
+      hconcat: unknown[];
+    };
     expect(spec.data.values.map((v) => v.strategy)).toEqual(STRATEGIES);
+    // Cost panels, and hard coverage against the word-salad share.
+    expect(spec.hconcat).toHaveLength(3);
+    // Greedy's worst token is the model's own choice: no word salad.
+    expect(result.summary[0].fluency.saladShare).toBe(0);
+    expect(result.summary[0].fluency.meanMinLogprob).toBeLessThan(0);
   });
 
   it("rejects unknown strategies, bad parameters, duplicates and a mismatched budget before decoding", async () => {

@@ -41,7 +41,7 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       l: "greedy lookahead tokens per candidate",
       lambda: "reward weight λ against log-probability",
       b: "beams kept",
-      paper: "true: the paper's algorithm, all speed-ups off unless named",
+      paper: "true: the paper's algorithm, all speed-ups, the floor and bridging off unless named",
       batch: "batch a step's rollouts (true/false)",
       commit: "commit several lookahead tokens per step (true/false)",
       commitTokens: "lookahead tokens committed when rewards differ",
@@ -49,9 +49,15 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       lexical: "also expand tokens that begin missing keywords (true/false)",
       slack: "nats a keyword may cost below the top token at first",
       patience: "share of the budget over which that allowance grows by λ (0: always)",
+      floor: "logprob floor of committed tokens, reached after the patience share (false: none)",
+      floorStart: "the floor at the start of the text",
+      lexicalFloor: "keywords proposed only where each token clears the floor (true/false)",
+      bridge: "weight of how well a missing keyword fits after the lookahead (0: off)",
     },
     create: (spec, deps) => {
       const flag = speedUpFlag(spec);
+      // The paper has neither a floor nor bridging; named values still win.
+      const paper = booleanParam(spec, "paper") ?? false;
       return deal({
         reward: deps.reward,
         vetoes: deps.vetoes,
@@ -69,6 +75,13 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         lexical: flag("lexical"),
         lexicalSlack: numberParam(spec, "slack", DEAL_DEFAULTS.lexicalSlack, { min: 0 }),
         patience: numberParam(spec, "patience", DEAL_DEFAULTS.patience, { min: 0 }),
+        floor:
+          spec.params.floor === false
+            ? Number.NEGATIVE_INFINITY
+            : numberParam(spec, "floor", paper ? Number.NEGATIVE_INFINITY : DEAL_DEFAULTS.floor, { max: 0 }),
+        floorStart: numberParam(spec, "floorStart", DEAL_DEFAULTS.floorStart, { max: 0 }),
+        lexicalFloor: booleanParam(spec, "lexicalFloor") ?? DEAL_DEFAULTS.lexicalFloor,
+        bridge: numberParam(spec, "bridge", paper ? 0 : DEAL_DEFAULTS.bridge, { min: 0 }),
       });
     },
   },

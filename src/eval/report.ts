@@ -15,7 +15,8 @@ const fixed = (digits: number) => (v: number | null | undefined) =>
 const ratio = (v: number) => (Number.isFinite(v) ? `${v < 10 ? v.toFixed(2) : v.toFixed(1)}×` : "–");
 
 /**
- * One row per strategy: soft/hard coverage, mean words, mean logprob/token, evaluated tokens and
+ * One row per strategy: soft/hard coverage, mean words, mean logprob/token, mean minimum token
+ * logprob, word-salad share, repeated 4-gram share, evaluated tokens and
  * wall ms (means per task), their ratios to the first strategy, and regurgitation columns when
  * the eval had an index.
  */
@@ -27,6 +28,9 @@ export function formatTable(summary: readonly StrategySummary[]): string {
     { header: "hard cov", value: (s) => fixed(3)(s.hardCoverage) },
     { header: "words", value: (s) => fixed(1)(s.meanWords) },
     { header: "logprob/tok", value: (s) => fixed(3)(s.logprobPerToken) },
+    { header: "min lp", value: (s) => fixed(2)(s.fluency.meanMinLogprob) },
+    { header: "salad", value: (s) => fixed(3)(s.fluency.saladShare) },
+    { header: "rep4", value: (s) => fixed(3)(s.fluency.repetition) },
     { header: "eval tok/task", value: (s) => fixed(1)(s.meanEvaluatedTokens) },
     { header: "wall ms/task", value: (s) => fixed(1)(s.meanWallMs) },
     { header: `tok × ${first}`, value: (s) => ratio(s.evaluatedTokensRatio) },
@@ -60,7 +64,8 @@ export function formatReport(result: EvalResult): string {
 
 /**
  * Quality vs cost, one labelled point per strategy: soft coverage against mean wall ms per task
- * (log x) beside the same against mean evaluated tokens per task (log x).
+ * (log x) beside the same against mean evaluated tokens per task (log x), and hard coverage
+ * against the word-salad share (coverage bought with salad sits to the right).
  */
 export function qualityVsCostSpec(
   summary: readonly StrategySummary[],
@@ -72,6 +77,8 @@ export function qualityVsCostSpec(
     hard: s.hardCoverage,
     wallMs: Math.max(s.meanWallMs, 0.01),
     evaluatedTokens: Math.max(s.meanEvaluatedTokens, 1),
+    salad: s.fluency.saladShare,
+    minLogprob: s.fluency.meanMinLogprob,
     labelWall: 0,
     labelTokens: 0,
   }));
@@ -136,8 +143,42 @@ export function qualityVsCostSpec(
     hconcat: [
       panel("wallMs", "mean wall ms per task (log)"),
       panel("evaluatedTokens", "mean evaluated tokens per task (log)"),
+      saladPanel(),
     ],
   } as TopLevelSpec;
+}
+
+/** Hard coverage against the share of outputs holding a token below −8 nats (word salad). */
+function saladPanel() {
+  const axis = (field: string, title: string) => ({
+    field,
+    type: "quantitative" as const,
+    scale: { domain: [0, 1] },
+    title,
+  });
+  return {
+    width: 260,
+    height: 260,
+    encoding: { x: axis("salad", "word-salad share (token < −8 nats)"), y: axis("hard", "hard coverage") },
+    layer: [
+      {
+        mark: { type: "point" as const, filled: true, size: 80 },
+        encoding: {
+          color: { field: "strategy", type: "nominal" as const, legend: null },
+          tooltip: [
+            { field: "strategy", type: "nominal" as const },
+            { field: "hard", type: "quantitative" as const },
+            { field: "salad", type: "quantitative" as const },
+            { field: "minLogprob", type: "quantitative" as const },
+          ],
+        },
+      },
+      {
+        mark: { type: "text" as const, align: "left" as const, dx: 7, dy: -7, fontSize: 11 },
+        encoding: { text: { field: "strategy", type: "nominal" as const } },
+      },
+    ],
+  };
 }
 
 /** Writes `<outBase>.svg` and `<outBase>.png`. */

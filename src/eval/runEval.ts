@@ -21,6 +21,7 @@ import { regurgitation } from "../provenance/regurgitation.js";
 import type { TraceIndex } from "../provenance/trace-index.js";
 import { keywordCoverage } from "../rewards/keywords.js";
 import { countWords } from "../rewards/words.js";
+import { type Fluency, type FluencySummary, fluencyOf, summarizeFluency, tokenLogprobs } from "./fluency.js";
 import { taskReward } from "./taskReward.js";
 import type { EvalTask } from "./tasks.js";
 
@@ -44,6 +45,8 @@ export interface EvalMetrics {
   evaluatedTokens: number;
   wallMs: number;
   stopReason: string;
+  /** Worst token, word salad, repetition (src/eval/fluency.ts), rescored under the model. */
+  fluency: Fluency;
   /** Present when an index was given. */
   regurgitation?: {
     /** Share of the output's token 8-grams found verbatim in the corpus. */
@@ -80,6 +83,8 @@ export interface StrategySummary {
   /** Ratios to the first strategy (usually greedy): this / first. */
   wallMsRatio: number;
   evaluatedTokensRatio: number;
+  /** Word-salad share, mean minimum token logprob, repetition (src/eval/fluency.ts). */
+  fluency: FluencySummary;
   regurgitation?: {
     /** Mean over tasks of the 8-gram share. */
     share8: number;
@@ -220,6 +225,13 @@ export async function runEval(
         evaluatedTokens: result.stats.evaluatedTokens,
         wallMs: result.stats.wallMs,
         stopReason: result.stopReason,
+        fluency: fluencyOf(
+          model,
+          prompts[t],
+          result.tokens,
+          await tokenLogprobs(model, prompts[t], result.tokens),
+          result.text,
+        ),
       };
       if (index) {
         // The index may be normalised (lowercased): re-tokenize the output the way it was built.
@@ -278,6 +290,7 @@ export function summarize(rows: readonly EvalRow[], labels: readonly string[]): 
       totalWallMs: Math.round(sum((m) => m.wallMs) * 10) / 10,
       wallMsRatio: 1,
       evaluatedTokensRatio: 1,
+      fluency: summarizeFluency(mine.map((m) => m.fluency)),
     };
     const reg = mine.map((m) => m.regurgitation).filter((r) => r !== undefined);
     if (reg.length > 0)

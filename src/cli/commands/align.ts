@@ -261,13 +261,17 @@ export function registerAlign(program: Command): void {
           };
           if (options.json) {
             process.stdout.write(
-              `${JSON.stringify({ text: result.text, rewards: result.rewards, score: result.score, stats, ...(shield ? { shield } : {}) })}\n`,
+              `${JSON.stringify({ text: result.text, rewards: result.rewards, score: result.score, minToken: result.minToken, stats, ...(shield ? { shield } : {}) })}\n`,
             );
           } else {
             process.stdout.write(`${result.text}\n\n`);
             for (const [name, value] of Object.entries(result.rewards))
               process.stdout.write(`  ${name.padEnd(24)} ${value.toFixed(4)}\n`);
             process.stdout.write(`  ${"score (mix)".padEnd(24)} ${result.score.toFixed(4)}\n`);
+            if (result.minToken)
+              process.stdout.write(
+                `  ${"least likely token".padEnd(24)} ${JSON.stringify(result.minToken.text)} at ${result.minToken.index}: logprob ${result.minToken.logprob.toFixed(2)}\n`,
+              );
             process.stdout.write(
               `  ${fullSpec.label}: ${stats.generatedTokens} tokens generated, ${stats.evaluatedTokens} evaluated, ${stats.wallMs} ms\n`,
             );

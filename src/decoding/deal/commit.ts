@@ -1,11 +1,12 @@
 import type { Token } from "../../lm/types.js";
 import { type CandidateVeto, vetoPenalties } from "../veto.js";
+import { bridgesToKeyword } from "./bridge.js";
 import { type Beam, type Candidate, type DealRun, extend } from "./state.js";
 
 /**
  * Commit: each kept candidate becomes a beam, followed by some of its lookahead (speed-up 2) —
  * the whole lookahead when no plain candidate's reward differs (no signal to search on), else
- * `commitTokens` of it. Beams that reach a stop token or a stop string are finished; the rest
+ * `commitTokens` of it; and the whole lookahead when it ends where a missing keyword fits. Beams that reach a stop token or a stop string are finished; the rest
  * are returned to search on.
  */
 export async function commit(
@@ -21,9 +22,10 @@ export async function commit(
   const next: Beam[] = [];
   for (const c of kept) {
     const lookahead = c.rollout?.tokens ?? [];
+    // A lookahead that ends where a keyword fits is committed whole: the keyword is proposed there next.
     let take = !options.commit
       ? 0
-      : tied && !c.lexical
+      : (tied && !c.lexical) || bridgesToKeyword(run, c)
         ? lookahead.length
         : Math.min(options.commitTokens, lookahead.length);
     // Lookahead tokens were never offered to the vetoes; commit only up to the first one a veto

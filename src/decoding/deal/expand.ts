@@ -30,10 +30,12 @@ export async function expand(
   );
 }
 
-/** The k most likely next tokens, one proposal each. */
-export function topProposals(run: DealRun, distribution: NextTokenDistribution): Proposal[] {
+/** The k most likely next tokens, one proposal each — those below the floor left out, except the top one. */
+export function topProposals(run: DealRun, beam: Beam, distribution: NextTokenDistribution): Proposal[] {
+  const floor = run.floorAt(beam);
   return distribution
     .slice(0, run.options.k)
+    .filter((entry, i) => i === 0 || entry.logprob >= floor)
     .map((entry) => ({ tokens: [entry.token], logprobs: [entry.logprob], lexical: false }));
 }
 

@@ -14,7 +14,8 @@ export function wantedWords(run: DealRun, live: readonly Beam[]): string[][] {
  * already hold and that fits in the context, with its first token's exact logprob — read from the
  * expanded distribution, or scored with `scoreContinuations` (in one call for all beams) where
  * the backend's slice does not reach it. Patience: early on only words whose first token costs
- * about as much as the top token are tried (the first token bounds the word's cost from below).
+ * about as much as the top token are tried (the first token bounds the word's cost from below),
+ * and none whose first token falls below the floor.
  */
 export async function lexicalProposals(
   run: DealRun,
@@ -49,7 +50,8 @@ export async function lexicalProposals(
   const proposals: Proposal[][] = live.map(() => []);
   for (const s of spelled) {
     const top = distributions[s.beam][0].logprob;
-    if (s.logprobs[0] < top - run.allowance(live[s.beam])) continue;
+    if (s.logprobs[0] < top - run.allowance(live[s.beam]) || s.logprobs[0] < run.lexicalFloorAt(live[s.beam]))
+      continue;
     proposals[s.beam].push({ tokens: s.tokens, logprobs: s.logprobs, lexical: true });
   }
   return proposals;
@@ -58,8 +60,8 @@ export async function lexicalProposals(
 /**
  * Spells out the lexical candidates that passed the vetoes: the exact logprobs of a word's
  * tokens after its first (one `scoreContinuations` call for all), the vetoes offered each of
- * those tokens too, and the patience test on the whole word's cost. Returns the candidates
- * still viable.
+ * those tokens too, the patience test on the whole word's cost and the floor on each of its
+ * tokens. Returns the candidates still viable.
  */
 export async function spellOut(
   run: DealRun,
@@ -91,7 +93,9 @@ export async function spellOut(
     (c) =>
       Number.isFinite(c.penalty) &&
       Number.isFinite(c.logprob) &&
-      (!c.lexical || c.logprob >= topLogprob(c.beam) - run.allowance(c.beam)),
+      (!c.lexical ||
+        (c.logprob >= topLogprob(c.beam) - run.allowance(c.beam) &&
+          c.logprobs.every((lp) => lp >= run.lexicalFloorAt(c.beam)))),
   );
 }
 
@@ -101,7 +105,7 @@ export async function spellOut(
  * because tokenizers spell a word differently at the start of a text (e.g. a SentencePiece
  * dummy prefix) than after a space. Cached per word.
  */
-async function spellingsOf(
+export async function spellingsOf(
   model: LanguageModel,
   words: readonly string[],
   cache: Map<string, Token[][]>,
@@ -118,6 +122,7 @@ async function spellingsOf(
   return out;
 }
 
+/** A word's spellings: [mid-sentence, capitalised] (one only when both tokenize alike). */
 async function spell(model: LanguageModel, word: string): Promise<Token[][]> {
   const capitalised = `${word[0]?.toUpperCase() ?? ""}${word.slice(1)}`;
   const forms: [string, string][] = [

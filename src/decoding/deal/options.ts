@@ -44,10 +44,33 @@ export interface DealOptions {
   /** Nats below the top token a lexical candidate may cost at the start (see `patience`). Defaults to 4. */
   lexicalSlack?: number;
   /**
-   * Share of the token budget over which the allowed cost of a lexical candidate grows by λ.
-   * 0 tries every lexical candidate at every step. Defaults to 0.5.
+   * Share of the token budget over which the allowed cost of a lexical candidate grows by λ, and
+   * the floor relaxes from `floorStart` to `floor`. 0 tries every lexical candidate at every step
+   * under the final floor. Defaults to 0.5.
    */
   patience?: number;
+  /**
+   * Logprob floor of committed tokens: a candidate token (or any token of a keyword) the model
+   * gives less than e^floor is not proposed, so the search cannot buy coverage with word salad.
+   * The beam's top token is always allowed (a floor never blocks greedy text), and so is the
+   * greedy lookahead. The floor starts at `floorStart` and relaxes to this over the first
+   * `patience` share of the budget. `-Infinity` switches it off. Defaults to -6.5.
+   */
+  floor?: number;
+  /** The floor at the start of the text (see `floor`). Defaults to -4. */
+  floorStart?: number;
+  /**
+   * Apply the floor to lexical proposals too: a keyword is proposed only where each of its
+   * tokens clears the floor. Defaults to true.
+   */
+  lexicalFloor?: boolean;
+  /**
+   * Weight of bridging: each candidate is also judged by how well a missing keyword fits right
+   * after its lookahead (the keyword's worst-token logprob there), so the search steers toward
+   * text where the keyword is natural ("went to the" before "shop"). 0 switches it off.
+   * Defaults to 1.
+   */
+  bridge?: number;
 }
 
 export const DEAL_DEFAULTS = {
@@ -65,6 +88,10 @@ export const DEAL_DEFAULTS = {
   lexical: true,
   lexicalSlack: 4,
   patience: 0.5,
+  floor: -6.5,
+  floorStart: -4,
+  lexicalFloor: true,
+  bridge: 1,
 } as const;
 
 /** The options that reproduce the paper's algorithm (no tiller speed-ups). */

@@ -3,7 +3,8 @@ import type { Beam, Candidate, DealRun } from "./state.js";
 
 /**
  * Score: the heuristic h judges each candidate with its lookahead, and
- *   score = log P(beam + candidate) − veto penalties + λ · h
+ *   score = log P(beam + candidate) − veto penalties + λ · h + bridge · fit
+ * (fit: how well a missing keyword fits after the lookahead, see `bridge`).
  * Returns the candidates best first (ties keep their order).
  */
 export async function score(run: DealRun, candidates: readonly Candidate[]): Promise<Candidate[]> {
@@ -19,7 +20,7 @@ export async function score(run: DealRun, candidates: readonly Candidate[]): Pro
     c.reward = rewards[i];
     // A reward that returns NaN must not win (NaN compares false both ways in the sort).
     const h = Number.isNaN(c.reward) ? Number.NEGATIVE_INFINITY : c.reward;
-    c.score = c.beam.logprob + c.logprob - c.penalty + options.lambda * h;
+    c.score = c.beam.logprob + c.logprob - c.penalty + options.lambda * h + options.bridge * (c.fit ?? 0);
   });
   return [...candidates].sort((a, b) => b.score - a.score);
 }

@@ -2,6 +2,7 @@ import type { LanguageModel, Token } from "../../lm/types.js";
 import { scoreAll } from "../../rewards/types.js";
 import type { DecodeOutput } from "../strategy.js";
 import type { DecodeContext } from "../types.js";
+import { bridge } from "./bridge.js";
 import { commit } from "./commit.js";
 import { applyVetoes, expand, topProposals } from "./expand.js";
 import { lexicalProposals, spellOut, wantedWords } from "./lexical.js";
@@ -39,7 +40,7 @@ export async function searchDeal(
       live,
       wanted.some((words) => words.length > 0),
     );
-    const plain = distributions.map((distribution) => topProposals(run, distribution));
+    const plain = distributions.map((distribution, b) => topProposals(run, live[b], distribution));
     const lexical = await lexicalProposals(run, live, distributions, wanted, plain);
     let candidates: Candidate[] = [];
     for (let b = 0; b < live.length; b++)
@@ -52,6 +53,7 @@ export async function searchDeal(
     }
 
     await lookahead(run, candidates);
+    await bridge(run, candidates);
     const ranked = await score(run, candidates);
     const kept = ranked.slice(0, options.beams);
     recordStep(run, live, ranked, kept);

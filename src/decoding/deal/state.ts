@@ -36,6 +36,8 @@ export interface Candidate extends Proposal {
   penalty: number;
   /** The l-token greedy lookahead after it (absent when the candidate ends the text). */
   rollout?: Rollout;
+  /** How well a missing keyword fits after the lookahead (see `bridge`); absent when not bridging. */
+  fit?: number;
   reward: number;
   score: number;
 }
@@ -123,6 +125,24 @@ export class DealRun {
     return o.patience <= 0
       ? Number.POSITIVE_INFINITY
       : o.lexicalSlack + (o.lambda * beam.tokens.length) / (o.patience * this.context.maxTokens);
+  }
+
+  /**
+   * The logprob floor at this beam's length: `floorStart` at first, relaxing linearly to `floor`
+   * over the first `patience` share of the token budget (at once with patience 0) — keywords that
+   * fit well are placed early, and only what has found no good place by then pays more.
+   */
+  floorAt(beam: Beam): number {
+    const { floor, floorStart, patience } = this.options;
+    // No floor (−∞) stays none: interpolating toward −∞ would give NaN at the start.
+    if (patience <= 0 || floorStart <= floor || !Number.isFinite(floor)) return floor;
+    const progress = Math.min(1, beam.tokens.length / (patience * this.context.maxTokens));
+    return floorStart + (floor - floorStart) * progress;
+  }
+
+  /** The floor lexical proposals must clear (none when `lexicalFloor` is off). */
+  lexicalFloorAt(beam: Beam): number {
+    return this.options.lexicalFloor ? this.floorAt(beam) : Number.NEGATIVE_INFINITY;
   }
 
   /** Streams the text every remaining beam and finished output shares. */
