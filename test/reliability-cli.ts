@@ -1,6 +1,6 @@
 /**
  * Spawning the built CLI asynchronously for the reliability tests: the event loop stays free
- * (no spawnSync), so a test can send signals and time the exit.
+ * (never a blocking child-process call), so a test can send signals and time the exit.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
