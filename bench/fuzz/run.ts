@@ -85,6 +85,7 @@ export function runCliCase(c: FuzzCase, fx: Fixtures): Promise<FuzzResult> {
         detail: `${signal ?? status}: ${stderr.trim().split("\n").slice(-3).join(" | ").slice(0, 300)}`,
         ms: Date.now() - started,
         abortMs: signalledAt === undefined ? undefined : Date.now() - signalledAt,
+        status,
       });
     });
   });

@@ -29,4 +29,6 @@ export interface FuzzResult {
   ms: number;
   /** For interrupt cases: milliseconds from the signal to the exit. */
   abortMs?: number;
+  /** Exit status of a CLI case (null: killed by a signal). */
+  status?: number | null;
 }
