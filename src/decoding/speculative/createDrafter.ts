@@ -3,9 +3,14 @@ import type { DecodeContext } from "../types.js";
 import { CorpusLookupDrafter } from "./corpusLookup.js";
 import type { Drafter } from "./drafter.js";
 import { DraftModelDrafter } from "./draftModel.js";
+import { FallbackDrafter } from "./fallback.js";
 import { PromptLookupDrafter } from "./promptLookup.js";
 
-/** A drafter, or how the CLI names one: `model` (the loaded draft model), `prompt`, `index:DIR`. */
+/**
+ * A drafter, or how the CLI names one: `model` (the loaded draft model), `prompt`, `index:DIR`,
+ * or several joined by `+` (each request takes the first that proposes something, e.g.
+ * `prompt+index:DIR`).
+ */
 export type DrafterSpec = Drafter | string;
 
 /** Opened corpus-lookup drafters by directory: an eval run decodes many prompts with one index. */
@@ -13,8 +18,8 @@ const openIndexes = new Map<string, CorpusLookupDrafter>();
 
 /** Checks a drafter spec's form (not whether its model or index exists). */
 export function checkDrafterSpec(spec: string): string {
-  if (spec === "model" || spec === "prompt" || (spec.startsWith("index:") && spec.length > "index:".length))
-    return spec;
+  const parts = spec.split("+");
+  if (parts.every((part) => part === "model" || part === "prompt" || /^index:./.test(part))) return spec;
   throw new TillerError(
     `unknown drafter "${spec}"; use model (the draft model given with --draft), prompt (prompt lookup) or index:DIR (a trace index)`,
     "bad-drafter",
@@ -31,6 +36,12 @@ export function resolveDrafter(
 ): Drafter {
   if (spec !== undefined && typeof spec !== "string") return spec;
   const name = spec === undefined ? (context.draft ? "model" : "prompt") : checkDrafterSpec(spec);
+  const parts = name.split("+");
+  if (parts.length > 1) return new FallbackDrafter(parts.map((part) => single(part, context)));
+  return single(name, context);
+}
+
+function single(name: string, context: Pick<DecodeContext, "draft">): Drafter {
   if (name === "prompt") return new PromptLookupDrafter();
   if (name === "model") {
     if (!context.draft)
