@@ -74,6 +74,7 @@ export {
 } from "./decoding/registry.js";
 export { runStrategy } from "./decoding/run.js";
 export { streamSeed, streamSeeds } from "./decoding/seeds.js";
+export * from "./decoding/speculative/index.js";
 export type { DecodeOutput, Strategy } from "./decoding/strategy.js";
 export type * from "./decoding/types.js";
 export type { CandidateVeto } from "./decoding/veto.js";

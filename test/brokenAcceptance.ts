@@ -1,8 +1,4 @@
-import {
-  type AcceptanceRule,
-  logprobOf,
-  samplerMap,
-} from "../src/decoding/speculative/acceptance.js";
+import { type AcceptanceRule, logprobOf, samplerMap } from "../src/decoding/speculative/acceptance.js";
 import { draw } from "../src/decoding/speculative/draw.js";
 import type { Token } from "../src/lm/types.js";
 

@@ -1,8 +1,8 @@
 import { type AcceptanceRule, samplerMap } from "../src/decoding/speculative/acceptance.js";
 import type { Drafter } from "../src/decoding/speculative/drafter.js";
 import { speculativeRollouts } from "../src/decoding/speculative/rollouts.js";
-import { acceptanceRate } from "../src/decoding/speculative/stats.js";
 import { SpeculationSession } from "../src/decoding/speculative/session.js";
+import { acceptanceRate } from "../src/decoding/speculative/stats.js";
 import type { LanguageModel, SamplingOptions, Token } from "../src/lm/types.js";
 import { type ChiSquareResult, chiSquareTest } from "./chiSquare.js";
 
@@ -41,9 +41,12 @@ export async function speculativeSamplingCheck(
   );
   const key = (tokens: readonly Token[]) => `${tokens[0]},${tokens.length > 1 ? tokens[1] : "end"}`;
   const observed = new Map<string, number>();
-  for (const rollout of rollouts) observed.set(key(rollout.tokens), (observed.get(key(rollout.tokens)) ?? 0) + 1);
+  for (const rollout of rollouts)
+    observed.set(key(rollout.tokens), (observed.get(key(rollout.tokens)) ?? 0) + 1);
 
-  const [first] = await target.nextTokenDistributions([options.prefix], { topK: target.capabilities.maxTopK });
+  const [first] = await target.nextTokenDistributions([options.prefix], {
+    topK: target.capabilities.maxTopK,
+  });
   const p1 = samplerMap(first, options.sampling);
   // Only first tokens likely enough to give a cell its 5 expected samples need their conditional.
   const firsts = [...p1].filter(([, p]) => p * options.samples >= 5).map(([token]) => token);

@@ -24,6 +24,10 @@ export interface StrategyDeps {
   vetoes?: readonly CandidateVeto[];
   /** Defaults for sampling-based strategies (CLI --temperature/--top-k/--top-p/--seed). */
   sampling?: SamplingOptions;
+  /** Speculative decoding's drafter (CLI --draft prompt|index:DIR|model; a draft model itself comes as DecodeContext.draft). */
+  drafter?: string;
+  /** Speculative decoding's draft length (CLI --draft-tokens N|auto). */
+  draftTokens?: number | "auto";
 }
 
 type Factory = (spec: StrategySpec, deps: StrategyDeps) => Strategy;
@@ -242,3 +246,8 @@ registerStrategy(
 import { registerBestOfN } from "./bestOfN.js";
 
 registerBestOfN({ registerStrategy, numberParam, samplingFrom, SAMPLING_PARAMS });
+
+// Speculative decoding (draft model, prompt or corpus lookup): registered by its own module.
+import { registerSpeculative } from "./speculative/register.js";
+
+registerSpeculative({ registerStrategy, numberParam, samplingFrom, SAMPLING_PARAMS });

@@ -2,7 +2,7 @@ import { TillerError } from "../../errors.js";
 import type { DecodeContext } from "../types.js";
 import { CorpusLookupDrafter } from "./corpusLookup.js";
 import type { Drafter } from "./drafter.js";
-import { DraftModelDrafter } from "./draftModel.js";
+import { DraftModelDrafter, type DraftModelOptions } from "./draftModel.js";
 import { FallbackDrafter } from "./fallback.js";
 import { PromptLookupDrafter } from "./promptLookup.js";
 
@@ -33,15 +33,16 @@ export function checkDrafterSpec(spec: string): string {
 export function resolveDrafter(
   spec: DrafterSpec | undefined,
   context: Pick<DecodeContext, "draft">,
+  draftModel: DraftModelOptions = {},
 ): Drafter {
   if (spec !== undefined && typeof spec !== "string") return spec;
   const name = spec === undefined ? (context.draft ? "model" : "prompt") : checkDrafterSpec(spec);
   const parts = name.split("+");
-  if (parts.length > 1) return new FallbackDrafter(parts.map((part) => single(part, context)));
-  return single(name, context);
+  if (parts.length > 1) return new FallbackDrafter(parts.map((part) => single(part, context, draftModel)));
+  return single(name, context, draftModel);
 }
 
-function single(name: string, context: Pick<DecodeContext, "draft">): Drafter {
+function single(name: string, context: Pick<DecodeContext, "draft">, draftModel: DraftModelOptions): Drafter {
   if (name === "prompt") return new PromptLookupDrafter();
   if (name === "model") {
     if (!context.draft)
@@ -49,7 +50,7 @@ function single(name: string, context: Pick<DecodeContext, "draft">): Drafter {
         'speculative: drafter "model" needs a draft model (give one with --draft M)',
         "no-draft-model",
       );
-    return new DraftModelDrafter(context.draft);
+    return new DraftModelDrafter(context.draft, draftModel);
   }
   const dir = name.slice("index:".length);
   let drafter = openIndexes.get(dir);

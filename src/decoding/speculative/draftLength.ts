@@ -40,13 +40,13 @@ export class DraftLength {
   }
 }
 
-/** Parses `N` or `auto` (the CLI's --draft-tokens). */
-export function parseDraftTokens(text: string | number): DraftTokens {
+/** Parses `N` or `auto` (the CLI's --draft-tokens; `what` names it in the error). */
+export function parseDraftTokens(text: string | number, what = "--draft-tokens"): DraftTokens {
   if (text === "auto") return "auto";
   const value = typeof text === "number" ? text : Number(text);
   if (!(Number.isInteger(value) && value >= 1))
     throw new TillerError(
-      `--draft-tokens must be an integer ≥ 1 or "auto", got "${text}"`,
+      `${what} must be an integer ≥ 1 or "auto", got "${text}"`,
       "bad-draft-tokens",
     );
   return value;

@@ -2,9 +2,13 @@ import type { Token } from "../../lm/types.js";
 import type { Draft, Drafter, DraftRequest } from "./drafter.js";
 
 export interface PromptLookupOptions {
-  /** Longest n-gram matched first. Defaults to 3. */
+  /** Longest n-gram matched first. Defaults to 4. */
   maxNgram?: number;
-  /** Shortest n-gram that still counts as a match. Defaults to 1. */
+  /**
+   * Shortest n-gram that still counts as a match. Defaults to 2: a single repeated token (".",
+   * "the") predicts little, and a drafter that always proposes something leaves nothing to the
+   * drafters after it (`prompt+index:DIR`).
+   */
   minNgram?: number;
 }
 
@@ -20,8 +24,8 @@ export class PromptLookupDrafter implements Drafter {
   private readonly minNgram: number;
 
   constructor(options: PromptLookupOptions = {}) {
-    this.minNgram = Math.max(1, Math.floor(options.minNgram ?? 1));
-    this.maxNgram = Math.max(this.minNgram, Math.floor(options.maxNgram ?? 3));
+    this.minNgram = Math.max(1, Math.floor(options.minNgram ?? 2));
+    this.maxNgram = Math.max(this.minNgram, Math.floor(options.maxNgram ?? 4));
   }
 
   async propose(requests: readonly DraftRequest[]): Promise<Draft[]> {

@@ -60,7 +60,7 @@ export async function speculativeRollouts(
   const accept = options.acceptance ?? (greedy ? greedyAcceptance : residualAcceptance);
   // Greedy verification needs only each position's argmax; sampling needs all of p.
   const topK = greedy ? 1 : model.capabilities.maxTopK;
-  if (!greedy && !(model.capabilities.exactDistributions && topK === Number.POSITIVE_INFINITY))
+  if (!greedy && !(model.capabilities.exactDistributions && topK >= model.vocabularySize))
     options.onWarning?.({
       code: "inexact-distribution",
       message: `${model.id} returns at most ${topK} logprobs per position: speculative sampling verifies against that truncated distribution`,

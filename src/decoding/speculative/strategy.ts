@@ -6,6 +6,7 @@ import { warn } from "../types.js";
 import type { Verdict } from "./acceptance.js";
 import { type DrafterSpec, resolveDrafter } from "./createDrafter.js";
 import type { Draft } from "./drafter.js";
+import type { DraftModelOptions } from "./draftModel.js";
 import { speculativeRollouts } from "./rollouts.js";
 import { type SpeculationOptions, SpeculationSession } from "./session.js";
 import { acceptanceRate } from "./stats.js";
@@ -17,6 +18,8 @@ export interface SpeculativeOptions extends SpeculationOptions {
    * has one, else prompt lookup.
    */
   drafter?: DrafterSpec;
+  /** Options of the draft model drafter, when the drafter is (or includes) `model`. Defaults to {}. */
+  draftModel?: DraftModelOptions;
   /** Greedy (temperature 0, the default) or sampling; the output is distributed as the target's. */
   sampling?: SamplingOptions;
 }
@@ -33,7 +36,7 @@ export function speculative(options: SpeculativeOptions = {}): Strategy {
     name: "speculative",
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       const { model } = context;
-      const drafter = resolveDrafter(options.drafter, context);
+      const drafter = resolveDrafter(options.drafter, context, options.draftModel);
       const session = new SpeculationSession(drafter, options);
       const stream = context.emit
         ? new TextStream(
