@@ -45,9 +45,6 @@ export function parseDraftTokens(text: string | number, what = "--draft-tokens")
   if (text === "auto") return "auto";
   const value = typeof text === "number" ? text : Number(text);
   if (!(Number.isInteger(value) && value >= 1))
-    throw new TillerError(
-      `${what} must be an integer ≥ 1 or "auto", got "${text}"`,
-      "bad-draft-tokens",
-    );
+    throw new TillerError(`${what} must be an integer ≥ 1 or "auto", got "${text}"`, "bad-draft-tokens");
   return value;
 }

@@ -14,6 +14,7 @@ export { DRAFT_MODEL_DEFAULTS, DraftModelDrafter, type DraftModelOptions } from 
 export { FallbackDrafter } from "./fallback.js";
 export { PayoffMeter, type PayoffOptions } from "./payoff.js";
 export { PromptLookupDrafter, type PromptLookupOptions } from "./promptLookup.js";
+export { type RolloutFunction, rolloutFunction } from "./rolloutFunction.js";
 export { type SpeculativeRolloutOptions, speculativeRollouts } from "./rollouts.js";
 export { checkSameTokenizer } from "./sameTokenizer.js";
 export { type SpeculationOptions, SpeculationSession } from "./session.js";

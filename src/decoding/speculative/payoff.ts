@@ -1,10 +1,12 @@
 import { TillerError } from "../../errors.js";
 
 export interface PayoffOptions {
-  /** Estimated speed-up over plain decoding a drafter must reach to stay on. Defaults to 1.1. */
+  /** Estimated speed-up over plain decoding a drafter must reach to stay on. Defaults to 1.0. */
   minSpeedup?: number;
-  /** Drafted rounds measured before the drafter is judged (and the window judged). Defaults to 8. */
+  /** Drafted rounds the estimate is taken over (and measured before the first judgment). Defaults to 12. */
   window?: number;
+  /** Consecutive judgments below `minSpeedup` that switch the drafter off. Defaults to 6. */
+  strikes?: number;
   /** Plain rounds measured before drafting starts (the baseline). Defaults to 3. */
   plainRounds?: number;
   /** Drafted rounds between two plain rounds that keep the baseline current. Defaults to 16. */
@@ -24,32 +26,39 @@ export interface RoundCost {
   first: boolean;
 }
 
+/** Plain-round samples kept for the baseline. */
+const PLAIN_SAMPLES = 7;
+
 /**
  * Decides whether drafting pays. Speculation trades one target call per token for one call per
  * accepted run, but each call verifies more tokens and drafting costs time too: whether that wins
  * depends on the hardware, the models and the text. So it is measured: plain rounds give the
- * baseline (ms per round, the median of the last few, since a shared machine has bursts of
- * contention), drafted rounds the speculative rate (tokens added / ms over the last `window`
- * rounds); the estimated speed-up is rate × baseline. Below `minSpeedup` the drafter switches off
- * (plain rounds only); it is tried again after `retryAfter` rounds, and that wait doubles each
- * time it still does not pay (text that repeats its prompt may start paying later).
+ * baseline (ms per token), drafted rounds the speculative rate (tokens added / ms over the last
+ * `window` rounds); the estimated speed-up is their product. Wall time on a shared machine comes
+ * in bursts, so the baseline is a median, each round's time is clipped at twice the window's
+ * median, and only `strikes` consecutive estimates below `minSpeedup` switch the drafter off.
+ * Off, it decodes plain rounds; it is tried again after `retryAfter` rounds, and that wait doubles
+ * each time it still does not pay (text that repeats its prompt may start paying later).
  */
 export class PayoffMeter {
   private readonly minSpeedup: number;
   private readonly window: number;
+  private readonly strikes: number;
   private readonly plainRounds: number;
   private readonly remeasureEvery: number;
   private retryAfter: number;
   private readonly plain: number[] = [];
   private drafted: { ms: number; tokens: number }[] = [];
+  private below = 0;
   private sincePlain = 0;
   private offFor = 0;
   /** Times the drafter was switched off. */
   switchOffs = 0;
 
   constructor(options: PayoffOptions = {}) {
-    this.minSpeedup = options.minSpeedup ?? 1.1;
-    this.window = Math.max(1, Math.floor(options.window ?? 8));
+    this.minSpeedup = options.minSpeedup ?? 1.0;
+    this.window = Math.max(1, Math.floor(options.window ?? 12));
+    this.strikes = Math.max(1, Math.floor(options.strikes ?? 6));
     this.plainRounds = Math.max(1, Math.floor(options.plainRounds ?? 3));
     this.remeasureEvery = Math.max(1, Math.floor(options.remeasureEvery ?? 16));
     this.retryAfter = Math.max(1, Math.floor(options.retryAfter ?? 32));
@@ -72,10 +81,11 @@ export class PayoffMeter {
   /** Estimated speed-up of drafting over plain decoding, once both were measured. */
   get speedup(): number | undefined {
     if (this.plain.length === 0 || this.drafted.length === 0) return undefined;
+    const cap = 2 * median(this.drafted.map((round) => round.ms));
     let ms = 0;
     let tokens = 0;
     for (const round of this.drafted) {
-      ms += round.ms;
+      ms += Math.min(round.ms, cap);
       tokens += round.tokens;
     }
     return (tokens / ms) * median(this.plain);
@@ -83,23 +93,31 @@ export class PayoffMeter {
 
   record(round: RoundCost): void {
     if (!round.drafted) {
-      if (this.offFor > 0 && --this.offFor === 0) this.drafted = [];
+      if (this.offFor > 0 && --this.offFor === 0) this.restart();
       this.sincePlain = 0;
       if (round.first || round.tokens <= 0) return;
       this.plain.push(round.ms / round.tokens);
-      if (this.plain.length > 2 * this.plainRounds + 1) this.plain.shift();
+      if (this.plain.length > PLAIN_SAMPLES) this.plain.shift();
       return;
     }
     this.sincePlain++;
     if (round.first) return;
     this.drafted.push({ ms: round.ms, tokens: round.tokens });
     if (this.drafted.length > this.window) this.drafted.shift();
+    if (this.drafted.length < this.window) return;
     const speedup = this.speedup;
-    if (this.drafted.length >= this.window && speedup !== undefined && speedup < this.minSpeedup) {
+    this.below = speedup !== undefined && speedup < this.minSpeedup ? this.below + 1 : 0;
+    if (this.below >= this.strikes) {
       this.offFor = this.retryAfter;
       this.retryAfter *= 2;
       this.switchOffs++;
     }
+  }
+
+  /** A retried drafter is judged afresh. */
+  private restart(): void {
+    this.drafted = [];
+    this.below = 0;
   }
 }
 

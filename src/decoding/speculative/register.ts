@@ -30,7 +30,7 @@ export function registerSpeculative(parts: RegistryParts): void {
           "bad-drafter",
         );
       const tokens = spec.params.tokens;
-      const minSpeedup = numberParam(spec, "minSpeedup", 1.1, { min: 0 });
+      const minSpeedup = numberParam(spec, "minSpeedup", 1, { min: 0 });
       return speculative({
         drafter: draft === undefined ? undefined : checkDrafterSpec(draft),
         draftModel: {

@@ -43,7 +43,8 @@ interface State {
  * `model.rollouts`, sped up by a drafter: each round the drafter proposes tokens for every live
  * request, the target scores all drafts in one batched `scoreContinuations` call, and each
  * request keeps the accepted prefix of its draft plus one token of the target's. Greedy rollouts
- * are token for token those of `model.rollouts`; sampled ones have the target's distribution
+ * are token for token those of `model.rollouts` (up to an exact tie between two tokens' logits,
+ * which the two code paths may break differently); sampled ones have the target's distribution
  * (seeded, but not the same draws as `model.rollouts`). Same result shape, so any search that
  * rolls out (DeAL's lookaheads, Best-of-N's samples) can call this instead.
  */
@@ -111,34 +112,18 @@ async function round(
   options: SpeculativeRolloutOptions,
   first: boolean,
 ): Promise<void> {
-  const { stats, length, meter, drafter } = session;
+  const { stats, length, meter } = session;
   const drafting = meter?.shouldDraft() ?? true;
   const contexts = live.map((i) => [...states[i].prefix, ...states[i].tokens]);
-  // A round adds up to n + 1 tokens: stay within the token budget and the context.
-  const limits = live.map((i, j) =>
-    drafting
-      ? Math.max(
-          0,
-          Math.min(
-            length.current,
-            states[i].maxTokens - states[i].tokens.length - 1,
-            model.contextSize - 1 - contexts[j].length,
-          ),
-        )
-      : 0,
-  );
   const started = performance.now();
-  const drafts: Draft[] = live.map(() => ({ tokens: [] }));
-  const asked = live.map((_, j) => j).filter((j) => limits[j] > 0);
-  if (asked.length > 0) {
-    const proposed = await drafter.propose(
-      asked.map((j) => ({ context: contexts[j], n: limits[j], random: states[live[j]].draftRandom })),
-      { sampling: options, signal: options.signal, onWarning: options.onWarning },
-    );
-    asked.forEach((j, k) => {
-      drafts[j] = checkedDraft(proposed[k], limits[j], model.vocabularySize);
-    });
-  }
+  const drafts = drafting
+    ? await proposeDrafts(
+        model,
+        session,
+        live.map((i, j) => ({ state: states[i], context: contexts[j] })),
+        options,
+      )
+    : live.map(() => ({ tokens: [] }));
   const topK = (options.temperature ?? 0) <= 0 ? 1 : model.capabilities.maxTopK;
   const scored = await model.scoreContinuations(
     live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j].tokens })),
@@ -148,26 +133,68 @@ async function round(
   let added = 0;
   let whole = 0;
   live.forEach((i, j) => {
-    const state = states[i];
     const target: NextTokenDistribution[] = [...(scored[j].top ?? []), scored[j].next ?? []];
-    const verdict = accept({ draft: drafts[j], target, sampling: options, random: state.random });
+    const verdict = accept({ draft: drafts[j], target, sampling: options, random: states[i].random });
     stats.drafted += drafts[j].tokens.length;
     stats.accepted += verdict.accepted;
     if (drafts[j].tokens.length > 0 && verdict.accepted === drafts[j].tokens.length) whole++;
     options.onRound?.(i, drafts[j], verdict, scored[j].logprobs);
-    for (let k = 0; k < verdict.tokens.length && !state.stopReason; k++) {
-      state.tokens.push(verdict.tokens[k]);
-      state.logprobs.push(verdict.logprobs[k]);
-      added++;
-      options.onToken?.(i, verdict.tokens[k]);
-      state.stopReason = stopAfter(model, state.prefix, state.tokens, state.maxTokens, options);
-    }
+    added += append(model, states[i], i, verdict, options);
   });
-  const draftedCount = drafts.filter((d) => d.tokens.length > 0).length;
-  length.update(draftedCount, whole);
+  length.update(drafts.filter((d) => d.tokens.length > 0).length, whole);
   stats.targetCalls++;
   if (drafting) stats.draftedRounds++;
   meter?.record({ drafted: drafting, ms, tokens: added / live.length, first });
+}
+
+/** Asks the drafter for every request, each within the round's limit (the token budget, the context). */
+async function proposeDrafts(
+  model: LanguageModel,
+  session: SpeculationSession,
+  requests: readonly { state: State; context: Token[] }[],
+  options: SpeculativeRolloutOptions,
+): Promise<Draft[]> {
+  // A round adds up to n + 1 tokens.
+  const limits = requests.map(({ state, context }) =>
+    Math.max(
+      0,
+      Math.min(
+        session.length.current,
+        state.maxTokens - state.tokens.length - 1,
+        model.contextSize - 1 - context.length,
+      ),
+    ),
+  );
+  const drafts: Draft[] = requests.map(() => ({ tokens: [] }));
+  const asked = requests.map((_, j) => j).filter((j) => limits[j] > 0);
+  if (asked.length === 0) return drafts;
+  const proposed = await session.drafter.propose(
+    asked.map((j) => ({ context: requests[j].context, n: limits[j], random: requests[j].state.draftRandom })),
+    { sampling: options, signal: options.signal, onWarning: options.onWarning },
+  );
+  asked.forEach((j, k) => {
+    drafts[j] = checkedDraft(proposed[k], limits[j], model.vocabularySize);
+  });
+  return drafts;
+}
+
+/** Appends a verdict's tokens until the rollout stops; returns how many were appended. */
+function append(
+  model: LanguageModel,
+  state: State,
+  index: number,
+  verdict: Verdict,
+  options: SpeculativeRolloutOptions,
+): number {
+  let added = 0;
+  for (let k = 0; k < verdict.tokens.length && !state.stopReason; k++) {
+    state.tokens.push(verdict.tokens[k]);
+    state.logprobs.push(verdict.logprobs[k]);
+    added++;
+    options.onToken?.(index, verdict.tokens[k]);
+    state.stopReason = stopAfter(model, state.prefix, state.tokens, state.maxTokens, options);
+  }
+  return added;
 }
 
 /** A drafter's proposal cut to the round's limit and to valid token ids (a custom drafter may err). */
