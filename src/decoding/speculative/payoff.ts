@@ -3,15 +3,11 @@ import { TillerError } from "../../errors.js";
 export interface PayoffOptions {
   /** Estimated speed-up over plain decoding a drafter must reach to stay on. Defaults to 1.0. */
   minSpeedup?: number;
-  /** Drafted rounds the estimate is taken over (and measured before the first judgment). Defaults to 12. */
-  window?: number;
-  /** Consecutive judgments below `minSpeedup` that switch the drafter off. Defaults to 6. */
-  strikes?: number;
-  /** Plain rounds measured before drafting starts (the baseline). Defaults to 3. */
-  plainRounds?: number;
-  /** Drafted rounds between two plain rounds that keep the baseline current. Defaults to 16. */
-  remeasureEvery?: number;
-  /** Rounds a switched-off drafter waits before it is tried again (doubling each time). Defaults to 32. */
+  /** Plain/drafted round pairs a drafter is first judged on. Defaults to 6. */
+  pairs?: number;
+  /** Drafted rounds a drafter that paid runs before it is judged again (on `pairs` / 2 pairs). Defaults to 48. */
+  trustRounds?: number;
+  /** Rounds a switched-off drafter waits before it is judged again (doubling each time). Defaults to 32. */
   retryAfter?: number;
 }
 
@@ -26,103 +22,103 @@ export interface RoundCost {
   first: boolean;
 }
 
-/** Plain-round samples kept for the baseline. */
-const PLAIN_SAMPLES = 7;
+/** Tokens a drafted round must add on average (a plain round adds 1) for the drafter to stay on. */
+const MIN_GAIN = 1.05;
+
+type Phase =
+  | { kind: "judging"; pairs: number }
+  | { kind: "on"; left: number }
+  | { kind: "off"; left: number };
 
 /**
  * Decides whether drafting pays. Speculation trades one target call per token for one call per
  * accepted run, but each call verifies more tokens and drafting costs time too: whether that wins
- * depends on the hardware, the models and the text. So it is measured: plain rounds give the
- * baseline (ms per token), drafted rounds the speculative rate (tokens added / ms over the last
- * `window` rounds); the estimated speed-up is their product. Wall time on a shared machine comes
- * in bursts, so the baseline is a median, each round's time is clipped at twice the window's
- * median, and only `strikes` consecutive estimates below `minSpeedup` switch the drafter off.
- * Off, it decodes plain rounds; it is tried again after `retryAfter` rounds, and that wait doubles
- * each time it still does not pay (text that repeats its prompt may start paying later).
+ * depends on the hardware, the models and the text, so it is measured. A drafter is judged on
+ * alternating plain and drafted rounds: side by side in time, so a change of load on a shared
+ * machine hits both alike (a baseline measured once goes stale within seconds there). The
+ * estimated speed-up is (tokens / ms of the drafted rounds) / (tokens / ms of the plain ones), each
+ * round's time clipped at three times its group's median (bursts). Below `minSpeedup` (or when
+ * its drafts add under 1.05 tokens a round, so it cannot win however cheap it is) the drafter
+ * switches off (plain rounds only) and is judged again after `retryAfter` rounds, a wait that
+ * doubles each time it still does not pay (text that repeats its prompt may start paying later);
+ * otherwise it drafts for `trustRounds` rounds, then is judged again on fewer pairs.
  */
 export class PayoffMeter {
   private readonly minSpeedup: number;
-  private readonly window: number;
-  private readonly strikes: number;
-  private readonly plainRounds: number;
-  private readonly remeasureEvery: number;
+  private readonly pairs: number;
+  private readonly trustRounds: number;
   private retryAfter: number;
-  private readonly plain: number[] = [];
-  private drafted: { ms: number; tokens: number }[] = [];
-  private below = 0;
-  private sincePlain = 0;
-  private offFor = 0;
+  private phase: Phase;
+  private plain: RoundCost[] = [];
+  private drafted: RoundCost[] = [];
   /** Times the drafter was switched off. */
   switchOffs = 0;
+  /** The last judgment's estimated speed-up. */
+  speedup: number | undefined;
 
   constructor(options: PayoffOptions = {}) {
     this.minSpeedup = options.minSpeedup ?? 1.0;
-    this.window = Math.max(1, Math.floor(options.window ?? 12));
-    this.strikes = Math.max(1, Math.floor(options.strikes ?? 6));
-    this.plainRounds = Math.max(1, Math.floor(options.plainRounds ?? 3));
-    this.remeasureEvery = Math.max(1, Math.floor(options.remeasureEvery ?? 16));
+    this.pairs = Math.max(1, Math.floor(options.pairs ?? 6));
+    this.trustRounds = Math.max(1, Math.floor(options.trustRounds ?? 48));
     this.retryAfter = Math.max(1, Math.floor(options.retryAfter ?? 32));
     if (!(this.minSpeedup > 0))
       throw new TillerError(`minSpeedup must be > 0, got ${options.minSpeedup}`, "bad-strategy-param");
+    this.phase = { kind: "judging", pairs: this.pairs };
   }
 
   /** Whether the next round drafts. */
   shouldDraft(): boolean {
-    if (this.offFor > 0) return false;
-    if (this.plain.length < this.plainRounds) return false;
-    return this.sincePlain < this.remeasureEvery;
+    if (this.phase.kind === "judging") return this.drafted.length < this.plain.length;
+    return this.phase.kind === "on";
   }
 
   /** Whether the drafter is switched off now. */
   get off(): boolean {
-    return this.offFor > 0;
-  }
-
-  /** Estimated speed-up of drafting over plain decoding, once both were measured. */
-  get speedup(): number | undefined {
-    if (this.plain.length === 0 || this.drafted.length === 0) return undefined;
-    const cap = 2 * median(this.drafted.map((round) => round.ms));
-    let ms = 0;
-    let tokens = 0;
-    for (const round of this.drafted) {
-      ms += Math.min(round.ms, cap);
-      tokens += round.tokens;
-    }
-    return (tokens / ms) * median(this.plain);
+    return this.phase.kind === "off";
   }
 
   record(round: RoundCost): void {
-    if (!round.drafted) {
-      if (this.offFor > 0 && --this.offFor === 0) this.restart();
-      this.sincePlain = 0;
-      if (round.first || round.tokens <= 0) return;
-      this.plain.push(round.ms / round.tokens);
-      if (this.plain.length > PLAIN_SAMPLES) this.plain.shift();
+    const phase = this.phase;
+    if (phase.kind === "on") {
+      if (--phase.left <= 0) this.judgeAgain(Math.ceil(this.pairs / 2));
       return;
     }
-    this.sincePlain++;
-    if (round.first) return;
-    this.drafted.push({ ms: round.ms, tokens: round.tokens });
-    if (this.drafted.length > this.window) this.drafted.shift();
-    if (this.drafted.length < this.window) return;
-    const speedup = this.speedup;
-    this.below = speedup !== undefined && speedup < this.minSpeedup ? this.below + 1 : 0;
-    if (this.below >= this.strikes) {
-      this.offFor = this.retryAfter;
+    if (phase.kind === "off") {
+      if (--phase.left <= 0) this.judgeAgain(this.pairs);
+      return;
+    }
+    if (round.first || round.tokens <= 0) return;
+    (round.drafted ? this.drafted : this.plain).push(round);
+    if (this.drafted.length < phase.pairs || this.plain.length < phase.pairs) return;
+    this.speedup = rate(this.drafted) / rate(this.plain);
+    // A drafter whose drafts add next to nothing cannot pay, whatever the clock says.
+    const gain = this.drafted.reduce((sum, r) => sum + r.tokens, 0) / this.drafted.length;
+    if (this.speedup >= this.minSpeedup && gain >= MIN_GAIN)
+      this.phase = { kind: "on", left: this.trustRounds };
+    else {
+      this.phase = { kind: "off", left: this.retryAfter };
       this.retryAfter *= 2;
       this.switchOffs++;
     }
   }
 
-  /** A retried drafter is judged afresh. */
-  private restart(): void {
+  private judgeAgain(pairs: number): void {
+    this.phase = { kind: "judging", pairs };
+    this.plain = [];
     this.drafted = [];
-    this.below = 0;
   }
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
+/** Tokens per ms over some rounds, each round's time clipped at three times their median. */
+function rate(rounds: readonly RoundCost[]): number {
+  const sorted = rounds.map((r) => r.ms).sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  let ms = 0;
+  let tokens = 0;
+  for (const round of rounds) {
+    ms += Math.min(round.ms, 3 * median);
+    tokens += round.tokens;
+  }
+  return tokens / ms;
 }
