@@ -111,14 +111,17 @@ async function sideBySide(
     promptTokens: await target.tokenize(prompt),
     maxTokens,
   });
+  // One strategy per variant for all prompts, as an eval run or a server uses it (a speculative
+  // strategy keeps what its payoff meter learned across decodes).
+  const strategies = new Map(all.map((v) => [v.label, v.make()]));
   // Warm-up: first calls pay for allocations that later ones do not.
-  for (const v of all) await runStrategy(v.make(), await context(PROMPTS[0], 16));
+  for (const v of all) await runStrategy(strategies.get(v.label) as Strategy, await context(PROMPTS[0], 16));
   for (const prompt of PROMPTS) {
     const ctx = await context(prompt, MAX_TOKENS);
     let reference: GenerationResult | undefined;
     for (const v of all) {
       const started = cpuMs();
-      const result = await runStrategy(v.make(), ctx);
+      const result = await runStrategy(strategies.get(v.label) as Strategy, ctx);
       const tally = tallies.get(v.label) as Tally;
       tally.cpuMs += cpuMs() - started;
       tally.wallMs += result.stats.wallMs;

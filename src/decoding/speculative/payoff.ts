@@ -5,7 +5,7 @@ export interface PayoffOptions {
   minSpeedup?: number;
   /** Plain/drafted round pairs a drafter is first judged on. Defaults to 6. */
   pairs?: number;
-  /** Drafted rounds a drafter that paid runs before it is judged again (on `pairs` / 2 pairs). Defaults to 48. */
+  /** Drafted rounds a drafter that paid runs before it is judged again (on `pairs` / 3 pairs). Defaults to 64. */
   trustRounds?: number;
   /** Rounds a switched-off drafter waits before it is judged again (doubling each time). Defaults to 32. */
   retryAfter?: number;
@@ -59,7 +59,7 @@ export class PayoffMeter {
   constructor(options: PayoffOptions = {}) {
     this.minSpeedup = options.minSpeedup ?? 1.0;
     this.pairs = Math.max(1, Math.floor(options.pairs ?? 6));
-    this.trustRounds = Math.max(1, Math.floor(options.trustRounds ?? 48));
+    this.trustRounds = Math.max(1, Math.floor(options.trustRounds ?? 64));
     this.retryAfter = Math.max(1, Math.floor(options.retryAfter ?? 32));
     if (!(this.minSpeedup > 0))
       throw new TillerError(`minSpeedup must be > 0, got ${options.minSpeedup}`, "bad-strategy-param");
@@ -80,7 +80,7 @@ export class PayoffMeter {
   record(round: RoundCost): void {
     const phase = this.phase;
     if (phase.kind === "on") {
-      if (--phase.left <= 0) this.judgeAgain(Math.ceil(this.pairs / 2));
+      if (--phase.left <= 0) this.judgeAgain(Math.ceil(this.pairs / 3));
       return;
     }
     if (phase.kind === "off") {

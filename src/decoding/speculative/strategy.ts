@@ -27,17 +27,32 @@ export interface SpeculativeOptions extends SpeculationOptions {
 /**
  * Speculative decoding as a strategy: the target's own greedy output (or its sampling
  * distribution), written in fewer target calls. Streams text as rounds are accepted and one `step`
- * event per round (the draft, which of it was kept, the target's token); `details` holds the
- * drafted / accepted counts and the target calls.
+ * event per round (the draft, which of it was kept, the target's token); `details` holds this
+ * decode's drafted / accepted counts and target calls. Consecutive decodes with the same target
+ * and draft model (an eval over many prompts, a server) share one session: what the payoff meter
+ * and the draft length learned carries over instead of being measured again for every prompt.
  */
 export function speculative(options: SpeculativeOptions = {}): Strategy {
   const sampling: SamplingOptions = { temperature: 0, ...options.sampling };
+  let last: { target: LanguageModel; draft?: LanguageModel; session: SpeculationSession } | undefined;
+  const sessionFor = (context: DecodeContext): SpeculationSession => {
+    if (last?.target !== context.model || last.draft !== context.draft) {
+      const drafter = resolveDrafter(options.drafter, context, options.draftModel);
+      last = {
+        target: context.model,
+        draft: context.draft,
+        session: new SpeculationSession(drafter, options),
+      };
+    }
+    return last.session;
+  };
   return {
     name: "speculative",
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       const { model } = context;
-      const drafter = resolveDrafter(options.drafter, context, options.draftModel);
-      const session = new SpeculationSession(drafter, options);
+      const session = sessionFor(context);
+      const { drafter } = session;
+      const before = { ...session.stats };
       const stream = context.emit
         ? new TextStream(
             model,
@@ -70,6 +85,8 @@ export function speculative(options: SpeculativeOptions = {}): Strategy {
       });
       stream?.end();
       const stats = session.stats;
+      const drafted = stats.drafted - before.drafted;
+      const accepted = stats.accepted - before.accepted;
       return {
         tokens: rollout.tokens,
         logprobs: rollout.logprobs,
@@ -85,11 +102,11 @@ export function speculative(options: SpeculativeOptions = {}): Strategy {
         details: {
           strategy: "speculative",
           drafter: stats.drafter,
-          drafted: stats.drafted,
-          accepted: stats.accepted,
-          acceptanceRate: acceptanceRate(stats),
-          targetCalls: stats.targetCalls,
-          switchOffs: stats.switchOffs,
+          drafted,
+          accepted,
+          acceptanceRate: acceptanceRate({ drafted, accepted }),
+          targetCalls: stats.targetCalls - before.targetCalls,
+          switchOffs: stats.switchOffs - before.switchOffs,
           draftTokens: stats.draftTokens,
         },
       };
