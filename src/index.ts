@@ -86,6 +86,7 @@ export {
 export type * from "./decoding/result.js";
 export { runStrategy } from "./decoding/run.js";
 export { streamSeed, streamSeeds } from "./decoding/seeds.js";
+export * from "./decoding/speculative/index.js";
 export { StepLog } from "./decoding/steps.js";
 export { StopStrings } from "./decoding/stopStrings.js";
 export type { DecodeOutput, Strategy } from "./decoding/strategy.js";

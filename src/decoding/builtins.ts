@@ -10,6 +10,7 @@ import {
   samplingFrom,
 } from "./definition.js";
 import { plainDecoding } from "./greedy.js";
+import { SPECULATIVE_STRATEGY } from "./speculative/register.js";
 
 /** The built-in strategies, in the order help lists them; the registry starts with these. */
 export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
@@ -99,6 +100,7 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         }),
     }),
   ),
+  SPECULATIVE_STRATEGY,
 ];
 
 /** A DeAL speed-up flag: as written, else off under `paper`, else the default (on). */

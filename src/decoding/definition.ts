@@ -23,6 +23,10 @@ export interface StrategyDeps {
   vetoes?: readonly CandidateVeto[];
   /** Defaults for sampling-based strategies (CLI --temperature/--top-k/--top-p/--seed). */
   sampling?: SamplingOptions;
+  /** Speculative decoding's drafter (CLI --draft prompt|index:DIR|model; a draft model itself comes as DecodeContext.draft). */
+  drafter?: string;
+  /** Speculative decoding's draft length (CLI --draft-tokens N|auto). */
+  draftTokens?: number | "auto";
 }
 
 /** The deps of a strategy that steers by a reward: the reward is there. */
