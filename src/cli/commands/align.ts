@@ -3,6 +3,7 @@ import { align } from "../../align.js";
 import { createStrategy, parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
 import type { CandidateVeto } from "../../decoding/veto.js";
 import { TillerError } from "../../errors.js";
+import type { LanguageModel } from "../../lm/types.js";
 import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../../provenance/prov-decode.js";
 import { shielded } from "../../provenance/shield.js";
 import type { TraceIndex } from "../../provenance/trace-index.js";
@@ -44,6 +45,9 @@ interface AlignCliOptions extends ModelCliOptions, ChatCliOptions {
   topP?: number;
   seed?: number;
   judgeModel?: string;
+  draft?: string;
+  draftTokens?: string;
+  verifier?: string;
   index?: string;
   verify: boolean;
   tau: number;
@@ -90,6 +94,12 @@ export function registerAlign(program: Command): void {
     .option("--top-p <p>", "sampling: nucleus mass", finiteNumber)
     .option("--seed <s>", "sampler seed", anyInt)
     .option("--judge-model <path|hf:uri>", "model that answers judge:… rewards (default: the main model)")
+    .option(
+      "--draft <model|prompt|index:DIR>",
+      "speculative drafting (strategy speculative): a draft model's path, prompt lookup, or corpus lookup in an index",
+    )
+    .option("--draft-tokens <n|auto>", "draft tokens per round (default: auto)")
+    .option("--verifier <path|hf:uri>", "the verifier model (strategy ambedkar; default: the main model)")
     .option(
       "-i, --index <dir>",
       "a corpus index (tiller index build): veto continuations that copy rare corpus spans (Prov-Decode)",
@@ -175,6 +185,7 @@ export function registerAlign(program: Command): void {
         const signal = commandSignal();
         const model = await loadModelFromOptions(options, { signal });
         let judge: Awaited<ReturnType<typeof loadModelFromOptions>> | undefined;
+        const extra: { draft?: LanguageModel; verifier?: LanguageModel } = {};
         try {
           checkSearchWidth(fullSpec, model);
           confirmCost(
@@ -229,7 +240,24 @@ export function registerAlign(program: Command): void {
                   { tau: options.tau, regenerate: options.regenerate, refusal: options.refusal },
                 )
               : fullSpec;
+          const draftSpec = options.draft;
+          const draftIsModel =
+            draftSpec !== undefined &&
+            draftSpec !== "prompt" &&
+            !draftSpec.startsWith("index:") &&
+            !draftSpec.includes("+");
+          if (draftIsModel) extra.draft = await loadModelFromOptions({ ...options, model: draftSpec });
+          if (options.verifier)
+            extra.verifier = await loadModelFromOptions({ ...options, model: options.verifier });
           const result = await align(model, {
+            models: extra,
+            drafter: draftIsModel ? "model" : draftSpec,
+            draftTokens:
+              options.draftTokens === undefined
+                ? undefined
+                : options.draftTokens === "auto"
+                  ? "auto"
+                  : positiveInt(options.draftTokens),
             prompt: options.prompt,
             system: options.system,
             chat: options.chat,
@@ -285,6 +313,8 @@ export function registerAlign(program: Command): void {
             writeFileAtomic(options.trace, `${JSON.stringify(result.trace ?? null, null, 2)}\n`);
         } finally {
           await judge?.dispose();
+          await extra.draft?.dispose();
+          await extra.verifier?.dispose();
           await model.dispose();
         }
       }),
