@@ -1,6 +1,7 @@
 import { TillerError } from "../errors.js";
 import type { SamplingOptions } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
+import type { SwapMap } from "./ambedkar/swapMap.js";
 import { beamSearch } from "./beam.js";
 import { DEAL_DEFAULTS, deal, PAPER_FAITHFUL } from "./deal.js";
 import { plainDecoding } from "./greedy.js";
@@ -24,6 +25,10 @@ export interface StrategyDeps {
   vetoes?: readonly CandidateVeto[];
   /** Defaults for sampling-based strategies (CLI --temperature/--top-k/--top-p/--seed). */
   sampling?: SamplingOptions;
+  /** AMBEDKAR's identity swap map (CLI --swaps); defaults to the built-in gender map. */
+  swaps?: SwapMap;
+  /** AMBEDKAR's constitution text for the verifier (CLI --constitution); defaults to none. */
+  constitution?: string;
 }
 
 type Factory = (spec: StrategySpec, deps: StrategyDeps) => Strategy;
@@ -242,3 +247,8 @@ registerStrategy(
 import { registerBestOfN } from "./bestOfN.js";
 
 registerBestOfN({ registerStrategy, numberParam, samplingFrom, SAMPLING_PARAMS });
+
+// ---- AMBEDKAR (counterfactual verifier decoding): registered here until built-ins move. ----
+import { AMBEDKAR_PARAMS, ambedkarFromSpec } from "./ambedkar/fromSpec.js";
+
+registerStrategy("ambedkar", (spec, deps) => ambedkarFromSpec(spec.params, deps), AMBEDKAR_PARAMS);
