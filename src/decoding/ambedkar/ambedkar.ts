@@ -30,7 +30,13 @@ export interface AmbedkarOptions {
   k?: number;
   /** Weight α of the divergence against the draft's log-probability. Defaults to 1. */
   alpha?: number;
-  /** "js" (next-token distributions, the paper's definition) or "token" (candidate probabilities). Defaults to "js". */
+  /**
+   * "token": JS between the probabilities of c and σ(c) (cheap: a one-token candidate is read off
+   * its context's distribution, shared by all candidates); "js": JS between the next-token
+   * distributions after c and after σ(c), the paper's definition (one request per candidate, and
+   * pieces of multi-token identity words in those distributions cannot be read back through σ).
+   * Defaults to "token".
+   */
   divergence?: DivergenceKind;
   /** How the divergences of n-way groups combine. Defaults to the swap map's `aggregate` (mean unless it says). */
   aggregate?: "mean" | "max";
@@ -58,7 +64,7 @@ export interface AmbedkarOptions {
 export const AMBEDKAR_DEFAULTS = {
   k: 5,
   alpha: 1,
-  divergence: "js" as DivergenceKind,
+  divergence: "token" as DivergenceKind,
   temperature: 0.7,
   sample: false,
   seed: 0,

@@ -15,7 +15,7 @@ import type { SwapMap } from "./swapMap.js";
 export const AMBEDKAR_PARAMS = {
   k: "draft candidates per step (default 5)",
   alpha: "weight α of the divergence (default 1)",
-  divergence: "js (next-token distributions, default) or token (candidate probabilities)",
+  divergence: "token (probabilities of c and σ(c), default) or js (next-token distributions after them)",
   aggregate: "mean or max over n-way counterfactuals (default: the swap map's, mean)",
   temperature: "draft temperature of the scored log-probabilities (default 0.7)",
   sample: "true: seeded sampling over the re-scored candidates (default false: greedy)",

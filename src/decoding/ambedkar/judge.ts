@@ -15,6 +15,7 @@ import type {
 } from "../../lm/types.js";
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, mixture, toSparse } from "./divergence.js";
+import { readBack, readBackMap } from "./readBack.js";
 import { counterfactual, shifts } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import type { VerifierView } from "./verifierView.js";
@@ -41,6 +42,7 @@ export interface Judgement {
 /** One comparison: the real request and the counterfactual variants (weighed together). */
 interface Comparison {
   candidate: number;
+  shift: number;
   real: number;
   variants: number[];
 }
@@ -79,13 +81,19 @@ export async function judge(
       }
       comparisons.push({
         candidate,
+        shift,
         real: indexOf(prompt, body, judged.unit),
         variants: cf.tail.map((variant) => indexOf(cf.segments[0], cf.segments[1], variant)),
       });
     }
   });
   const readings = texts.length > 0 ? await readAll(view, texts, options) : [];
-  for (const c of comparisons) perCandidate[c.candidate].push(compare(readings, c, options.divergence));
+  const readBacks = new Map<number, Map<number, number>>();
+  if (options.divergence === "js")
+    for (const shift of new Set(comparisons.map((c) => c.shift)))
+      readBacks.set(shift, await readBackMap(view.verifier, map, shift));
+  for (const c of comparisons)
+    perCandidate[c.candidate].push(compare(readings, c, options.divergence, readBacks.get(c.shift)));
   return {
     divergences: perCandidate.map((values) => aggregate(values, options.aggregate)),
     requests: texts.length,
@@ -148,7 +156,12 @@ async function readAll(
   });
 }
 
-function compare(readings: readonly Reading[], c: Comparison, kind: DivergenceKind): number {
+function compare(
+  readings: readonly Reading[],
+  c: Comparison,
+  kind: DivergenceKind,
+  readBackMapping: ReadonlyMap<number, number> = new Map(),
+): number {
   const real = readings[c.real];
   const variants = c.variants.map((v) => readings[v]);
   // An ambiguous counterpart (her → his / him) stands for the union of its readings.
@@ -158,11 +171,9 @@ function compare(readings: readonly Reading[], c: Comparison, kind: DivergenceKi
       Math.exp(real.logprob),
       weights.reduce((a, b) => a + b, 0),
     );
-  return distributionJs(
-    toSparse(real.next ?? []),
-    mixture(
-      variants.map((v) => toSparse(v.next ?? [])),
-      weights,
-    ),
+  const counterfactualNext = mixture(
+    variants.map((v) => toSparse(v.next ?? [])),
+    weights,
   );
+  return distributionJs(toSparse(real.next ?? []), readBack(counterfactualNext, readBackMapping));
 }
