@@ -105,7 +105,8 @@ export async function runIdentityEval(
     for (let t = 0; t < tasks.length; t++) {
       const task = tasks[t];
       options.onProgress?.(done, specs.length * tasks.length, spec.label);
-      await Promise.all([model.clearCache?.(), options.verifier?.clearCache?.()]);
+      await model.clearCache?.();
+      if (options.verifier !== model) await options.verifier?.clearCache?.();
       const result = await runStrategy(createStrategy(spec, options.deps), {
         model,
         verifier: options.verifier,
