@@ -1,3 +1,4 @@
+import { AMBEDKAR_PARAMS, ambedkarFromSpec } from "./ambedkar/fromSpec.js";
 import { beamSearch } from "./beam.js";
 import { bestOfN } from "./bestOfN.js";
 import { DEAL_DEFAULTS, deal, PAPER_FAITHFUL } from "./deal/index.js";
@@ -101,6 +102,11 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
     }),
   ),
   SPECULATIVE_STRATEGY,
+  {
+    name: "ambedkar",
+    params: AMBEDKAR_PARAMS,
+    create: (spec, deps) => ambedkarFromSpec(spec.params, deps),
+  },
 ];
 
 /** A DeAL speed-up flag: as written, else off under `paper`, else the default (on). */
