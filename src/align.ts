@@ -1,3 +1,4 @@
+import type { SwapMap } from "./decoding/ambedkar/swapMap.js";
 import { type DecodeEvent, eventStream } from "./decoding/events.js";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
@@ -37,6 +38,10 @@ export interface AlignOptions {
   drafter?: string;
   /** Draft tokens per round: N or `auto`. Defaults to `auto`. */
   draftTokens?: number | "auto";
+  /** AMBEDKAR's identity swap map. Defaults to the built-in gender map. */
+  swaps?: SwapMap;
+  /** AMBEDKAR's constitution text given to the verifier. Defaults to none. */
+  constitution?: string;
   /**
    * Receives the decode's events: committed text, search steps, warnings, and last the result
    * with its rewards. Defaults to none.
@@ -75,6 +80,8 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
           sampling: options.sampling,
           drafter: options.drafter,
           draftTokens: options.draftTokens,
+          swaps: options.swaps,
+          constitution: options.constitution,
         },
       );
   const tokens = await promptTokens(model, {

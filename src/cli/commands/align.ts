@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { align } from "../../align.js";
 import { createStrategy, parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
@@ -48,6 +49,8 @@ interface AlignCliOptions extends ModelCliOptions, ChatCliOptions {
   draft?: string;
   draftTokens?: string;
   verifier?: string;
+  swaps?: string;
+  constitution?: string;
   index?: string;
   verify: boolean;
   tau: number;
@@ -100,6 +103,8 @@ export function registerAlign(program: Command): void {
     )
     .option("--draft-tokens <n|auto>", "draft tokens per round (default: auto)")
     .option("--verifier <path|hf:uri>", "the verifier model (strategy ambedkar; default: the main model)")
+    .option("--swaps <gender|religion|caste|FILE>", "identity swap map for ambedkar (default: gender)")
+    .option("--constitution <file>", "instruction text given to ambedkar's verifier")
     .option(
       "-i, --index <dir>",
       "a corpus index (tiller index build): veto continuations that copy rare corpus spans (Prov-Decode)",
@@ -249,8 +254,14 @@ export function registerAlign(program: Command): void {
           if (draftIsModel) extra.draft = await loadModelFromOptions({ ...options, model: draftSpec });
           if (options.verifier)
             extra.verifier = await loadModelFromOptions({ ...options, model: options.verifier });
+          const { loadSwapMap } = await import("../../decoding/ambedkar/builtinSwaps.js");
+          const swaps = options.swaps === undefined ? undefined : loadSwapMap(options.swaps);
+          const constitution =
+            options.constitution === undefined ? undefined : readConstitution(options.constitution);
           const result = await align(model, {
             models: extra,
+            swaps,
+            constitution,
             drafter: draftIsModel ? "model" : draftSpec,
             draftTokens:
               options.draftTokens === undefined
@@ -322,4 +333,16 @@ export function registerAlign(program: Command): void {
   // Earlier names, kept working: one name per concept across commands (eval, trace, index query).
   addAlias(command, "--provenance", "--index");
   addAlias(command, "--min-match", "--min-len");
+}
+
+/** The constitution file's text; a missing or unreadable file is one clear line. */
+function readConstitution(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw new TillerError(
+      `cannot read --constitution ${file}: ${(error as Error).message}`,
+      "bad-constitution",
+    );
+  }
 }
