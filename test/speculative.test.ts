@@ -216,6 +216,20 @@ describe("rounds and stats", () => {
     expect(rejected.length).toBe(partial.length);
   });
 
+  it("one strategy over several prompts: the session carries over, details count each decode's own rounds", async () => {
+    const strategy = speculative({ drafter: "prompt", draftTokens: 3 });
+    for (const prompt of PROMPTS) {
+      let steps = 0;
+      const result = await runStrategy(
+        strategy,
+        await context(small, prompt, { maxTokens: 50, emit: (e) => void (e.type === "step" && steps++) }),
+      );
+      const d = details(result);
+      expect(d.targetCalls).toBe(steps);
+      expect(d.accepted + d.targetCalls).toBeGreaterThanOrEqual(result.tokens.length);
+    }
+  });
+
   it("auto grows the draft on full acceptance and shrinks it on rejection", async () => {
     // An oracle drafter that knows the greedy text is always accepted: auto grows to its ceiling.
     const prompt = await small.tokenize(PROMPTS[0]);
