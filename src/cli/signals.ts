@@ -17,6 +17,7 @@ let installed = false;
 let finished = false;
 let interrupted = false;
 let watchdog: NodeJS.Timeout | undefined;
+let owned = false;
 
 function exitAborted(): never {
   process.stderr.write("tiller: aborted\n");
@@ -24,6 +25,7 @@ function exitAborted(): never {
 }
 
 function onSignal(name: NodeJS.Signals): void {
+  if (owned) return;
   if (finished) {
     // Done already: let it finish; a second signal only hurries the exit.
     if (interrupted) process.exit(0);
@@ -62,4 +64,12 @@ export function markFinished(): void {
 /** Whether a signal arrived (even one ignored because the command had finished). */
 export function wasInterrupted(): boolean {
   return interrupted;
+}
+
+/**
+ * A command that handles SIGINT/SIGTERM itself (`tiller serve`: stop accepting, finish in-flight
+ * requests, exit 0) takes them over: the abort-and-exit-130 handling above then stays out.
+ */
+export function handleSignalsInCommand(): void {
+  owned = true;
 }

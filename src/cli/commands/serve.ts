@@ -12,6 +12,7 @@ import {
   nonNegativeInt,
   positiveInt,
 } from "../shared.js";
+import { handleSignalsInCommand } from "../signals.js";
 import { openIndex } from "./index-cmd.js";
 
 interface ServeCliOptions extends ModelCliOptions {
@@ -128,6 +129,7 @@ export function serveCommand(
 /** SIGTERM/SIGINT: stop gracefully, exit 0; a second signal exits at once. */
 function stopOnSignal(stop: () => Promise<void>): Promise<void> {
   return new Promise((resolve, reject) => {
+    handleSignalsInCommand();
     const onSignal = (signal: NodeJS.Signals) => {
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
