@@ -55,7 +55,7 @@ const BAD_TEXT = [
   " ",
   "\n",
   "é",
-  "\u0000x",
+  "\u0001x", // (not NUL: an argument cannot hold one)
   "x".repeat(4000),
   "🙂🙂",
   "--json",
@@ -402,7 +402,7 @@ const cliCase = (cls: string, args: string[], extra: Partial<FuzzCase> = {}): Fu
 /** The valid invocation of every command (must exit 0). */
 export function controlCases(fx: Fixtures): FuzzCase[] {
   return COMMANDS.map((shape) =>
-    cliCase("control", [...shape.base(fx), ...modelFlags(fx)], { control: true }),
+    cliCase("control", [...shape.base(fx), ...modelFlags(fx)], { control: true, server: shape.server }),
   );
 }
 
