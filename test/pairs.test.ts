@@ -138,7 +138,7 @@ describe("tiller pairs (CLI)", () => {
     );
     const bad = await runCli([...args, "--tasks", path.join(tmp, "missing.jsonl"), "--out", out]);
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/cannot read the prompts file/);
+    expect(bad.stderr).toMatch(/prompts file not found: .*missing\.jsonl/);
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 });

@@ -27,7 +27,8 @@ interface CommandShape {
   /** Options that can be mutated, with the kind of value they take. */
   options: Record<string, ValueKind>;
   required: string[];
-  stdin?: string;
+  /** A server: once it says it is serving, it is stopped with SIGTERM (and must exit 0). */
+  server?: boolean;
 }
 
 const BAD_NUMBERS = [
@@ -54,7 +55,7 @@ const BAD_TEXT = [
   " ",
   "\n",
   "é",
-  "\u0000x",
+  "\u0001x", // (not NUL: an argument cannot hold one)
   "x".repeat(4000),
   "🙂🙂",
   "--json",
@@ -249,6 +250,68 @@ export const COMMANDS: CommandShape[] = [
     required: ["-i"],
   },
   {
+    name: "pairs",
+    base: (fx) => [
+      "pairs",
+      "-i",
+      fx.index,
+      "--tasks",
+      fx.tasks,
+      "--out",
+      `${fx.freshOut()}.jsonl`,
+      "--n",
+      "2",
+      "--max-tokens",
+      "8",
+    ],
+    options: {
+      "-i": "index",
+      "--tasks": "tasks",
+      "--out": "output",
+      "--n": "int",
+      "--tau": "num",
+      "--max-tokens": "int",
+      "-t": "num",
+      "--seed": "int",
+      ...MODEL_OPTIONS,
+    },
+    required: ["-i", "--tasks", "--out"],
+  },
+  {
+    name: "serve",
+    base: () => ["serve", "--port", "0", "--log-level", "silent"],
+    options: {
+      "--host": "text",
+      "--port": "int",
+      "--profiles": "input",
+      "--api-key": "text",
+      "--max-concurrent": "int",
+      "--max-queue": "int",
+      "--sequences": "int",
+      "--index": "index",
+      "--body-limit": "int",
+      "--shutdown-timeout": "int",
+      "--log-level": "text",
+      ...MODEL_OPTIONS,
+    },
+    required: [],
+    server: true,
+  },
+  {
+    name: "playground",
+    base: () => ["playground", "--no-open", "--port", "0", "--log-level", "silent"],
+    options: {
+      "--host": "text",
+      "--port": "int",
+      "--max-concurrent": "int",
+      "--sequences": "int",
+      "--index": "index",
+      ...MODEL_OPTIONS,
+    },
+    required: [],
+    server: true,
+  },
+  {
     name: "winrate",
     base: (fx) => [
       "winrate",
@@ -339,7 +402,7 @@ const cliCase = (cls: string, args: string[], extra: Partial<FuzzCase> = {}): Fu
 /** The valid invocation of every command (must exit 0). */
 export function controlCases(fx: Fixtures): FuzzCase[] {
   return COMMANDS.map((shape) =>
-    cliCase("control", [...shape.base(fx), ...modelFlags(fx)], { control: true }),
+    cliCase("control", [...shape.base(fx), ...modelFlags(fx)], { control: true, server: shape.server }),
   );
 }
 
@@ -348,12 +411,13 @@ export function malformedCase(rng: Rng, fx: Fixtures): FuzzCase {
   return cliCase(`cli ${shape.name}`, malformedArgs(shape, rng, fx), {
     // trace without --text reads stdin; give it something (sometimes nothing) to read.
     input: shape.name === "trace" ? rng.pick(["", "Max liked to play.", "\u0000\u0001"]) : undefined,
+    server: shape.server,
   });
 }
 
 /** Output to a full disk or a closed reader: one line and exit 1 (or 0 for a closed pipe). */
 export function stdoutCase(rng: Rng, fx: Fixtures): FuzzCase {
-  const shape = rng.pick(COMMANDS.filter((s) => s.name !== "winrate"));
+  const shape = rng.pick(COMMANDS.filter((s) => !s.server));
   return cliCase("cli stdout", [...shape.base(fx), ...modelFlags(fx)], { stdoutToFull: true });
 }
 
@@ -388,6 +452,19 @@ export function interruptCase(rng: Rng, fx: Fixtures): FuzzCase {
       "--no-cache",
     ],
     ["generate", "-p", "Once upon a time", "-n", "200", "-s", rng.pick(["greedy", "sample", "beam"])],
+    [
+      "pairs",
+      "-i",
+      fx.index,
+      "--tasks",
+      fx.tasks,
+      "--out",
+      `${fx.freshOut()}.jsonl`,
+      "--n",
+      "16",
+      "--max-tokens",
+      "64",
+    ],
   ];
   return cliCase("cli interrupt", [...rng.pick(runs), ...modelFlags(fx)], {
     interrupt: { signal: rng.pick(["SIGINT", "SIGTERM"] as const), afterMs: rng.int(0, 2500) },

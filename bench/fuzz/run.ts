@@ -49,9 +49,15 @@ export function runCliCase(c: FuzzCase, fx: Fixtures): Promise<FuzzResult> {
   if (full !== undefined) fs.closeSync(full);
   if (c.input !== undefined) child.stdin?.end(c.input);
   let stderr = "";
+  let stopped = false;
   child.stdout?.resume();
   child.stderr?.on("data", (d) => {
     stderr += d;
+    // A server runs until told to stop: SIGTERM once it listens; it must stop cleanly (exit 0).
+    if (c.server && !stopped && /tiller: serving /.test(stderr)) {
+      stopped = true;
+      child.kill("SIGTERM");
+    }
   });
   let hung = false;
   let signalledAt: number | undefined;

@@ -14,6 +14,8 @@ export interface FuzzCase {
   stdoutToFull?: boolean;
   /** Send this signal `afterMs` after the model is loaded. */
   interrupt?: { signal: NodeJS.Signals; afterMs: number };
+  /** A server: stopped with SIGTERM once it says it is serving; it must then exit 0. */
+  server?: boolean;
   /** A valid case: it must succeed. */
   control: boolean;
   timeoutMs: number;

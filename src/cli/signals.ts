@@ -6,6 +6,8 @@
  *
  * Once a command's work is done and committed ({@link markFinished}: the index renamed into place,
  * the results printed), a signal no longer changes the outcome: the command completes and exits 0.
+ * A command that stops gracefully on its own (a server finishing in-flight requests) registers
+ * {@link onInterrupt}: the first signal calls it instead, with no deadline; a second exits 130.
  */
 import { TillerError } from "../errors.js";
 import { ABORT_EXIT_CODE } from "./exitCodes.js";
@@ -17,7 +19,7 @@ let installed = false;
 let finished = false;
 let interrupted = false;
 let watchdog: NodeJS.Timeout | undefined;
-let owned = false;
+let gracefulStop: ((signal: NodeJS.Signals) => void) | undefined;
 
 function exitAborted(): never {
   process.stderr.write("tiller: aborted\n");
@@ -25,7 +27,6 @@ function exitAborted(): never {
 }
 
 function onSignal(name: NodeJS.Signals): void {
-  if (owned) return;
   if (finished) {
     // Done already: let it finish; a second signal only hurries the exit.
     if (interrupted) process.exit(0);
@@ -34,6 +35,10 @@ function onSignal(name: NodeJS.Signals): void {
   }
   if (interrupted) exitAborted();
   interrupted = true;
+  if (gracefulStop) {
+    gracefulStop(name);
+    return;
+  }
   controller.abort(new TillerError(`aborted (${name})`, "aborted", ABORT_EXIT_CODE));
   watchdog = setTimeout(() => {
     if (!finished) exitAborted();
@@ -47,6 +52,14 @@ export function installInterruptHandlers(): void {
   controller = new AbortController();
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+}
+
+/**
+ * The first SIGINT/SIGTERM calls `stop` (which must end the command, e.g. by resolving its action)
+ * instead of aborting with a deadline; a second signal still exits at once with 130.
+ */
+export function onInterrupt(stop: (signal: NodeJS.Signals) => void): void {
+  gracefulStop = stop;
 }
 
 /** Aborted by the first SIGINT/SIGTERM (never, when the handlers are not installed). */
@@ -64,12 +77,4 @@ export function markFinished(): void {
 /** Whether a signal arrived (even one ignored because the command had finished). */
 export function wasInterrupted(): boolean {
   return interrupted;
-}
-
-/**
- * A command that handles SIGINT/SIGTERM itself (`tiller serve`: stop accepting, finish in-flight
- * requests, exit 0) takes them over: the abort-and-exit-130 handling above then stays out.
- */
-export function handleSignalsInCommand(): void {
-  owned = true;
 }

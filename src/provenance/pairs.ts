@@ -109,6 +109,8 @@ async function sampleScored(
       signal: options.signal,
     },
   );
+  // An aborted batch returns partial completions: they must not become pairs.
+  options.signal?.throwIfAborted();
   return Promise.all(
     rollouts.map(async (rollout) => {
       const { text } = rolloutText(model, tokens, rollout, options.stopStrings);

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { TillerError } from "../errors.js";
+import { readInputText } from "../util/inputFiles.js";
 import { alignmentSchema } from "./schemas.js";
 
 /*
@@ -32,15 +32,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 /** Reads and validates a profiles file (by extension: .json, else YAML). */
 export function loadProfiles(file: string): Map<string, Profile> {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new TillerError(
-      `cannot read the profiles file ${file}: ${(error as Error).message}`,
-      "profiles-not-found",
-    );
-  }
+  // Capped like every input read whole (a device such as /dev/zero is an error, not an OOM).
+  const text = readInputText(file, "profiles file", { notFoundCode: "profiles-not-found" });
   let data: unknown;
   try {
     data = extname(file).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);

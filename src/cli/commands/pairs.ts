@@ -1,9 +1,13 @@
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import * as fs from "node:fs";
 import type { Command } from "commander";
 import { z } from "zod";
 import { TillerError } from "../../errors.js";
 import { preferencePairs } from "../../provenance/pairs.js";
 import { SHIELD_DEFAULTS } from "../../provenance/shield.js";
+import { writeFileAtomic } from "../../util/atomicWrite.js";
+import { readInputText } from "../../util/inputFiles.js";
+import { confirmCost, tokenCost } from "../limits.js";
+import { checkOutputFile } from "../outputFile.js";
 import {
   action,
   addModelOptions,
@@ -14,6 +18,7 @@ import {
   positiveInt,
   positiveNumber,
 } from "../shared.js";
+import { commandSignal, markFinished } from "../signals.js";
 import { openIndex } from "./index-cmd.js";
 
 interface PairsCliOptions extends ModelCliOptions {
@@ -25,6 +30,8 @@ interface PairsCliOptions extends ModelCliOptions {
   maxTokens: number;
   temperature: number;
   seed: number;
+  force?: boolean;
+  yes?: boolean;
 }
 
 /** A line of the prompts file: any JSON object with a non-empty `prompt` (eval task files qualify). */
@@ -48,13 +55,26 @@ export function registerPairs(program: Command): void {
     .option("--max-tokens <n>", "most tokens per completion", positiveInt, 64)
     .option("-t, --temperature <T>", "sampling temperature", positiveNumber, 1)
     .option("--seed <s>", "base seed of the samples", anyInt, 0)
+    .option("--force", "replace an existing --out file")
+    .option("--yes", "run even when the run is estimated to take more than 30 minutes")
     .action(
       action(async (options: PairsCliOptions) => {
         const prompts = readPrompts(options.tasks);
+        checkPairsOut(options.out, options.force);
         const index = openIndex(options.index);
-        const model = await loadModelFromOptions(options);
+        const signal = commandSignal();
+        const model = await loadModelFromOptions(options, { signal });
         try {
+          confirmCost(
+            {
+              what: `pairs (${prompts.length} prompt(s) × ${options.n} completions of ${options.maxTokens} tokens)`,
+              seconds: tokenCost(model, prompts.length * options.n * options.maxTokens),
+              lower: "--n, --max-tokens or the prompts",
+            },
+            options.yes,
+          );
           const result = await preferencePairs(model, index, prompts, {
+            signal,
             n: options.n,
             tau: options.tau,
             maxTokens: options.maxTokens,
@@ -62,8 +82,9 @@ export function registerPairs(program: Command): void {
             seed: options.seed,
             onPrompt: (done, total) => process.stderr.write(`\rtiller pairs: ${done}/${total} prompts`),
           });
+          markFinished();
           process.stderr.write("\n");
-          writeAtomically(options.out, result.pairs.map((pair) => `${JSON.stringify(pair)}\n`).join(""));
+          writeFileAtomic(options.out, result.pairs.map((pair) => `${JSON.stringify(pair)}\n`).join(""));
           process.stdout.write(
             `${result.pairs.length} pair(s) written to ${options.out}; ${result.skipped} prompt(s) had no pair (τ = ${options.tau})\n`,
           );
@@ -75,15 +96,7 @@ export function registerPairs(program: Command): void {
 }
 
 function readPrompts(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new TillerError(
-      `cannot read the prompts file ${file}: ${(error as Error).message}`,
-      "tasks-not-found",
-    );
-  }
+  const text = readInputText(file, "prompts file", { notFoundCode: "tasks-not-found" });
   const prompts: string[] = [];
   for (const [i, raw] of text.split(/\r?\n/).entries()) {
     if (raw.trim() === "") continue;
@@ -102,14 +115,18 @@ function readPrompts(file: string): string[] {
   return prompts;
 }
 
-/** Temp file + rename: a reader never sees a half-written file. */
-function writeAtomically(file: string, text: string): void {
-  const temp = `${file}.${process.pid}.tmp`;
+/** --out is checked before any work: writable, and not an earlier run's pairs unless --force. */
+function checkPairsOut(out: string, force: boolean | undefined): void {
+  checkOutputFile(out, "--out");
+  let size = 0;
   try {
-    writeFileSync(temp, text);
-    renameSync(temp, file);
-  } catch (error) {
-    rmSync(temp, { force: true });
-    throw new TillerError(`cannot write ${file}: ${(error as Error).message}`, "write-failed");
+    size = fs.statSync(out).size;
+  } catch {
+    return; // a new file
   }
+  if (size > 0 && !force)
+    throw new TillerError(
+      `--out ${out} already holds pairs; pass --force to replace it, or choose another file`,
+      "out-not-empty",
+    );
 }

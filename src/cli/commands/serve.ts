@@ -12,7 +12,7 @@ import {
   nonNegativeInt,
   positiveInt,
 } from "../shared.js";
-import { handleSignalsInCommand } from "../signals.js";
+import { onInterrupt } from "../signals.js";
 import { openIndex } from "./index-cmd.js";
 
 interface ServeCliOptions extends ModelCliOptions {
@@ -31,6 +31,8 @@ interface ServeCliOptions extends ModelCliOptions {
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+/** llama.cpp's limit on sequences in one context (n_seq_max). */
+const MAX_SEQUENCES = 256;
 
 export function registerServe(program: Command): void {
   serveCommand(
@@ -89,6 +91,11 @@ export function serveCommand(
         const profiles: Map<string, Profile> = options.profiles ? loadProfiles(options.profiles) : new Map();
         const index: TraceIndex | undefined = options.index ? openIndex(options.index) : undefined;
         const sequences = options.sequences ?? Math.max(16, options.maxConcurrent);
+        if (sequences > MAX_SEQUENCES)
+          throw new TillerError(
+            `${options.sequences === undefined ? `--max-concurrent ${options.maxConcurrent} needs` : "--sequences asks for"} ${sequences} sequences; llama.cpp holds at most ${MAX_SEQUENCES} per context`,
+            "over-limit",
+          );
         const model = await loadModelFromOptions(options, { sequences });
         const logger = pino({ level: options.logLevel, base: { service: "tiller" } });
         let server: Awaited<ReturnType<typeof startServer>>;
@@ -126,20 +133,13 @@ export function serveCommand(
     );
 }
 
-/** SIGTERM/SIGINT: stop gracefully, exit 0; a second signal exits at once. */
+/** SIGTERM/SIGINT: stop gracefully, exit 0; a second signal exits at once (130, see ../signals.ts). */
 function stopOnSignal(stop: () => Promise<void>): Promise<void> {
   return new Promise((resolve, reject) => {
-    handleSignalsInCommand();
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
-      process.once("SIGTERM", () => process.exit(143));
-      process.once("SIGINT", () => process.exit(130));
+    onInterrupt((signal) => {
       process.stderr.write(`tiller: ${signal}: finishing in-flight requests, then stopping\n`);
       stop().then(resolve, reject);
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
+    });
   });
 }
 
