@@ -7,7 +7,10 @@
  *
  *   npm run bench:ambedkar -- [--tasks FILE] [--limit N] [--model GGUF] [--verifier GGUF]
  *                             (default ../models/stories-heavy-n25.gguf, or in $TILLER_TEST_MODELS_DIR)
- *                             [--alphas 1,300] [--out DIR]
+ *                             [--alphas 1,3000] [--sweep 30,300,1000] [--out DIR]
+ *
+ * `--alphas` run with both verifiers; `--sweep` adds self-verifier rows only (cheap), to show how
+ * IIR, agreement and fluency trade off as α grows.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -29,7 +32,8 @@ const { values } = parseArgs({
       default: `${process.env.TILLER_TEST_MODELS_DIR ?? "../models"}/stories-heavy-n25.gguf`,
     },
     limit: { type: "string", default: "0" },
-    alphas: { type: "string", default: "1,300" },
+    alphas: { type: "string", default: "1,3000" },
+    sweep: { type: "string", default: "30,300,1000" },
     out: { type: "string", default: "bench-out/ambedkar" },
   },
 });
@@ -59,7 +63,12 @@ const withHeavy = await runIdentityEval(model, tasks, ["greedy", ...ambedkarSpec
   deps,
   onProgress: progress("heavy verifier"),
 });
-const self = await runIdentityEval(model, tasks, ambedkarSpecs, {
+const sweepSpecs = values.sweep
+  .split(",")
+  .filter(Boolean)
+  .map((alpha) => `ambedkar:alpha=${Number(alpha)}`)
+  .filter((spec) => !ambedkarSpecs.includes(spec));
+const self = await runIdentityEval(model, tasks, [...ambedkarSpecs, ...sweepSpecs], {
   fluencyModel: verifier,
   lexicon,
   deps,
