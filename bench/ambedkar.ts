@@ -6,14 +6,14 @@
  * the other model (the heavy verifier) for every row.
  *
  *   npm run bench:ambedkar -- [--tasks FILE] [--limit N] [--model GGUF] [--verifier GGUF]
- *                             (default ../models/stories-heavy-n25.gguf, or in $TILLER_TEST_MODELS_DIR)
+ *                             (default stories-heavy-n25.gguf in $TILLER_TEST_MODELS, see test/models.ts)
  *                             [--alphas 1,3000] [--sweep 30,300,1000] [--out DIR]
  *
  * `--alphas` run with both verifiers; `--sweep` adds self-verifier rows only (cheap), to show how
  * IIR, agreement and fluency trade off as α grows.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
 import { type IdentitySummary, runIdentityEval, summarizeIdentity } from "../src/eval/identityEval.js";
@@ -21,6 +21,7 @@ import { readIdentityLexicon } from "../src/eval/identityMetrics.js";
 import { readIdentityTasks } from "../src/eval/identityTasks.js";
 import { loadModel } from "../src/lm/load.js";
 import { lexiconReward } from "../src/rewards/lexicon.js";
+import { testModelsDir } from "../test/models.js";
 
 const { values } = parseArgs({
   options: {
@@ -29,7 +30,7 @@ const { values } = parseArgs({
     model: { type: "string", default: "../shared/models/stories260K.gguf" },
     verifier: {
       type: "string",
-      default: `${process.env.TILLER_TEST_MODELS_DIR ?? "../models"}/stories-heavy-n25.gguf`,
+      default: join(testModelsDir(), "stories-heavy-n25.gguf"),
     },
     limit: { type: "string", default: "0" },
     alphas: { type: "string", default: "1,3000" },

@@ -10,12 +10,13 @@
  *                         [--heavy GGUF] [--heavy-tasks N]
  */
 import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatTable, writeQualityVsCost } from "../src/eval/report.js";
 import { type EvalRow, runEval, type StrategySummary, summarize } from "../src/eval/runEval.js";
 import { readTasks } from "../src/eval/tasks.js";
 import { loadModel } from "../src/lm/load.js";
+import { testModelsDir } from "../test/models.js";
 
 const { values } = parseArgs({
   options: {
@@ -23,7 +24,7 @@ const { values } = parseArgs({
     model: { type: "string", default: process.env.TILLER_TEST_MODEL ?? "../shared/models/stories260K.gguf" },
     subset: { type: "string", default: "8" },
     out: { type: "string", default: "bench-out/deal" },
-    heavy: { type: "string", default: "../models/stories-heavy.gguf" },
+    heavy: { type: "string", default: join(testModelsDir(), "stories-heavy.gguf") },
     "heavy-tasks": { type: "string", default: "10" },
   },
 });

@@ -3,7 +3,7 @@
  *
  *   npm run bench:server [-- --threads N]
  *   (models: ../shared/models/stories260K.gguf, and the compute-bound twin stories-heavy.gguf from
- *   ../shared/tools/make-test-models.sh in $TILLER_HEAVY_MODEL or /work/models)
+ *   ../shared/tools/make-test-models.sh in $TILLER_HEAVY_MODEL or $TILLER_TEST_MODELS, see test/models.ts)
  *
  * 1. Continuous batching (stories-heavy, compute-bound): aggregate generated tokens/s of 8
  *    concurrent greedy SSE streams vs 1 stream, max_tokens 64, same threads; the 8 texts must equal
@@ -20,13 +20,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { generate } from "../src/generate.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { loadModel } from "../src/lm/load.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
+import { testModelsDir } from "../test/models.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const threadsArg = process.argv.indexOf("--threads");
@@ -36,7 +37,10 @@ const TOKENS = 64;
 const ROUNDS = 3;
 const PROMPT = "Once upon a time, there was a little girl";
 const smallPath = resolve(root, process.env.TILLER_TEST_MODEL ?? "../shared/models/stories260K.gguf");
-const heavyPath = resolve(root, process.env.TILLER_HEAVY_MODEL ?? "/work/models/stories-heavy.gguf");
+const heavyPath = resolve(
+  root,
+  process.env.TILLER_HEAVY_MODEL ?? join(testModelsDir(), "stories-heavy.gguf"),
+);
 for (const path of [smallPath, heavyPath])
   if (!existsSync(path)) {
     console.error(`bench:server: model not found at ${path} (see the header of bench/server.ts)`);

@@ -1,6 +1,6 @@
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ambedkar } from "../src/decoding/ambedkar/ambedkar.js";
 import {
@@ -31,26 +31,10 @@ import { generate } from "../src/generate.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { loadModel } from "../src/lm/load.js";
 import { promptTokens } from "../src/lm/prompt.js";
-import { loadTestModel, repoRoot } from "./helpers.js";
+import { loadTestModel } from "./helpers.js";
+import { testModelsPath } from "./models.js";
 
 const gender = loadSwapMap("gender");
-
-/**
- * A twin model written by shared/tools/make-test-models.sh: in $TILLER_TEST_MODELS_DIR, else
- * ../models beside the checkout (or beside a worktree's parent). Fails loudly if absent.
- */
-function twinPath(name: string): string {
-  const dirs = process.env.TILLER_TEST_MODELS_DIR
-    ? [process.env.TILLER_TEST_MODELS_DIR]
-    : ["../models", "../../models"];
-  const paths = dirs.map((dir) => resolve(repoRoot, dir, name));
-  const found = paths.find((path) => existsSync(path));
-  if (!found)
-    throw new Error(
-      `test model ${name} not found (looked in ${paths.join(", ")}); run bash ../shared/tools/make-test-models.sh ../models or set TILLER_TEST_MODELS_DIR`,
-    );
-  return found;
-}
 
 let draft: LlamaCppModel;
 /** A second instance of the same model, as an external verifier with the draft's tokenizer. */
@@ -60,7 +44,7 @@ let permuted: LlamaCppModel;
 beforeAll(async () => {
   draft = await loadTestModel();
   twin = await loadTestModel();
-  permuted = await loadModel(twinPath("stories260K-permuted.gguf"), { gpu: false, threads: 1 });
+  permuted = await loadModel(testModelsPath("stories260K-permuted.gguf"), { gpu: false, threads: 1 });
 });
 afterAll(async () => {
   await Promise.all([draft?.dispose(), twin?.dispose(), permuted?.dispose()]);

@@ -17,7 +17,7 @@ export function llamaServerPath(): string {
   return path;
 }
 
-/** A test-model twin from /work/models (made by ../shared/tools/make-test-models.sh), failing loudly if absent. */
+/** A test-model twin from testModelsDir() (made by ../shared/tools/make-test-models.sh), failing loudly if absent. */
 export function twinModelPath(name: string): string {
   return testModelsPath(name);
 }

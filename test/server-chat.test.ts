@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,16 +8,14 @@ import { loadModel } from "../src/lm/load.js";
 import type { ChatMessage } from "../src/lm/types.js";
 import type { RunningServer } from "../src/server/server.js";
 import { repoRoot } from "./helpers.js";
+import { testModelsPath } from "./models.js";
 import { client, serve } from "./serverHarness.js";
 
-/** The stories model with a chat template (make-test-models.sh writes it to /work/models). */
+/** The stories model with a chat template (a test twin; $TILLER_CHAT_MODEL overrides it). */
 function chatModelPath(): string {
-  const path = resolve(repoRoot, process.env.TILLER_CHAT_MODEL ?? "/work/models/stories260K-chat.gguf");
-  if (!existsSync(path))
-    throw new Error(
-      `chat test model not found at ${path}; run ../shared/tools/make-test-models.sh /work/models or set TILLER_CHAT_MODEL`,
-    );
-  return path;
+  return process.env.TILLER_CHAT_MODEL
+    ? resolve(repoRoot, process.env.TILLER_CHAT_MODEL)
+    : testModelsPath("stories260K-chat.gguf");
 }
 
 let model: LlamaCppModel;
