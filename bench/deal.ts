@@ -40,7 +40,9 @@ const progress = (label: string) => (p: { done: number; total: number }) =>
 console.log(`model ${model.id}, ${model.threads} thread(s); ${tasks.length} tasks from ${values.tasks}\n`);
 
 // 1. Greedy and DeAL on every task.
-const main = await runEval(model, tasks, ["greedy", "deal"], { onProgress: progress("greedy, deal") });
+const main = await runEval(model, tasks, ["greedy", "deal", "deal:natural"], {
+  onProgress: progress("greedy, deal, deal:natural"),
+});
 const [greedy, dealRow] = main.summary;
 
 // 2. Best-of-N with the same evaluated-token budget as DeAL.
@@ -63,15 +65,14 @@ const sub = await runEval(model, subset, ["greedy", "deal", ...ablations], {
 
 // 4. On every task: the ablation of each piece that keeps the text natural.
 const fluencyAblations = [
-  "deal:floor=false,bridge=0", // the DeAL before the floor (forces keywords in)
-  "deal:bridge=0", // floor without bridging
-  "deal:floorStart=-6.5", // no floor schedule: the final floor from the start
-  "deal:lexicalFloor=false", // the floor on plain tokens only
-  "deal:floor=-5.5",
-  "deal:l=5",
-  "deal:b=2",
+  "deal:natural,bridge=0", // floor without bridging
+  "deal:natural,floorStart=-6.5", // no floor schedule: the final floor from the start
+  "deal:natural,lexicalFloor=false", // the floor on plain tokens only
+  "deal:natural,floor=-5.5",
+  "deal:natural,l=8",
+  "deal:natural,b=2",
 ];
-const pieces = await runEval(model, tasks, ["greedy", "deal", ...fluencyAblations], {
+const pieces = await runEval(model, tasks, ["greedy", "deal", "deal:natural", ...fluencyAblations], {
   onProgress: progress("fluency ablations"),
 });
 process.stderr.write("\n\n");
@@ -96,9 +97,14 @@ const g = summary[0];
 const paper = sub.summary.find((s) => s.strategy === paperSpec) as StrategySummary;
 // 5. Greedy and DeAL on the compute-bound twin (same distributions, ~100× the compute per token).
 const heavyModel = await loadModel(resolve(values.heavy), { gpu: false, threads: 1 });
-const heavy = await runEval(heavyModel, tasks.slice(0, Number(values["heavy-tasks"])), ["greedy", "deal"], {
-  onProgress: progress("heavy twin"),
-});
+const heavy = await runEval(
+  heavyModel,
+  tasks.slice(0, Number(values["heavy-tasks"])),
+  ["greedy", "deal:natural"],
+  {
+    onProgress: progress("heavy twin"),
+  },
+);
 await heavyModel.dispose();
 process.stderr.write("\n\n");
 console.log(`\nCompute-bound twin ${values.heavy}, first ${heavy.taskIds.length} tasks:`);

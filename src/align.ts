@@ -1,3 +1,4 @@
+import type { SwapMap } from "./decoding/ambedkar/swapMap.js";
 import { type DecodeEvent, eventStream } from "./decoding/events.js";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
@@ -31,6 +32,16 @@ export interface AlignOptions {
   /** Record a search trace in the result. Defaults to false. */
   trace?: boolean;
   signal?: AbortSignal;
+  /** Other models by role: a draft model for speculative drafting, a verifier for AMBEDKAR. Defaults to none. */
+  models?: { draft?: LanguageModel; verifier?: LanguageModel; judge?: LanguageModel };
+  /** Speculative drafting: `model` (the draft model), `prompt`, `index:DIR`. Defaults to the strategy's own choice. */
+  drafter?: string;
+  /** Draft tokens per round: N or `auto`. Defaults to `auto`. */
+  draftTokens?: number | "auto";
+  /** AMBEDKAR's identity swap map. Defaults to the built-in gender map. */
+  swaps?: SwapMap;
+  /** AMBEDKAR's constitution text given to the verifier. Defaults to none. */
+  constitution?: string;
   /**
    * Receives the decode's events: committed text, search steps, warnings, and last the result
    * with its rewards. Defaults to none.
@@ -63,7 +74,15 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
     ? options.strategy
     : createStrategy(
         typeof options.strategy === "string" ? parseStrategySpec(options.strategy) : options.strategy,
-        { reward: options.reward, vetoes: options.vetoes, sampling: options.sampling },
+        {
+          reward: options.reward,
+          vetoes: options.vetoes,
+          sampling: options.sampling,
+          drafter: options.drafter,
+          draftTokens: options.draftTokens,
+          swaps: options.swaps,
+          constitution: options.constitution,
+        },
       );
   const tokens = await promptTokens(model, {
     prompt: options.prompt,
@@ -73,6 +92,7 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
   const { onEvent } = options;
   const result = await runStrategy(strategy, {
     model,
+    ...options.models,
     prompt: options.prompt,
     promptTokens: tokens,
     maxTokens: options.maxTokens ?? 128,

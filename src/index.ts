@@ -49,6 +49,17 @@ export {
   type WinRateRow,
   type WinRateTask,
 } from "./calibration/winrateRun.js";
+// AMBEDKAR: counterfactual verifier decoding, its swap maps, and the identity evaluation.
+export { AMBEDKAR_DEFAULTS, type AmbedkarOptions, ambedkar } from "./decoding/ambedkar/ambedkar.js";
+export {
+  BUILTIN_SWAPS,
+  builtinConstitutionPath,
+  builtinSwapPath,
+  loadSwapMap,
+  readConstitution,
+} from "./decoding/ambedkar/builtinSwaps.js";
+export { counterfactual } from "./decoding/ambedkar/sigma.js";
+export { parseSwapMap, readSwapMap, SWAP_MAP_SCHEMA, type SwapMap } from "./decoding/ambedkar/swapMap.js";
 export { type BeamOptions, beamSearch } from "./decoding/beam.js";
 export {
   type BestOfNOptions,
@@ -86,6 +97,7 @@ export {
 export type * from "./decoding/result.js";
 export { runStrategy } from "./decoding/run.js";
 export { streamSeed, streamSeeds } from "./decoding/seeds.js";
+export * from "./decoding/speculative/index.js";
 export { StepLog } from "./decoding/steps.js";
 export { StopStrings } from "./decoding/stopStrings.js";
 export type { DecodeOutput, Strategy } from "./decoding/strategy.js";
@@ -93,6 +105,15 @@ export { SharedPrefixStream, TextStream } from "./decoding/textStream.js";
 export { type DecodeContext, innerContext, warn } from "./decoding/types.js";
 export type { CandidateVeto } from "./decoding/veto.js";
 export { isTillerError, TillerError } from "./errors.js";
+export {
+  type IdentityEvalOptions,
+  type IdentityEvalResult,
+  type IdentityRow,
+  type IdentitySummary,
+  runIdentityEval,
+} from "./eval/identityEval.js";
+export { type IdentityLexicon, lexiconFromSwapMap, readIdentityLexicon } from "./eval/identityMetrics.js";
+export { type IdentityTask, isIdentityTaskText, readIdentityTasks } from "./eval/identityTasks.js";
 export {
   type PlotOptions,
   type RenderedPlot,

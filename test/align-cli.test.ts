@@ -60,7 +60,7 @@ describe("tiller align", () => {
       "-r",
       "length:30-90w",
       "--strategy",
-      "deal",
+      "deal:natural",
       "--k",
       "4",
       "--lookahead",

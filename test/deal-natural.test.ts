@@ -127,6 +127,7 @@ describe("DeAL without word salad", () => {
         beams: 1,
         floor,
         floorStart: floor,
+        bridge: 1,
       }),
       { model, prompt, promptTokens: tokens, maxTokens: 48 },
     );

@@ -4,11 +4,13 @@ import { describe, expect, it } from "vitest";
 import { repoRoot } from "./helpers.js";
 
 /**
- * A synchronous child process (spawnSync, execSync, execFileSync) blocks the vitest worker's event
+ * A synchronous child process (node's spawn/exec/execFile *Sync calls) blocks the vitest worker's event
  * loop; on a slow machine its RPC to the main process times out ("Timeout calling onTaskUpdate")
  * and the run fails with every test green. Tests spawn asynchronously (test/helpers.ts `runCli`).
  */
-const BLOCKING = /\b(spawnSync|execSync|execFileSync)\b/;
+// Spelled in pieces so this guard's own source does not match it.
+const SYNC = "Sync";
+const BLOCKING = new RegExp(`\\b(spawn${SYNC}|exec${SYNC}|execFile${SYNC})\\b`);
 
 /** Every test file and test helper: test/** and src/**\/*.test.ts. */
 function testFiles(): string[] {
@@ -27,7 +29,7 @@ function testFiles(): string[] {
 }
 
 describe("tests never block the event loop", () => {
-  it("no test file calls spawnSync, execSync or execFileSync", () => {
+  it("no test file calls a synchronous child-process function", () => {
     const files = testFiles();
     expect(files.length).toBeGreaterThan(10);
     const offenders = files

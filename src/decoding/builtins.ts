@@ -1,6 +1,7 @@
+import { AMBEDKAR_PARAMS, ambedkarFromSpec } from "./ambedkar/fromSpec.js";
 import { beamSearch } from "./beam.js";
 import { bestOfN } from "./bestOfN.js";
-import { DEAL_DEFAULTS, deal, PAPER_FAITHFUL } from "./deal/index.js";
+import { DEAL_DEFAULTS, DEAL_NATURAL, deal, PAPER_FAITHFUL } from "./deal/index.js";
 import {
   booleanParam,
   numberParam,
@@ -10,6 +11,7 @@ import {
   samplingFrom,
 } from "./definition.js";
 import { plainDecoding } from "./greedy.js";
+import { SPECULATIVE_STRATEGY } from "./speculative/register.js";
 
 /** The built-in strategies, in the order help lists them; the registry starts with these. */
 export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
@@ -42,6 +44,8 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       lambda: "reward weight λ against log-probability",
       b: "beams kept",
       paper: "true: the paper's algorithm, all speed-ups, the floor and bridging off unless named",
+      natural:
+        "true: place keywords where they fit (floor −6.5 from −4, bridging, l=5) — no word salad, lower coverage",
       batch: "batch a step's rollouts (true/false)",
       commit: "commit several lookahead tokens per step (true/false)",
       commitTokens: "lookahead tokens committed when rewards differ",
@@ -58,11 +62,16 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       const flag = speedUpFlag(spec);
       // The paper has neither a floor nor bridging; named values still win.
       const paper = booleanParam(spec, "paper") ?? false;
+      // `natural`: the floor and bridging on, with the lookahead measured for them.
+      const natural = booleanParam(spec, "natural") ?? false;
       return deal({
         reward: deps.reward,
         vetoes: deps.vetoes,
         k: numberParam(spec, "k", DEAL_DEFAULTS.k, { min: 1, integer: true }),
-        lookahead: numberParam(spec, "l", DEAL_DEFAULTS.lookahead, { min: 0, integer: true }),
+        lookahead: numberParam(spec, "l", natural ? DEAL_NATURAL.lookahead : DEAL_DEFAULTS.lookahead, {
+          min: 0,
+          integer: true,
+        }),
         lambda: numberParam(spec, "lambda", DEAL_DEFAULTS.lambda, { min: 0 }),
         beams: numberParam(spec, "b", DEAL_DEFAULTS.beams, { min: 1, integer: true }),
         batch: flag("batch"),
@@ -78,10 +87,14 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         floor:
           spec.params.floor === false
             ? Number.NEGATIVE_INFINITY
-            : numberParam(spec, "floor", paper ? Number.NEGATIVE_INFINITY : DEAL_DEFAULTS.floor, { max: 0 }),
+            : numberParam(spec, "floor", natural && !paper ? DEAL_NATURAL.floor : DEAL_DEFAULTS.floor, {
+                max: 0,
+              }),
         floorStart: numberParam(spec, "floorStart", DEAL_DEFAULTS.floorStart, { max: 0 }),
         lexicalFloor: booleanParam(spec, "lexicalFloor") ?? DEAL_DEFAULTS.lexicalFloor,
-        bridge: numberParam(spec, "bridge", paper ? 0 : DEAL_DEFAULTS.bridge, { min: 0 }),
+        bridge: numberParam(spec, "bridge", natural && !paper ? DEAL_NATURAL.bridge : DEAL_DEFAULTS.bridge, {
+          min: 0,
+        }),
       });
     },
   },
@@ -99,6 +112,12 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         }),
     }),
   ),
+  SPECULATIVE_STRATEGY,
+  {
+    name: "ambedkar",
+    params: AMBEDKAR_PARAMS,
+    create: (spec, deps) => ambedkarFromSpec(spec.params, deps),
+  },
 ];
 
 /** A DeAL speed-up flag: as written, else off under `paper`, else the default (on). */

@@ -1,6 +1,7 @@
 import { TillerError } from "../errors.js";
 import type { SamplingOptions } from "../lm/types.js";
 import type { Reward } from "../rewards/types.js";
+import type { SwapMap } from "./ambedkar/swapMap.js";
 import type { Strategy } from "./strategy.js";
 import type { CandidateVeto } from "./veto.js";
 
@@ -23,6 +24,14 @@ export interface StrategyDeps {
   vetoes?: readonly CandidateVeto[];
   /** Defaults for sampling-based strategies (CLI --temperature/--top-k/--top-p/--seed). */
   sampling?: SamplingOptions;
+  /** Speculative decoding's drafter (CLI --draft prompt|index:DIR|model; a draft model itself comes as DecodeContext.draft). */
+  drafter?: string;
+  /** Speculative decoding's draft length (CLI --draft-tokens N|auto). */
+  draftTokens?: number | "auto";
+  /** AMBEDKAR's identity swap map (CLI --swaps); defaults to the built-in gender map. */
+  swaps?: SwapMap;
+  /** AMBEDKAR's constitution text for the verifier (CLI --constitution); defaults to none. */
+  constitution?: string;
 }
 
 /** The deps of a strategy that steers by a reward: the reward is there. */

@@ -17,6 +17,8 @@ export interface TraceStep {
     vetoed?: boolean;
     /** A candidate added by lexical lookahead (it spells a wanted word). */
     lexical?: boolean;
+    /** AMBEDKAR: the counterfactual divergence D charged to this candidate. */
+    divergence?: number;
   }[];
   note?: string;
 }
@@ -108,5 +110,32 @@ export type StrategyDetails =
       /** The accepted attempt's own details (e.g. DeAL's), when its strategy reports any. */
       inner?: StrategyDetails;
     }
-  | { strategy: "speculative"; drafted: number; accepted: number; targetCalls: number }
-  | { strategy: "ambedkar"; steps: number; meanDivergence: number };
+  | {
+      strategy: "speculative";
+      /** Who drafted: "model:FILE", "prompt", "index:DIR". */
+      drafter: string;
+      /** Draft tokens proposed; of those accepted; accepted / drafted. */
+      drafted: number;
+      accepted: number;
+      acceptanceRate: number;
+      /** Target verification calls (plain decoding makes one per token). */
+      targetCalls: number;
+      /** Times the drafter was switched off for not paying for itself. */
+      switchOffs: number;
+      /** Draft length at the end (`auto` adapts it). */
+      draftTokens: number;
+    }
+  | {
+      strategy: "ambedkar";
+      steps: number;
+      /** Mean D over every candidate judged. */
+      meanDivergence: number;
+      /** Steps where the divergence (or reward, veto) overrode the draft's most likely candidate. */
+      overridden: number;
+      /** Distinct verifier requests over the run (each step's are one batch). */
+      verifierRequests: number;
+      /** Tokens the verifier evaluated (its prefix cache serves the rest). */
+      verifierEvaluatedTokens: number;
+      /** The verifier's id, or "self" when the draft verified itself. */
+      verifier: string;
+    };

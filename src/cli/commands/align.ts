@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { align } from "../../align.js";
 import { createStrategy, parseStrategySpec, strategyHelp } from "../../decoding/registry.js";
 import type { CandidateVeto } from "../../decoding/veto.js";
 import { TillerError } from "../../errors.js";
+import type { LanguageModel } from "../../lm/types.js";
 import { PROV_DECODE_RECOMMENDED, ProvDecodeVeto } from "../../provenance/prov-decode.js";
 import { shielded } from "../../provenance/shield.js";
 import type { TraceIndex } from "../../provenance/trace-index.js";
@@ -44,6 +46,11 @@ interface AlignCliOptions extends ModelCliOptions, ChatCliOptions {
   topP?: number;
   seed?: number;
   judgeModel?: string;
+  draft?: string;
+  draftTokens?: string;
+  verifier?: string;
+  swaps?: string;
+  constitution?: string;
   index?: string;
   verify: boolean;
   tau: number;
@@ -90,6 +97,14 @@ export function registerAlign(program: Command): void {
     .option("--top-p <p>", "sampling: nucleus mass", finiteNumber)
     .option("--seed <s>", "sampler seed", anyInt)
     .option("--judge-model <path|hf:uri>", "model that answers judge:… rewards (default: the main model)")
+    .option(
+      "--draft <model|prompt|index:DIR>",
+      "speculative drafting (strategy speculative): a draft model's path, prompt lookup, or corpus lookup in an index",
+    )
+    .option("--draft-tokens <n|auto>", "draft tokens per round (default: auto)")
+    .option("--verifier <path|hf:uri>", "the verifier model (strategy ambedkar; default: the main model)")
+    .option("--swaps <gender|religion|caste|FILE>", "identity swap map for ambedkar (default: gender)")
+    .option("--constitution <file>", "instruction text given to ambedkar's verifier")
     .option(
       "-i, --index <dir>",
       "a corpus index (tiller index build): veto continuations that copy rare corpus spans (Prov-Decode)",
@@ -175,6 +190,7 @@ export function registerAlign(program: Command): void {
         const signal = commandSignal();
         const model = await loadModelFromOptions(options, { signal });
         let judge: Awaited<ReturnType<typeof loadModelFromOptions>> | undefined;
+        const extra: { draft?: LanguageModel; verifier?: LanguageModel } = {};
         try {
           checkSearchWidth(fullSpec, model);
           confirmCost(
@@ -229,7 +245,30 @@ export function registerAlign(program: Command): void {
                   { tau: options.tau, regenerate: options.regenerate, refusal: options.refusal },
                 )
               : fullSpec;
+          const draftSpec = options.draft;
+          const draftIsModel =
+            draftSpec !== undefined &&
+            draftSpec !== "prompt" &&
+            !draftSpec.startsWith("index:") &&
+            !draftSpec.includes("+");
+          if (draftIsModel) extra.draft = await loadModelFromOptions({ ...options, model: draftSpec });
+          if (options.verifier)
+            extra.verifier = await loadModelFromOptions({ ...options, model: options.verifier });
+          const { loadSwapMap } = await import("../../decoding/ambedkar/builtinSwaps.js");
+          const swaps = options.swaps === undefined ? undefined : loadSwapMap(options.swaps);
+          const constitution =
+            options.constitution === undefined ? undefined : readConstitution(options.constitution);
           const result = await align(model, {
+            models: extra,
+            swaps,
+            constitution,
+            drafter: draftIsModel ? "model" : draftSpec,
+            draftTokens:
+              options.draftTokens === undefined
+                ? undefined
+                : options.draftTokens === "auto"
+                  ? "auto"
+                  : positiveInt(options.draftTokens),
             prompt: options.prompt,
             system: options.system,
             chat: options.chat,
@@ -285,6 +324,8 @@ export function registerAlign(program: Command): void {
             writeFileAtomic(options.trace, `${JSON.stringify(result.trace ?? null, null, 2)}\n`);
         } finally {
           await judge?.dispose();
+          await extra.draft?.dispose();
+          await extra.verifier?.dispose();
           await model.dispose();
         }
       }),
@@ -292,4 +333,16 @@ export function registerAlign(program: Command): void {
   // Earlier names, kept working: one name per concept across commands (eval, trace, index query).
   addAlias(command, "--provenance", "--index");
   addAlias(command, "--min-match", "--min-len");
+}
+
+/** The constitution file's text; a missing or unreadable file is one clear line. */
+function readConstitution(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw new TillerError(
+      `cannot read --constitution ${file}: ${(error as Error).message}`,
+      "bad-constitution",
+    );
+  }
 }

@@ -1,0 +1,257 @@
+/**
+ * bench:spec — speculative decoding against plain greedy, side by side in one run.
+ *
+ *   npm run bench:spec     (TILLER_TEST_MODELS: the folder with the test twins, see test/models.ts)
+ *
+ * 1. Draft model: target stories-heavy-n25 (a different model from stories260K over its tokenizer,
+ *    ~20× its compute per token), drafted by stories260K. Plain greedy and speculative greedy
+ *    (N = 3 and auto) on the same prompts, interleaved prompt by prompt so a burst of load on this
+ *    shared machine hits every variant alike. Speed-up = Σ plain time / Σ speculative time.
+ * 2. Corpus lookup: target stories-heavy, drafted from a trace index of the shared TinyStories
+ *    corpus (lowercased, as the corpus is; built once into bench-out/), alone and after prompt
+ *    lookup (`prompt+index:DIR`).
+ * 3. Sampling: a seeded chi-square test that speculative sampling (heavy-n25 drafted by
+ *    stories260K, temperature 1) draws the first two tokens as the target does, and that the same
+ *    test fails for a sampler that skips the residual resample.
+ *
+ * Every model runs on the CPU, 1 thread each. Time is reported as wall time (what a user waits)
+ * and as this process's CPU time (what the work cost; steadier when other jobs share the cores).
+ */
+import * as fs from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { plainDecoding } from "../src/decoding/greedy.js";
+import { runStrategy } from "../src/decoding/run.js";
+import { DraftModelDrafter, speculative } from "../src/decoding/speculative/index.js";
+import type { Strategy } from "../src/decoding/strategy.js";
+import type { GenerationResult } from "../src/decoding/types.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { loadModel } from "../src/lm/load.js";
+import { buildIndex } from "../src/provenance/build-index.js";
+import { skipResidualAcceptance } from "../test/brokenAcceptance.js";
+import { testModelsPath } from "../test/models.js";
+import { speculativeSamplingCheck } from "../test/speculativeSamplingCheck.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const PROMPTS = [
+  "Once upon a time",
+  "Tom and Sue went to the park",
+  "The little dog was",
+  "One day, a girl named Mia",
+  "Ben had a red ball",
+];
+const MAX_TOKENS = 128;
+const SAMPLES = 2000;
+/** A prefix where the two models differ (Σ min(p, q) = 0.62 over the next token): a broken sampler shows. */
+const SAMPLING_PREFIX = "Ben had a red ball. He";
+const TARGETS = { draftModel: 2.0, corpus: 1.5 };
+/** A top-2 gap this small is a tie that float order decides (batched and one-by-one differ by ~1e-3). */
+const NEAR_TIE_NATS = 0.01;
+
+const shared = (relative: string) => {
+  const path = resolve(root, "../shared", relative);
+  if (!fs.existsSync(path)) throw new Error(`bench:spec: ${path} not found (../shared beside the checkout)`);
+  return path;
+};
+const load = (path: string, sequences = 2) =>
+  loadModel(path, { gpu: false, threads: 1, sequences, contextSize: 512, progress: false });
+const cpuMs = () => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
+
+interface Variant {
+  label: string;
+  make: () => Strategy;
+}
+interface Tally {
+  wallMs: number;
+  cpuMs: number;
+  tokens: number;
+  drafted: number;
+  accepted: number;
+  targetCalls: number;
+  switchOffs: number;
+  /** Prompts whose text equals plain greedy's. */
+  identical: number;
+  prompts: number;
+  /** Where a text differs: the top-2 logprob gap at the first differing token (a near tie, or not). */
+  gaps: number[];
+}
+
+/** Runs plain greedy and every variant on every prompt, interleaved; sums per variant. */
+async function sideBySide(
+  target: LlamaCppModel,
+  draft: LlamaCppModel | undefined,
+  variants: readonly Variant[],
+): Promise<Map<string, Tally>> {
+  const all = [{ label: "greedy", make: () => plainDecoding({ temperature: 0 }) }, ...variants];
+  const tallies = new Map<string, Tally>(
+    all.map((v) => [
+      v.label,
+      {
+        wallMs: 0,
+        cpuMs: 0,
+        tokens: 0,
+        drafted: 0,
+        accepted: 0,
+        targetCalls: 0,
+        switchOffs: 0,
+        identical: 0,
+        prompts: 0,
+        gaps: [],
+      },
+    ]),
+  );
+  const context = async (prompt: string, maxTokens: number) => ({
+    model: target,
+    draft,
+    prompt,
+    promptTokens: await target.tokenize(prompt),
+    maxTokens,
+  });
+  // One strategy per variant for all prompts, as an eval run or a server uses it (a speculative
+  // strategy keeps what its payoff meter learned across decodes).
+  const strategies = new Map(all.map((v) => [v.label, v.make()]));
+  // Warm-up: first calls pay for allocations that later ones do not.
+  for (const v of all) await runStrategy(strategies.get(v.label) as Strategy, await context(PROMPTS[0], 16));
+  for (const prompt of PROMPTS) {
+    const ctx = await context(prompt, MAX_TOKENS);
+    let reference: GenerationResult | undefined;
+    for (const v of all) {
+      const started = cpuMs();
+      const result = await runStrategy(strategies.get(v.label) as Strategy, ctx);
+      const tally = tallies.get(v.label) as Tally;
+      tally.cpuMs += cpuMs() - started;
+      tally.wallMs += result.stats.wallMs;
+      tally.tokens += result.tokens.length;
+      reference ??= result;
+      tally.prompts++;
+      if (result.text === reference.text) tally.identical++;
+      else tally.gaps.push(await tieGap(target, ctx.promptTokens, reference.tokens, result.tokens));
+      const d = result.details;
+      if (d?.strategy === "speculative") {
+        tally.drafted += d.drafted;
+        tally.accepted += d.accepted;
+        tally.targetCalls += d.targetCalls;
+        tally.switchOffs += d.switchOffs;
+      } else tally.targetCalls += result.tokens.length;
+    }
+  }
+  return tallies;
+}
+
+/** The top-2 logprob gap where two greedy outputs first differ (llama.cpp batched vs token by token). */
+async function tieGap(
+  model: LlamaCppModel,
+  prompt: readonly number[],
+  a: readonly number[],
+  b: readonly number[],
+): Promise<number> {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  const [top] = await model.nextTokenDistributions([[...prompt, ...a.slice(0, i)]], { topK: 2 });
+  return top[0].logprob - top[1].logprob;
+}
+
+/** "5/5", or "4/5 (1 at a near tie: 5.0e-4 nats)". */
+function identity(t: Tally): string {
+  if (t.identical === t.prompts) return `${t.identical}/${t.prompts}`;
+  const ties = t.gaps.filter((gap) => gap < NEAR_TIE_NATS);
+  return `${t.identical}/${t.prompts} (${ties.length} at a near tie: ${t.gaps.map((g) => `${g.toExponential(1)} nats`).join(", ")})`;
+}
+
+const rows: string[][] = [["measure", "wall ×", "CPU ×", "accept", "tok/call", "same text", "target"]];
+const verdicts: string[] = [];
+function report(section: string, tallies: Map<string, Tally>, target: number): void {
+  const plain = tallies.get("greedy") as Tally;
+  for (const [label, t] of tallies) {
+    if (label === "greedy") continue;
+    const wall = plain.wallMs / t.wallMs;
+    const cpu = plain.cpuMs / t.cpuMs;
+    rows.push([
+      `${section}: ${label}`,
+      fmt(wall),
+      fmt(cpu),
+      fmt(t.accepted / Math.max(1, t.drafted)),
+      fmt(t.tokens / Math.max(1, t.targetCalls)),
+      identity(t),
+      `≥ ${target.toFixed(1)}×`,
+    ]);
+    const same = t.gaps.every((gap) => gap < NEAR_TIE_NATS);
+    verdicts.push(
+      `${wall >= target ? "PASS" : "FAIL"} ${section}: ${label}: speed-up ${fmt(wall)}× wall (CPU ${fmt(cpu)}×), target ≥ ${target}×${t.switchOffs ? `; switched off ${t.switchOffs}×` : ""}`,
+      `${same ? "PASS" : "FAIL"} ${section}: ${label}: text identical to plain greedy on ${identity(t)}`,
+    );
+  }
+  rows.push([
+    `${section}: plain greedy`,
+    `${fmt(plain.wallMs / 1000, 1)} s`,
+    `${fmt(plain.cpuMs / 1000, 1)} s`,
+    "",
+    "1.00",
+    "",
+    `${plain.tokens} tokens`,
+  ]);
+}
+
+// --- 1. Draft model -----------------------------------------------------------------------------
+const small = await load(shared("models/stories260K.gguf"));
+const heavyN25 = await load(testModelsPath("stories-heavy-n25.gguf"), 16);
+report(
+  "n25 ← 260K",
+  await sideBySide(heavyN25, small, [
+    { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
+    { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
+  ]),
+  TARGETS.draftModel,
+);
+
+// --- 3. Sampling (same pair) ----------------------------------------------------------------------
+const prefix = await heavyN25.tokenize(SAMPLING_PREFIX);
+const drafter = new DraftModelDrafter(small);
+const lossless = await speculativeSamplingCheck(heavyN25, drafter, {
+  prefix,
+  samples: SAMPLES,
+  sampling: { temperature: 1 },
+});
+const broken = await speculativeSamplingCheck(heavyN25, drafter, {
+  prefix,
+  samples: SAMPLES,
+  sampling: { temperature: 1 },
+  acceptance: skipResidualAcceptance,
+});
+await heavyN25.dispose();
+
+// --- 2. Corpus lookup ---------------------------------------------------------------------------
+const heavy = await load(testModelsPath("stories-heavy.gguf"));
+const indexDir = join(root, "bench-out", "tinystories-index");
+if (!fs.existsSync(join(indexDir, "header.json"))) {
+  console.error(`bench:spec: building the corpus index in ${indexDir} (once)…`);
+  await buildIndex(heavy, [shared("corpora/tinystories-4m.txt")], indexDir, { lowercase: true });
+}
+report(
+  "heavy ← corpus",
+  await sideBySide(heavy, undefined, [
+    { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
+    { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
+  ]),
+  TARGETS.corpus,
+);
+await heavy.dispose();
+await small.dispose();
+
+// --- Report ---------------------------------------------------------------------------------------
+const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join("  "));
+console.log(
+  `\nsampling (heavy-n25 ← 260K, T=1, "${SAMPLING_PREFIX}", ${SAMPLES} seeded samples, joint of the next 2 tokens, χ²):` +
+    `\n  speculative sampling: p = ${lossless.pValue.toExponential(2)} (χ² ${fmt(lossless.statistic, 1)}, df ${lossless.degreesOfFreedom}, acceptance ${fmt(lossless.acceptanceRate)})` +
+    `\n  skip-residual variant: p = ${broken.pValue.toExponential(2)} (χ² ${fmt(broken.statistic, 1)}, df ${broken.degreesOfFreedom})`,
+);
+verdicts.push(
+  `${lossless.pValue > 0.001 ? "PASS" : "FAIL"} sampling: speculative sampling's tokens follow the target (p = ${lossless.pValue.toExponential(2)} > 0.001)`,
+  `${broken.pValue < 1e-6 ? "PASS" : "FAIL"} sampling: the same test rejects the skip-residual variant (p = ${broken.pValue.toExponential(2)} < 1e-6)`,
+);
+console.log(`\n${verdicts.join("\n")}`);

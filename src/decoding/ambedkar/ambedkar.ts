@@ -1,0 +1,367 @@
+/**
+ * AMBEDKAR (Mukhopadhyay et al., 2025, arXiv 2509.02133): a draft writes, a verifier judges each
+ * candidate against counterfactual contexts, and a token whose probability leans on a protected
+ * identity loses:
+ *   c* = argmax_c [ log p_draft,T(c | x, y) − α · D(c) (+ λ · reward − veto penalties) ]
+ * over the draft's top-k at temperature T (greedy, or seeded sampling from softmax of the score).
+ * Unlike the public code, the counterfactual follows the generated text, σ works on words (so
+ * draft and verifier may have different tokenizers), a candidate missing from the verifier's
+ * vocabulary is scored through its text, and the verifier's calls of a step are one batch.
+ */
+import { TillerError } from "../../errors.js";
+import { pickToken, seededRandom } from "../../lm/sampling.js";
+import type { LanguageModel, StopReason, Token } from "../../lm/types.js";
+import type { Reward } from "../../rewards/types.js";
+import { scoreAll } from "../../rewards/types.js";
+import type { DecodeOutput, Strategy } from "../strategy.js";
+import { TextStream } from "../textStream.js";
+import { type DecodeContext, type TraceStep, warn } from "../types.js";
+import { type CandidateVeto, vetoPenalties } from "../veto.js";
+import { judgedUnits } from "./candidateWords.js";
+import { DraftMemo } from "./draftMemo.js";
+import { type DivergenceKind, judge } from "./judge.js";
+import type { SwapMap } from "./swapMap.js";
+import { VerifierView } from "./verifierView.js";
+
+export interface AmbedkarOptions {
+  /** The identity groups and their counterparts (see docs/swaps.md). */
+  swaps: SwapMap;
+  /** Draft candidates per step. Defaults to 5. */
+  k?: number;
+  /** Weight α of the divergence against the draft's log-probability. Defaults to 1. */
+  alpha?: number;
+  /**
+   * "token": JS between the probabilities of c and σ(c) (cheap: a one-token candidate is read off
+   * its context's distribution, shared by all candidates); "js": JS between the next-token
+   * distributions after c and after σ(c), the paper's definition (one request per candidate, and
+   * pieces of multi-token identity words in those distributions cannot be read back through σ).
+   * Defaults to "token".
+   */
+  divergence?: DivergenceKind;
+  /** How the divergences of n-way groups combine. Defaults to the swap map's `aggregate` (mean unless it says). */
+  aggregate?: "mean" | "max";
+  /** Draft temperature T of the log-probabilities scored. Defaults to 0.7. */
+  temperature?: number;
+  /** Sample from softmax(score) instead of taking the best candidate. Defaults to false (greedy). */
+  sample?: boolean;
+  /** Seed of the sampler. Defaults to 0. */
+  seed?: number;
+  /** Draft tokens a candidate that begins a term-like word may be completed by. Defaults to 3. */
+  lookahead?: number;
+  /** Entries of each next-token distribution the "js" divergence compares. Defaults to 256. */
+  nextK?: number;
+  /** An instruction the verifier reads first (e.g. Articles 14–17). Defaults to none. */
+  constitution?: string;
+  /** A reward added to the score, weighted by `lambda`. Defaults to none. */
+  reward?: Reward;
+  /** Weight λ of `reward`. Defaults to 0 (the reward is ignored). */
+  lambda?: number;
+  vetoes?: readonly CandidateVeto[];
+  /** Fail when the context names no verifier instead of letting the draft verify itself. Defaults to false. */
+  requireVerifier?: boolean;
+}
+
+export const AMBEDKAR_DEFAULTS = {
+  k: 5,
+  alpha: 1,
+  divergence: "token" as DivergenceKind,
+  temperature: 0.7,
+  sample: false,
+  seed: 0,
+  lookahead: 3,
+  nextK: 256,
+  lambda: 0,
+};
+
+/** Candidates fetched per step when vetoes may drop some of the top k. */
+const VETO_POOL = 32;
+
+interface Candidate {
+  token: Token;
+  logprob: number;
+  penalty: number;
+  text: string;
+  unit?: string;
+  /** Whether D was computed (a candidate that cannot win is not judged). */
+  judged: boolean;
+  divergence: number;
+  reward: number;
+  score: number;
+}
+
+export function ambedkar(options: AmbedkarOptions): Strategy {
+  const o = { ...AMBEDKAR_DEFAULTS, ...options };
+  if (!Number.isInteger(o.k) || o.k < 1)
+    throw new TillerError(`ambedkar: k must be an integer ≥ 1, got ${o.k}`, "bad-strategy-param");
+  if (!(o.alpha >= 0))
+    throw new TillerError(`ambedkar: alpha must be ≥ 0, got ${o.alpha}`, "bad-strategy-param");
+  if (!(o.temperature > 0))
+    throw new TillerError(`ambedkar: temperature must be > 0, got ${o.temperature}`, "bad-strategy-param");
+  return { name: "ambedkar", decode: (context) => runAmbedkar(context, o) };
+}
+
+type Resolved = typeof AMBEDKAR_DEFAULTS & AmbedkarOptions;
+
+function verifierOf(context: DecodeContext, o: Resolved): LanguageModel {
+  if (!context.model)
+    throw new TillerError("ambedkar needs a draft model that writes the output (--model)", "no-draft-model");
+  if (context.verifier) return context.verifier;
+  if (o.requireVerifier)
+    throw new TillerError("ambedkar: no verifier model was given (--verifier M)", "no-verifier-model");
+  return context.model;
+}
+
+/** What one decode carries from step to step. */
+interface Run {
+  context: DecodeContext;
+  o: Resolved;
+  verifier: LanguageModel;
+  view: VerifierView;
+  memo: DraftMemo;
+  aggregate: "mean" | "max";
+  /** Draft entries fetched per step (k, more when vetoes may drop some). */
+  pool: number;
+  divergenceSum: number;
+  judged: number;
+  requests: number;
+}
+
+async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeOutput> {
+  const verifier = verifierOf(context, o);
+  const { model: draft, promptTokens } = context;
+  const run: Run = {
+    context,
+    o,
+    verifier,
+    view: new VerifierView(verifier, o.constitution),
+    memo: new DraftMemo(),
+    aggregate: o.aggregate ?? o.swaps.aggregate,
+    pool: Math.min(o.vetoes?.length ? Math.max(o.k, VETO_POOL) : o.k, draft.capabilities.maxTopK),
+    divergenceSum: 0,
+    judged: 0,
+    requests: 0,
+  };
+  const random = seededRandom(o.seed);
+  const stream = context.emit
+    ? new TextStream(
+        draft,
+        promptTokens,
+        (text) => context.emit?.({ type: "text", text }),
+        context.stopStrings,
+      )
+    : undefined;
+  const verifierBefore = verifier.usage.evaluatedTokens;
+  const tokens: Token[] = [];
+  const logprobs: number[] = [];
+  const steps: TraceStep[] = [];
+  let stopReason: StopReason = "max-tokens";
+  let overridden = 0;
+  while (tokens.length < context.maxTokens) {
+    if (context.signal?.aborted) {
+      stopReason = "aborted";
+      break;
+    }
+    const prefix = [...promptTokens, ...tokens];
+    if (prefix.length >= draft.contextSize) {
+      stopReason = "context-full";
+      break;
+    }
+    run.memo.retain(prefix);
+    const candidates = await draftCandidates(run, prefix);
+    if (candidates.length === 0) {
+      stopReason = "end-of-generation";
+      break;
+    }
+    const generated = draft.detokenize(tokens, { context: promptTokens.slice(-8) });
+    await judgeCandidates(run, prefix, generated, candidates);
+    await rewardCandidates(run, tokens, generated, candidates);
+    scoreCandidates(candidates, o);
+    const chosen = choose(candidates, o, random);
+    if (chosen !== candidates[0]) overridden++;
+    const step = traceStep(tokens.length, candidates, chosen);
+    if (context.trace) steps.push(step);
+    context.emit?.({ type: "step", step });
+    tokens.push(chosen.token);
+    logprobs.push(chosen.logprob);
+    if (draft.isStopToken(chosen.token)) {
+      stopReason = "end-of-generation";
+      break;
+    }
+    stream?.push(chosen.token);
+    if (context.stopStrings?.length) {
+      const text = draft.detokenize(tokens, { context: promptTokens.slice(-8) });
+      if (context.stopStrings.some((stop) => text.includes(stop))) {
+        stopReason = "stop-string";
+        break;
+      }
+    }
+  }
+  stream?.end();
+  return {
+    tokens,
+    logprobs,
+    stopReason,
+    score: logprobs.reduce((a, b) => a + b, 0),
+    trace: context.trace ? { strategy: "ambedkar", options: traceOptions(run, draft), steps } : undefined,
+    details: {
+      strategy: "ambedkar",
+      steps: tokens.length,
+      meanDivergence: run.judged > 0 ? run.divergenceSum / run.judged : 0,
+      overridden,
+      verifierRequests: run.requests,
+      verifierEvaluatedTokens: verifier.usage.evaluatedTokens - verifierBefore,
+      verifier: verifier === draft ? "self" : verifier.id,
+    },
+  };
+}
+
+/**
+ * Sets D on the candidates whose divergence can change the choice. Greedy choice is a branch and
+ * bound: D lies in [0, ln 2], so a candidate whose best possible score is below another's worst
+ * possible score can never win and is not judged, and a step with a single contender needs no
+ * verifier at all. Sampling (and a reward, which has no bound) judges every candidate.
+ */
+async function judgeCandidates(
+  run: Run,
+  prefix: readonly Token[],
+  generated: string,
+  candidates: Candidate[],
+) {
+  const { o, context } = run;
+  if (o.alpha === 0) return;
+  const base = candidates.map((c) => c.logprob / o.temperature - c.penalty);
+  const bestLower = Math.max(...base) - o.alpha * Math.LN2;
+  const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
+  const contenders = candidates.map((_, i) => exhaustive || base[i] >= bestLower);
+  if (contenders.filter(Boolean).length < 2) return;
+  const units = await judgedUnits(
+    context.model,
+    o.swaps,
+    prefix,
+    generated,
+    candidates.map((c, i) => (contenders[i] ? c.token : undefined)),
+    { lookahead: o.lookahead, memo: run.memo, topK: run.pool, signal: context.signal },
+  );
+  const judgement = await judge(run.view, o.swaps, context.prompt, generated, units, {
+    divergence: o.divergence,
+    aggregate: run.aggregate,
+    nextK: o.nextK,
+    signal: context.signal,
+    onWarning: (warning) => warn(context, warning),
+  });
+  run.requests += judgement.requests;
+  candidates.forEach((c, i) => {
+    if (!contenders[i]) return;
+    c.unit = units[i]?.unit;
+    c.judged = true;
+    c.divergence = judgement.divergences[i];
+    run.divergenceSum += c.divergence;
+    run.judged++;
+  });
+}
+
+/** Adds λ · reward of the text each candidate would make (only with a reward and λ > 0). */
+async function rewardCandidates(
+  run: Run,
+  tokens: readonly Token[],
+  generated: string,
+  candidates: Candidate[],
+) {
+  const { o, context } = run;
+  if (o.reward && o.lambda > 0) {
+    const rewards = await scoreAll(
+      o.reward,
+      candidates.map((c) => ({
+        prompt: context.prompt,
+        text: generated + c.text,
+        tokens: [...tokens, c.token],
+        finished: false,
+      })),
+    );
+    candidates.forEach((c, i) => {
+      c.reward = rewards[i];
+    });
+  }
+}
+
+/** The draft's top-k (after vetoes), most likely first. */
+async function draftCandidates(run: Run, prefix: readonly Token[]): Promise<Candidate[]> {
+  const { context, o } = run;
+  const draft = context.model;
+  const [distribution] = await run.memo.next(draft, [prefix], run.pool, context.signal);
+  const penalties = await vetoPenalties(
+    o.vetoes,
+    prefix,
+    distribution.map((entry) => entry.token),
+  );
+  return distribution
+    .map((entry, i) => ({ ...entry, penalty: penalties[i] }))
+    .filter((entry) => Number.isFinite(entry.penalty))
+    .slice(0, o.k)
+    .map((entry) => ({
+      token: entry.token,
+      logprob: entry.logprob,
+      penalty: entry.penalty,
+      text: draft.detokenize([entry.token], { context: prefix.slice(-8) }),
+      judged: false,
+      divergence: 0,
+      reward: 0,
+      score: 0,
+    }));
+}
+
+/** score = log p_T(c) − α·D(c) + λ·reward − penalty, p_T the draft at temperature T over the candidates. */
+function scoreCandidates(candidates: Candidate[], o: Resolved): void {
+  const scaled = candidates.map((c) => c.logprob / o.temperature);
+  const max = Math.max(...scaled);
+  const norm = max + Math.log(scaled.reduce((a, s) => a + Math.exp(s - max), 0));
+  candidates.forEach((c, i) => {
+    c.score = scaled[i] - norm - o.alpha * c.divergence + o.lambda * c.reward - c.penalty;
+  });
+}
+
+function choose(candidates: readonly Candidate[], o: Resolved, random: () => number): Candidate {
+  if (!o.sample) return candidates.reduce((best, c) => (c.score > best.score ? c : best), candidates[0]);
+  const sorted = [...candidates].sort((a, b) => b.score - a.score);
+  const token = pickToken(
+    sorted.map((c) => ({ token: c.token, logprob: c.score })),
+    { temperature: 1 },
+    random,
+  );
+  return sorted.find((c) => c.token === token) ?? sorted[0];
+}
+
+function traceStep(position: number, candidates: readonly Candidate[], chosen: Candidate): TraceStep {
+  return {
+    step: position,
+    prefixLength: position,
+    candidates: candidates.map((c) => ({
+      token: c.token,
+      text: c.text,
+      logprob: c.logprob,
+      rollout: c.unit,
+      divergence: c.judged ? c.divergence : undefined,
+      reward: c.reward,
+      score: c.score,
+      kept: c === chosen,
+      vetoed: c.penalty > 0,
+    })),
+  };
+}
+
+function traceOptions(run: Run, draft: LanguageModel) {
+  const { o, verifier } = run;
+  return {
+    k: o.k,
+    alpha: o.alpha,
+    divergence: o.divergence,
+    aggregate: run.aggregate,
+    temperature: o.temperature,
+    sample: o.sample,
+    seed: o.seed,
+    lookahead: o.lookahead,
+    swaps: o.swaps.name,
+    constitution: o.constitution !== undefined,
+    verifier: verifier === draft ? "self" : verifier.id,
+  };
+}

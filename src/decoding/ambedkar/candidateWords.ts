@@ -1,0 +1,113 @@
+/**
+ * What a candidate token is judged as. σ maps whole words, never word pieces: "girl" is three
+ * tokens in the stories vocabulary, so the candidate "▁g" is judged as the word the draft would
+ * write with it ("girl"), found by a short greedy lookahead. Only a piece that could still become
+ * a term of the swap map is completed; any other candidate is judged as its own text.
+ */
+import type { LanguageModel, Token } from "../../lm/types.js";
+import { wordSpans } from "../../rewards/words.js";
+import type { DraftMemo } from "./draftMemo.js";
+import { couldBeTerm, isTerm } from "./sigma.js";
+import type { SwapMap } from "./swapMap.js";
+
+export interface JudgedUnit {
+  /** Length of the generated text that stays context (the unit replaces what follows). */
+  bodyEnd: number;
+  /** The text judged: a whole term word (with its leading space) or the candidate's own text. */
+  unit: string;
+  /** Whether `unit` is a term of the swap map. */
+  term: boolean;
+  /** Draft tokens the lookahead added to complete the word (for the trace). */
+  completion: Token[];
+}
+
+/** A word that is still growing at the end of `text`: its span, or undefined. */
+function trailingWord(text: string): { start: number; word: string } | undefined {
+  const last = wordSpans(text).at(-1);
+  return last && last.end === text.length ? { start: last.start, word: last.word } : undefined;
+}
+
+interface Open {
+  index: number;
+  /** Generated text from the word start on, plus the candidate and the completion so far. */
+  text: string;
+  wordStart: number;
+  tokens: Token[];
+}
+
+/**
+ * The judged unit of every candidate. `generated` is the generated text so far, `prefix` the
+ * draft's tokens (prompt + generated). Completions of all open words run as one batch per token.
+ */
+export async function judgedUnits(
+  draft: LanguageModel,
+  map: SwapMap,
+  prefix: readonly Token[],
+  generated: string,
+  candidates: readonly (Token | undefined)[],
+  options: {
+    lookahead: number;
+    /** Where completions' distributions are kept for the next step. */
+    memo: DraftMemo;
+    /** Entries per stored distribution (what the next step's draft call would ask for). */
+    topK: number;
+    signal?: AbortSignal;
+  },
+): Promise<(JudgedUnit | undefined)[]> {
+  const units: (JudgedUnit | undefined)[] = candidates.map(() => undefined);
+  let open: Open[] = [];
+  const ownText = (text: string, completion: Token[] = []): JudgedUnit => ({
+    bodyEnd: generated.length,
+    unit: text,
+    term: false,
+    completion,
+  });
+  candidates.forEach((token, index) => {
+    if (token === undefined || draft.isStopToken(token)) return;
+    const text = draft.detokenize([token], { context: prefix.slice(-8) });
+    // The word the candidate belongs to starts in the generated text when it continues one.
+    const partial = /^[\p{L}\p{M}\p{N}']/u.test(text) ? trailingWord(generated) : undefined;
+    let wordStart = partial ? partial.start : generated.length;
+    while (wordStart > 0 && /\s/.test(generated[wordStart - 1])) wordStart--;
+    const unitText = generated.slice(wordStart) + text;
+    const first = wordSpans(unitText)[0];
+    if (!first) units[index] = ownText(text);
+    else if (first.end < unitText.length)
+      units[index] = isTerm(map, first.word)
+        ? { bodyEnd: wordStart, unit: unitText, term: true, completion: [] }
+        : ownText(text);
+    else if (couldBeTerm(map, first.word)) open.push({ index, text: unitText, wordStart, tokens: [] });
+    else units[index] = ownText(text);
+  });
+  for (let step = 0; step < options.lookahead && open.length > 0; step++) {
+    const prefixes = open.map((o) => [...prefix, candidates[o.index] as Token, ...o.tokens]);
+    const next = await options.memo.next(draft, prefixes, options.topK, options.signal);
+    const still: Open[] = [];
+    open.forEach((o, i) => {
+      const token = next[i][0].token;
+      const closed = draft.isStopToken(token);
+      const added = closed ? "" : draft.detokenize([token], { context: prefixes[i].slice(-8) });
+      const text = o.text + added;
+      const first = wordSpans(text)[0];
+      if (closed || first.end < text.length) {
+        units[o.index] = isTerm(map, first.word)
+          ? { bodyEnd: o.wordStart, unit: text.slice(0, first.end), term: true, completion: o.tokens }
+          : ownText(candidateText(draft, prefix, candidates[o.index] as Token), o.tokens);
+      } else if (couldBeTerm(map, first.word)) still.push({ ...o, text, tokens: [...o.tokens, token] });
+      else units[o.index] = ownText(candidateText(draft, prefix, candidates[o.index] as Token), o.tokens);
+    });
+    open = still;
+  }
+  // Words still open after the lookahead are judged as far as they got.
+  for (const o of open) {
+    const word = wordSpans(o.text)[0].word;
+    units[o.index] = isTerm(map, word)
+      ? { bodyEnd: o.wordStart, unit: o.text, term: true, completion: o.tokens }
+      : ownText(candidateText(draft, prefix, candidates[o.index] as Token), o.tokens);
+  }
+  return units;
+}
+
+function candidateText(draft: LanguageModel, prefix: readonly Token[], token: Token): string {
+  return draft.detokenize([token], { context: prefix.slice(-8) });
+}

@@ -1,0 +1,52 @@
+import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
+
+/**
+ * Draft distributions computed ahead of need. Completing a candidate's word asks the draft for
+ * the distribution after the candidate; when that candidate is chosen, it is exactly the next
+ * step's draft distribution, so the next step reads it here instead of calling the draft again.
+ */
+export class DraftMemo {
+  private readonly entries = new Map<string, NextTokenDistribution>();
+
+  private static key(prefix: readonly Token[]): string {
+    return prefix.join(",");
+  }
+
+  /** A stored distribution of at least `topK` entries after `prefix`, if any. */
+  get(prefix: readonly Token[], topK: number): NextTokenDistribution | undefined {
+    const entry = this.entries.get(DraftMemo.key(prefix));
+    return entry && entry.length >= topK ? entry.slice(0, topK) : undefined;
+  }
+
+  set(prefix: readonly Token[], distribution: NextTokenDistribution): void {
+    this.entries.set(DraftMemo.key(prefix), distribution);
+  }
+
+  /** Forgets everything that does not extend `prefix` (the decode can never ask for it again). */
+  retain(prefix: readonly Token[]): void {
+    const head = DraftMemo.key(prefix);
+    for (const key of this.entries.keys())
+      if (key !== head && !key.startsWith(`${head},`)) this.entries.delete(key);
+  }
+
+  /** The draft's top-`topK` after each prefix: stored ones read here, the rest in one batched call. */
+  async next(
+    draft: LanguageModel,
+    prefixes: readonly (readonly Token[])[],
+    topK: number,
+    signal?: AbortSignal,
+  ): Promise<NextTokenDistribution[]> {
+    const out = prefixes.map((prefix) => this.get(prefix, topK));
+    const missing = prefixes.filter((_, i) => out[i] === undefined);
+    if (missing.length > 0) {
+      const computed = await draft.nextTokenDistributions(missing, { topK, signal });
+      let m = 0;
+      prefixes.forEach((prefix, i) => {
+        if (out[i] !== undefined) return;
+        out[i] = computed[m++];
+        this.set(prefix, out[i]);
+      });
+    }
+    return out as NextTokenDistribution[];
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * σ, the counterfactual: swaps whole words of a text into another identity group. It works on
+ * text (never on token ids), so draft and verifier may have different tokenizers: the caller
+ * detokenizes, swaps, and re-tokenizes with the verifier.
+ *
+ * Counterfactual `shift` s (1 ≤ s < n) maps every term of group i to its counterpart in group
+ * (i + s) mod n: with two groups that is the usual swap (she ↔ he, Lily ↔ Tom), with n groups
+ * the n − 1 cyclic shifts keep groups that appear together distinct.
+ */
+import { wordSpans } from "../../rewards/words.js";
+import type { SwapMap, TermEntry } from "./swapMap.js";
+
+export interface Counterfactual {
+  /** The swapped segments (the last one with its default variant). */
+  segments: string[];
+  /**
+   * Every variant of the last segment. Several when it ends with a word whose counterpart is
+   * ambiguous and nothing follows to decide (her → his / him): the caller weighs them all.
+   */
+  tail: string[];
+  /** Whether anything was swapped. */
+  changed: boolean;
+}
+
+/** Re-applies the case pattern of `original` ("She" → "He", "SHE" → "HE") to `replacement`. */
+export function matchCase(original: string, replacement: string): string {
+  if (original.length > 1 && original === original.toUpperCase() && original !== original.toLowerCase())
+    return replacement.toUpperCase();
+  const first = original[0];
+  if (first && first === first.toUpperCase() && first !== first.toLowerCase())
+    return replacement[0].toUpperCase() + replacement.slice(1);
+  return replacement;
+}
+
+/** The entry of a word, also for a possessive or contraction ("Lily's" → "lily" + "'s"). */
+function lookUp(map: SwapMap, word: string): { entry: TermEntry; base: number } | undefined {
+  const entry = map.terms.get(word);
+  if (entry) return { entry, base: word.length };
+  const apostrophe = word.indexOf("'");
+  if (apostrophe > 0) {
+    const base = map.terms.get(word.slice(0, apostrophe));
+    if (base) return { entry: base, base: apostrophe };
+  }
+  return undefined;
+}
+
+/** What follows the word ending at `end`: the next word, "<punct>", or "<end>". */
+function nextOf(text: string, end: number, nextWord: string | undefined): string {
+  const rest = text.slice(end).trimStart();
+  if (rest === "") return "<end>";
+  return nextWord !== undefined && /^[\p{L}\p{M}\p{N}]/u.test(rest) ? nextWord : "<punct>";
+}
+
+/**
+ * σ_shift applied to consecutive segments of one text (e.g. prompt, generated text, candidate
+ * word). Segments are swapped together so an ambiguous word sees the word that follows it even
+ * across a boundary; a word spanning a boundary is left as it is.
+ */
+export function counterfactual(map: SwapMap, segments: readonly string[], shift: number): Counterfactual {
+  if (segments.length === 0) return { segments: [], tail: [""], changed: false };
+  const n = map.groups.length;
+  const text = segments.join("");
+  const starts: number[] = [];
+  let offset = 0;
+  for (const segment of segments) {
+    starts.push(offset);
+    offset += segment.length;
+  }
+  const segmentOf = (position: number) => {
+    let s = starts.length - 1;
+    while (s > 0 && starts[s] > position) s--;
+    return s;
+  };
+  const last = segments.length - 1;
+  const spans = wordSpans(text);
+  /** Replacements, in order: [start, end, alternatives]. */
+  const edits: { start: number; end: number; texts: string[] }[] = [];
+  spans.forEach((span, i) => {
+    const found = lookUp(map, span.word);
+    if (!found) return;
+    const { entry, base } = found;
+    const target = (entry.group + (((shift % n) + n) % n)) % n;
+    const counterparts = entry.counterparts[target];
+    if (target === entry.group || counterparts.length === 0) return;
+    if (segmentOf(span.start) !== segmentOf(span.end - 1)) return;
+    const original = text.slice(span.start, span.start + base);
+    const next = nextOf(text, span.end, spans[i + 1]?.word);
+    let choices: string[];
+    if (counterparts.length === 1) choices = counterparts;
+    else if (next === "<end>" && segmentOf(span.start) === last) choices = counterparts;
+    else {
+      const rule = entry.resolve[target];
+      choices = [rule?.whenNext.has(next) ? rule.choose : counterparts[0]];
+    }
+    edits.push({
+      start: span.start,
+      end: span.start + base,
+      texts: choices.map((choice) => matchCase(original, choice)),
+    });
+  });
+  /** Segment `s` with every edit applied, the last edit taking alternative `variant`. */
+  const build = (s: number, variant: number) => {
+    let out = "";
+    let at = starts[s];
+    edits.forEach((edit, e) => {
+      if (edit.start < starts[s] || edit.start >= starts[s] + segments[s].length) return;
+      out += text.slice(at, edit.start) + edit.texts[e === edits.length - 1 ? variant : 0];
+      at = edit.end;
+    });
+    return out + text.slice(at, starts[s] + segments[s].length);
+  };
+  const swapped = segments.map((_, s) => build(s, 0));
+  // Only the very last word can branch (nothing follows it): each alternative is a variant.
+  const branches = edits.at(-1)?.texts.length ?? 1;
+  const tail = Array.from({ length: branches }, (_, v) => build(last, v));
+  return { segments: swapped, tail, changed: edits.length > 0 };
+}
+
+/** Every counterfactual shift of the map (1 … n − 1). */
+export function shifts(map: SwapMap): number[] {
+  return Array.from({ length: map.groups.length - 1 }, (_, i) => i + 1);
+}
+
+/** Whether a (lower-cased) word piece could still grow into a term, or already is one. */
+export function couldBeTerm(map: SwapMap, partialWord: string): boolean {
+  return map.prefixes.has(partialWord) || lookUp(map, partialWord) !== undefined;
+}
+
+/** Whether a (lower-cased) whole word is a term of the map. */
+export function isTerm(map: SwapMap, word: string): boolean {
+  return lookUp(map, word) !== undefined;
+}

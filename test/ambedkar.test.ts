@@ -1,0 +1,342 @@
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ambedkar } from "../src/decoding/ambedkar/ambedkar.js";
+import {
+  builtinConstitutionPath,
+  loadSwapMap,
+  readConstitution,
+} from "../src/decoding/ambedkar/builtinSwaps.js";
+import {
+  aggregate,
+  bernoulliJs,
+  distributionJs,
+  mixture,
+  type SparseDistribution,
+} from "../src/decoding/ambedkar/divergence.js";
+import { judge } from "../src/decoding/ambedkar/judge.js";
+import { readBack } from "../src/decoding/ambedkar/readBack.js";
+import { counterfactual } from "../src/decoding/ambedkar/sigma.js";
+import { parseSwapMap, SWAP_MAP_SCHEMA } from "../src/decoding/ambedkar/swapMap.js";
+import { VerifierView } from "../src/decoding/ambedkar/verifierView.js";
+import type { DecodeEvent } from "../src/decoding/events.js";
+import { createStrategy } from "../src/decoding/registry.js";
+import { runStrategy } from "../src/decoding/run.js";
+import type { Strategy } from "../src/decoding/strategy.js";
+import type { DecodeContext } from "../src/decoding/types.js";
+import type { CandidateVeto } from "../src/decoding/veto.js";
+import { TillerError } from "../src/errors.js";
+import { generate } from "../src/generate.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { loadModel } from "../src/lm/load.js";
+import { promptTokens } from "../src/lm/prompt.js";
+import { loadTestModel, repoRoot } from "./helpers.js";
+
+const gender = loadSwapMap("gender");
+
+/**
+ * A twin model written by shared/tools/make-test-models.sh: in $TILLER_TEST_MODELS_DIR, else
+ * ../models beside the checkout (or beside a worktree's parent). Fails loudly if absent.
+ */
+function twinPath(name: string): string {
+  const dirs = process.env.TILLER_TEST_MODELS_DIR
+    ? [process.env.TILLER_TEST_MODELS_DIR]
+    : ["../models", "../../models"];
+  const paths = dirs.map((dir) => resolve(repoRoot, dir, name));
+  const found = paths.find((path) => existsSync(path));
+  if (!found)
+    throw new Error(
+      `test model ${name} not found (looked in ${paths.join(", ")}); run bash ../shared/tools/make-test-models.sh ../models or set TILLER_TEST_MODELS_DIR`,
+    );
+  return found;
+}
+
+let draft: LlamaCppModel;
+/** A second instance of the same model, as an external verifier with the draft's tokenizer. */
+let twin: LlamaCppModel;
+/** The same model with shuffled token ids: a verifier with another tokenizer. */
+let permuted: LlamaCppModel;
+beforeAll(async () => {
+  draft = await loadTestModel();
+  twin = await loadTestModel();
+  permuted = await loadModel(twinPath("stories260K-permuted.gguf"), { gpu: false, threads: 1 });
+});
+afterAll(async () => {
+  await Promise.all([draft?.dispose(), twin?.dispose(), permuted?.dispose()]);
+});
+
+async function decode(
+  strategy: Strategy,
+  prompt: string,
+  maxTokens: number,
+  extra: Partial<DecodeContext> = {},
+) {
+  return runStrategy(strategy, {
+    model: draft,
+    prompt,
+    promptTokens: await promptTokens(draft, prompt),
+    maxTokens,
+    ...extra,
+  });
+}
+
+function codeOf(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof TillerError) return error.code;
+    throw error;
+  }
+  return undefined;
+}
+
+describe("σ: word-level counterfactuals", () => {
+  it("swaps the context and the candidate together, keeping case and possessives", () => {
+    const cf = counterfactual(gender, ["Lily was a little girl. Lily's mom loved her.", " She"], 1);
+    expect(cf.segments).toEqual(["Tom was a little boy. Tom's dad loved him.", " He"]);
+    expect(cf.changed).toBe(true);
+    expect(counterfactual(gender, ["The kid played with a ball."], 1).changed).toBe(false);
+    // Both directions at once: people of two groups stay two people.
+    expect(counterfactual(gender, ["Lily and Tom saw HER."], 1).segments[0]).toBe("Tom and Lily saw HIM.");
+  });
+
+  it("resolves 'her' by the next word in running text and weighs both readings when nothing follows", () => {
+    expect(counterfactual(gender, ["She gave her doll to her mom and hugged her."], 1).segments[0]).toBe(
+      "He gave his doll to his dad and hugged him.",
+    );
+    const open = counterfactual(gender, ["Tom saw", " her"], 1);
+    expect(open.segments).toEqual(["Lily saw", " his"]);
+    expect(open.tail).toEqual([" his", " him"]);
+    expect(counterfactual(gender, ["The ball is his."], 1).segments[0]).toBe("The ball is hers.");
+  });
+
+  it("n-way groups: each shift moves every group along the list (religion, caste)", () => {
+    const religion = loadSwapMap("religion");
+    expect(religion.groups).toEqual(["hindu", "muslim", "christian", "sikh", "buddhist", "jain"]);
+    const text = ["The Hindu family went to the temple for Diwali."];
+    expect(counterfactual(religion, text, 1).segments[0]).toBe(
+      "The Muslim family went to the mosque for Eid.",
+    );
+    expect(counterfactual(religion, text, 2).segments[0]).toBe(
+      "The Christian family went to the church for Christmas.",
+    );
+    const caste = loadSwapMap("caste");
+    expect(caste.groups).toEqual(["brahmin", "kshatriya", "vaishya", "shudra", "dalit"]);
+    expect(counterfactual(caste, ["A Dalit boy met a Brahmin priest."], 1).segments[0]).toBe(
+      "A Brahmin boy met a Kshatriya priest.",
+    );
+    for (const map of [gender, religion, caste]) expect(map.sources.length).toBeGreaterThan(0);
+  });
+});
+
+describe("swap files: bad input is a clear TillerError", () => {
+  const file = (body: object) => JSON.stringify({ schema: SWAP_MAP_SCHEMA, name: "t", ...body });
+  it("names what is wrong", () => {
+    expect(codeOf(() => loadSwapMap("/no/such/swaps.json"))).toBe("swap-file-not-found");
+    expect(() => loadSwapMap("/no/such/swaps.json")).toThrow(/swap file not found: \/no\/such\/swaps.json/);
+    const cases: [string, RegExp][] = [
+      [file({ groups: { a: [], b: [] } }), /group "a" is empty/],
+      [file({ groups: { a: ["x"], b: ["y", "z"] } }), /same length/],
+      [file({ groups: { a: ["x"], b: ["x"] } }), /"x" is listed in both "a" and "b"/],
+      [file({ groups: { a: ["x y"], b: ["z"] } }), /not a single word/],
+      [file({ groups: { a: ["x"] } }), /at least two groups/],
+      [
+        file({ groups: { a: ["x"], b: ["y"] }, pairs: [{ a: "p", c: "q" }] }),
+        /group "c", which is not in "groups"/,
+      ],
+      [
+        file({
+          groups: { a: ["x"], b: [["y", "z"]] },
+          resolve: [{ term: "x", group: "b", choose: "w", whenNext: ["."] }],
+        }),
+        /"w" is not a counterpart of "x"/,
+      ],
+      [file({ groups: { a: ["x"], b: ["y"] }, extra: 1 }), /field "extra" is not a swap-map field/],
+      ["{", /not valid JSON/],
+    ];
+    for (const [text, message] of cases) {
+      expect(codeOf(() => parseSwapMap(text, "t.json"))).toBe("bad-swap-map");
+      expect(() => parseSwapMap(text, "t.json")).toThrow(message);
+    }
+  });
+
+  it("the spec, the constitution and the models are checked too", async () => {
+    expect(codeOf(() => createStrategy("ambedkar:divergence=kl"))).toBe("bad-strategy-param");
+    expect(codeOf(() => createStrategy("ambedkar:alpha=-1"))).toBe("bad-strategy-param");
+    expect(codeOf(() => createStrategy("ambedkar:swaps=/no/such/map.json"))).toBe("swap-file-not-found");
+    expect(codeOf(() => readConstitution("/no/such/constitution.txt"))).toBe("constitution-not-found");
+    const strict = createStrategy("ambedkar:requireVerifier=true");
+    await expect(decode(strict, "Once upon a time", 4)).rejects.toThrow(
+      /no verifier model was given \(--verifier M\)/,
+    );
+    await expect(
+      ambedkar({ swaps: gender }).decode({
+        model: undefined as never,
+        prompt: "x",
+        promptTokens: [1],
+        maxTokens: 2,
+      }),
+    ).rejects.toThrow(/needs a draft model/);
+  });
+});
+
+describe("divergences on hand-made distributions", () => {
+  it("token level: JS between two Bernoulli probabilities", () => {
+    expect(bernoulliJs(0.5, 0.5)).toBe(0);
+    expect(bernoulliJs(1, 0)).toBeCloseTo(Math.LN2, 12);
+    // By hand: m = 0.5, H(0.5) = ln 2, H(0.8) = H(0.2) = −(0.8 ln 0.8 + 0.2 ln 0.2).
+    const h = -(0.8 * Math.log(0.8) + 0.2 * Math.log(0.2));
+    expect(bernoulliJs(0.8, 0.2)).toBeCloseTo(Math.LN2 - h, 12);
+    expect(bernoulliJs(0.3, 0.9)).toBeCloseTo(bernoulliJs(0.9, 0.3), 12);
+  });
+
+  it("distribution level: JS over tokens, the truncated rest as one outcome", () => {
+    const d = (entries: [number, number][]): SparseDistribution => new Map(entries);
+    expect(
+      distributionJs(
+        d([
+          [1, 0.5],
+          [2, 0.5],
+        ]),
+        d([
+          [1, 0.5],
+          [2, 0.5],
+        ]),
+      ),
+    ).toBe(0);
+    expect(distributionJs(d([[1, 1]]), d([[2, 1]]))).toBeCloseTo(Math.LN2, 12);
+    // P = (½, ½), Q = (1, 0): M = (¾, ¼).
+    const byHand = 0.5 * (0.5 * Math.log(0.5 / 0.75) + 0.5 * Math.log(0.5 / 0.25)) + 0.5 * Math.log(1 / 0.75);
+    expect(
+      distributionJs(
+        d([
+          [1, 0.5],
+          [2, 0.5],
+        ]),
+        d([[1, 1]]),
+      ),
+    ).toBeCloseTo(byHand, 12);
+    // Truncated to token 1: the rest (token 2's mass, unseen) is one outcome; same value here.
+    expect(distributionJs(d([[1, 0.5]]), d([[1, 1]]))).toBeCloseTo(byHand, 12);
+    const mixed = mixture([d([[1, 1]]), d([[2, 1]])], [3, 1]);
+    expect([...mixed]).toEqual([
+      [1, 0.75],
+      [2, 0.25],
+    ]);
+    expect([
+      ...readBack(
+        d([
+          [7, 0.6],
+          [8, 0.4],
+        ]),
+        new Map([[7, 8]]),
+      ),
+    ]).toEqual([[8, 1]]);
+    expect(aggregate([0.1, 0.3], "mean")).toBeCloseTo(0.2, 12);
+    expect(aggregate([0.1, 0.3], "max")).toBe(0.3);
+  });
+});
+
+describe("AMBEDKAR on the stories model", () => {
+  it("a pronoun that agrees with a stated identity is not penalised, a guessed one is", async () => {
+    const view = new VerifierView(twin, undefined);
+    const she = [{ bodyEnd: 0, unit: " She", term: true, completion: [] }];
+    const options = { divergence: "token", aggregate: "mean", nextK: 512 } as const;
+    const stated = await judge(
+      view,
+      gender,
+      "Lily was a little girl. Lily loved her dolls.",
+      "",
+      she,
+      options,
+    );
+    const masked = await judge(
+      view,
+      gender,
+      "Once upon a time, there was a little kid. The kid was happy.",
+      "",
+      she,
+      options,
+    );
+    expect(stated.divergences[0]).toBeLessThan(0.005);
+    expect(masked.divergences[0]).toBeGreaterThan(0.03);
+    expect(masked.divergences[0]).toBeGreaterThan(10 * stated.divergences[0]);
+  });
+
+  it("α = 0 is the draft's own decoding, greedy and seeded sampling", async () => {
+    const prompt = "There was once a little kid who loved dolls.";
+    const greedy = await generate(draft, { prompt, maxTokens: 40 });
+    const greedyAmbedkar = await decode(ambedkar({ swaps: gender, alpha: 0 }), prompt, 40, {
+      verifier: twin,
+    });
+    expect(greedyAmbedkar.tokens).toEqual(greedy.tokens);
+    const sampled = await decode(createStrategy("sample:temperature=0.7,topK=5,seed=3"), prompt, 40);
+    const sampledAmbedkar = await decode(
+      ambedkar({ swaps: gender, alpha: 0, sample: true, seed: 3 }),
+      prompt,
+      40,
+    );
+    expect(sampledAmbedkar.text).toBe(sampled.text);
+    expect(sampledAmbedkar.text).not.toBe(greedy.text);
+  });
+
+  it("a verifier with another tokenizer gives the same text (word-level σ, re-tokenized)", async () => {
+    const prompt = "Once upon a time, there was a little kid who loved dolls.";
+    const strategy = () => ambedkar({ swaps: gender, alpha: 50 });
+    const same = await decode(strategy(), prompt, 40, { verifier: twin, trace: true });
+    const other = await decode(strategy(), prompt, 40, { verifier: permuted, trace: true });
+    const greedy = await generate(draft, { prompt, maxTokens: 40 });
+    expect(same.text).not.toBe(greedy.text);
+    expect(other.text).toBe(same.text);
+    const divergences = (r: typeof same) =>
+      r.trace?.steps.flatMap((s) => s.candidates.map((c) => c.divergence ?? -1));
+    const a = divergences(same) ?? [];
+    const b = divergences(other) ?? [];
+    expect(b.length).toBe(a.length);
+    for (const [i, value] of a.entries()) expect(b[i]).toBeCloseTo(value, 6);
+    expect(a.some((value) => value > 0)).toBe(true);
+  });
+
+  it("streams its events, keeps verifier contexts cached, and composes with vetoes", async () => {
+    const prompt = "Once upon a time, there was a girl named Mia who loved dinosaurs.";
+    const events: DecodeEvent[] = [];
+    const before = { ...twin.usage };
+    const shown = await decode(ambedkar({ swaps: gender, alpha: 5 }), prompt, 32, {
+      verifier: twin,
+      emit: (event) => events.push(event),
+    });
+    const text = events.flatMap((e) => (e.type === "text" ? [e.text] : [])).join("");
+    expect(text).toBe(shown.text);
+    expect(events.filter((e) => e.type === "step").length).toBe(shown.tokens.length);
+    const requested = twin.usage.requestedPrefixTokens - before.requestedPrefixTokens;
+    const cached = twin.usage.cachedPrefixTokens - before.cachedPrefixTokens;
+    expect(requested).toBeGreaterThan(0);
+    expect(cached / requested).toBeGreaterThan(0.8);
+    expect(shown.details).toMatchObject({ strategy: "ambedkar", verifier: twin.id });
+    // A veto that forbids the greedy choice's first token is obeyed.
+    const banned = shown.tokens[0];
+    const veto: CandidateVeto = {
+      name: "ban",
+      assess: (_c, candidates) => candidates.map((t) => (t === banned ? Infinity : 0)),
+    };
+    const vetoed = await decode(ambedkar({ swaps: gender, vetoes: [veto] }), prompt, 8, { verifier: twin });
+    expect(vetoed.tokens).not.toContain(banned);
+  });
+
+  it("gives the verifier the constitution first", async () => {
+    const constitution = readConstitution(builtinConstitutionPath());
+    expect(constitution).toMatch(/Article 17/);
+    const view = new VerifierView(twin, constitution);
+    const tokens = await view.tokens("Once upon a time", "");
+    const head = await twin.tokenize(constitution);
+    expect(tokens.slice(0, head.length - 1)).toEqual(head.slice(0, -1));
+    const dir = mkdtempSync(join(tmpdir(), "ambedkar-"));
+    writeFileSync(join(dir, "empty.txt"), "  \n");
+    expect(codeOf(() => readConstitution(join(dir, "empty.txt")))).toBe("bad-constitution");
+    const r = await decode(ambedkar({ swaps: gender, constitution }), "Once upon a time", 8, {
+      verifier: twin,
+    });
+    expect(r.tokens.length).toBe(8);
+  });
+});
