@@ -141,6 +141,18 @@ describe("input file size caps", () => {
     expect(ok.status, ok.stderr).toBe(0);
   });
 
+  it("index build refuses a binary corpus and a document too long to tokenize in one call", async () => {
+    const binary = path.join(tmp, "zeros.txt");
+    fs.writeFileSync(binary, Buffer.alloc(1 << 20));
+    const build = (corpus: string) =>
+      runCliAsync(["index", "build", ...modelArgs(), "--corpus", corpus, "--out", path.join(tmp, "idx")]);
+    expectRefused(await build(binary), /zeros\.txt holds NUL bytes: it is not a text file/);
+    const oneDocument = path.join(tmp, "one-document.txt");
+    fs.writeFileSync(oneDocument, `${"word ".repeat(200)}\n`.repeat(17_500)); // 17.5 MB, no blank line
+    expectRefused(await build(oneDocument), /a document is longer than 16 Mi characters .*--doc-sep line/);
+    expect(fs.existsSync(path.join(tmp, "idx"))).toBe(false);
+  });
+
   it("trace --file /dev/zero is refused at the cap", async () => {
     const r = await runCliAsync(["trace", "-i", tmp, "--file", "/dev/zero"]);
     expectRefused(r, /text file \/dev\/zero is larger than 64 MiB/);

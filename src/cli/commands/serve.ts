@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
 import { TillerError } from "../../errors.js";
 import type { TraceIndex } from "../../provenance/trace-index.js";
@@ -78,7 +78,11 @@ export function serveCommand(
       "reference-sample cache for /v1/rewards/score (default: the tiller cache)",
     )
     .option("--no-reference-cache", "keep reference samples in memory only")
-    .option("--log-level <level>", "pino log level: fatal, error, warn, info, debug, trace, silent", "info")
+    .addOption(
+      new Option("--log-level <level>", "pino log level")
+        .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+        .default("info"),
+    )
     .action(
       action(async (options: ServeCliOptions) => {
         const apiKey = options.apiKey ?? process.env.TILLER_API_KEY ?? undefined;
