@@ -1,85 +1,59 @@
 /**
- * bench:remote — the HTTP backend (llama-server, one and a fleet of two) against the in-process
+ * bench:remote — the HTTP backend (one llama-server, and a fleet of two) against the in-process
  * backend, side by side in one run, on the stories model.
  *
  *   npm run bench:remote      (needs ../shared/bin/llama-server; TILLER_TEST_MODEL overrides the model)
  *
  * Every side runs one thread: the in-process model, and each llama-server (`-t 1`, 16 slots, its
- * default settings). The machine's cores are shared by all of them and by this process.
+ * default settings). Three servers run: one for the single-server side, two for the fleet, so no
+ * side finds the other's searches in a prompt cache. They listen on free loopback ports and are
+ * stopped when the bench ends, fails or is interrupted (Ctrl-C).
  *
  * 1. Greedy tokens/s through `rollouts` (3 prompts × 256 tokens, 3 runs), and whether the texts
  *    are identical.
  * 2. HTTP requests per `nextTokenDistributions` call (a batch of 16) and per `scoreContinuations`
  *    call (16 tokens scored: llama-server has no prompt logprobs, so one request per position).
- * 3. A DeAL-like access pattern (as bench:backend): 12 steps, each the top-16 candidates of the
- *    current prefix and a greedy 8-token rollout after each, then the prefix grows by the best
- *    branch — one search, then two independent searches at once (the fleet keeps each search on
- *    one endpoint and spreads the two). Wall time, requests per step, and the share of prompt
- *    tokens served from the prompt cache (llama-server's `timings.cache_n`; in-process: tokens
- *    reused from the sequence pool).
+ * 3. `tiller eval`'s DeAL on the first 10 keyword dev tasks — `runEval` with the `deal` strategy
+ *    (metered: bench/meteredDeal.ts), cache "warm" on every side (a server's prompt cache cannot be
+ *    emptied). The sides alternate task by task (the order rotating), so load drift hits them
+ *    alike. Coverage (must match in-process within 0.05), identical texts, wall time (the search,
+ *    and the whole eval with its fluency re-scoring), HTTP requests per DeAL step, and the share of
+ *    prompt tokens served from the prompt cache (llama-server's `timings.cache_n` against the
+ *    prompt tokens sent; in process: tokens reused from the sequence pool).
  */
+import { loadavg } from "node:os";
+import { type EvalRow, runEval } from "../src/eval/runEval.js";
+import { readTasks } from "../src/eval/tasks.js";
 import { RemoteModel } from "../src/lm/http/remoteModel.js";
 import { loadModel } from "../src/lm/load.js";
-import { type LanguageModel, type Token, usageSince } from "../src/lm/types.js";
-import { testModelPath } from "../test/helpers.js";
-import { startLlamaServer } from "../test/llamaServer.js";
+import type { LanguageModel } from "../src/lm/types.js";
+import { sharedPath, testModelPath } from "../test/helpers.js";
+import { type RunningServer, startLlamaServer } from "../test/llamaServer.js";
+import { meterOf, registerMeteredDeal } from "./meteredDeal.js";
 
 const PROMPTS = ["Once upon a time", "Tom and Sue went to the park", "The little dog was"];
 const GREEDY = { runs: 3, tokens: 256 };
-const DEAL = { steps: 12, branches: 16, rolloutTokens: 8 };
+const EVAL_TASKS = 10;
 
-interface DealRun {
-  ms: number;
-  requests: number;
-  requested: number;
-  cached: number;
-}
-
-/** `starts.length` DeAL-like searches at once on `model` (see the header). */
-async function dealLike(model: LanguageModel, starts: readonly Token[][]): Promise<DealRun> {
-  const usage = { ...model.usage };
-  const requests = model instanceof RemoteModel ? model.stats.requests : 0;
-  const started = performance.now();
-  await Promise.all(
-    starts.map(async (start) => {
-      let prefix: Token[] = [...start];
-      for (let step = 0; step < DEAL.steps; step++) {
-        const [candidates] = await model.nextTokenDistributions([prefix], { topK: DEAL.branches });
-        const branches = candidates.filter((c) => !model.isStopToken(c.token));
-        const rollouts = await model.rollouts(
-          branches.map((c) => ({ prefix: [...prefix, c.token] })),
-          { maxTokens: DEAL.rolloutTokens },
-        );
-        let best = 0;
-        for (let i = 1; i < branches.length; i++)
-          if (branches[i].logprob + rollouts[i].logprob > branches[best].logprob + rollouts[best].logprob)
-            best = i;
-        prefix = [...prefix, branches[best].token];
-      }
-    }),
-  );
-  const used = usageSince(usage, model.usage);
-  return {
-    ms: performance.now() - started,
-    requests: model instanceof RemoteModel ? model.stats.requests - requests : 0,
-    requested: used.requestedPrefixTokens,
-    cached: used.cachedPrefixTokens,
-  };
-}
+// Ctrl-C: exit through process.exit, so the harness's exit hook kills the servers.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
 
 const rows: string[][] = [];
 const row = (...cells: (string | number)[]) => rows.push(cells.map(String));
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-// Default server settings (flash attention, f16 KV), 16 slots: a DeAL step's 16 branches run at once.
-const servers = await Promise.all([
-  startLlamaServer({ exact: false, slots: 16 }),
-  startLlamaServer({ exact: false, slots: 16 }),
-]);
+// Default server settings (flash attention, f16 KV), 16 slots: a DeAL step's branches run at once.
+const starting = await Promise.allSettled([0, 1, 2].map(() => startLlamaServer({ exact: false, slots: 16 })));
+const servers = starting.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+const failed = starting.find((s): s is PromiseRejectedResult => s.status === "rejected");
+if (failed) {
+  await Promise.all(servers.map((s: RunningServer) => s.stop()));
+  throw failed.reason;
+}
 const local = await loadModel(testModelPath(), { gpu: false, threads: 1, progress: false });
 const one = await RemoteModel.open([servers[0].url]);
-const fleet = await RemoteModel.open(servers.map((s) => s.url));
+const fleet = await RemoteModel.open([servers[1].url, servers[2].url]);
 const sides: [string, LanguageModel][] = [
   ["in-process", local],
   ["llama-server", one],
@@ -118,11 +92,30 @@ try {
   await one.scoreContinuations([{ prefix: prefixes[1], continuation: greedy.tokens }]);
   const perScore = one.stats.requests - before.requests;
 
-  // --- 3. DeAL-like access pattern: one search, then two independent searches at once ---------
-  const deal = new Map<string, DealRun>();
-  for (const [name, model] of sides) deal.set(name, await dealLike(model, [prefixes[0]]));
-  const pair = new Map<string, DealRun>();
-  for (const [name, model] of sides) pair.set(name, await dealLike(model, [prefixes[0], prefixes[1]]));
+  // --- 3. tiller eval's DeAL on dev tasks, the sides alternating task by task ---------------------
+  registerMeteredDeal();
+  const tasks = readTasks(sharedPath("eval/keywords-dev.jsonl")).slice(0, EVAL_TASKS);
+  const evalRows = new Map<string, EvalRow[]>(sides.map(([name]) => [name, []]));
+  const evalMs = new Map<string, number>(sides.map(([name]) => [name, 0]));
+  const evalRequests = new Map<string, number>(sides.map(([name]) => [name, 0]));
+  const evalCache = new Map<string, { requested: number; cached: number }>(
+    sides.map(([name]) => [name, { requested: 0, cached: 0 }]),
+  );
+  for (const [t, task] of tasks.entries())
+    for (let i = 0; i < sides.length; i++) {
+      const [name, model] = sides[(t + i) % sides.length];
+      const usage = { ...model.usage };
+      const requests = model instanceof RemoteModel ? model.stats.requests : 0;
+      const began = performance.now();
+      const result = await runEval(model, [task], ["deal-metered"], { cache: "warm" });
+      evalMs.set(name, (evalMs.get(name) as number) + performance.now() - began);
+      evalRows.get(name)?.push(...result.rows);
+      if (model instanceof RemoteModel)
+        evalRequests.set(name, (evalRequests.get(name) as number) + model.stats.requests - requests);
+      const cache = evalCache.get(name) as { requested: number; cached: number };
+      cache.requested += model.usage.requestedPrefixTokens - usage.requestedPrefixTokens;
+      cache.cached += model.usage.cachedPrefixTokens - usage.cachedPrefixTokens;
+    }
 
   // --- Report ------------------------------------------------------------------------------------
   const base = rates.get("in-process") as number;
@@ -135,30 +128,68 @@ try {
   );
   row("requests per nextTokenDistributions (16 prefixes)", "—", String(perDistributions), "");
   row(`requests per scoreContinuations (${greedy.tokens.length} tokens)`, "—", String(perScore), "");
-  const dealRows = (label: string, runs: Map<string, DealRun>, searches: number) => {
-    const baseMs = runs.get("in-process")?.ms as number;
-    row(`${label}: wall ms`, ...sides.map(([name]) => fmt(runs.get(name)?.ms as number)));
-    row(
-      `${label}: wall ratio to in-process`,
-      ...sides.map(([name]) => fmt((runs.get(name)?.ms as number) / baseMs, 2)),
-    );
-    row(
-      `${label}: requests per step`,
-      "—",
-      ...sides
-        .slice(1)
-        .map(([name]) => fmt((runs.get(name)?.requests as number) / (DEAL.steps * searches), 1)),
-    );
-    row(
-      `${label}: prompt tokens from cache`,
-      ...sides.map(([name]) => {
-        const d = runs.get(name) as DealRun;
-        return `${fmt((d.cached / d.requested) * 100, 1)}% of ${fmt(d.requested)}`;
-      }),
-    );
-  };
-  dealRows("DeAL-like, 1 search", deal, 1);
-  dealRows("DeAL-like, 2 searches at once", pair, 2);
+  const mean = (rows: EvalRow[], f: (row: EvalRow) => number) =>
+    rows.reduce((acc, row) => acc + f(row), 0) / rows.length;
+  const rowsOf = (name: string) => evalRows.get(name) as EvalRow[];
+  const soft = (name: string) => mean(rowsOf(name), (r) => r.metrics.softCoverage);
+  const baseRows = rowsOf("in-process");
+  const label = `DeAL eval, ${tasks.length} dev tasks`;
+  row(`${label}: soft coverage`, ...sides.map(([name]) => fmt(soft(name), 3)));
+  row(
+    `${label}: hard coverage`,
+    ...sides.map(([name]) =>
+      fmt(
+        mean(rowsOf(name), (r) => r.metrics.hardCoverage),
+        3,
+      ),
+    ),
+  );
+  row(
+    `${label}: soft coverage within 0.05 of in-process`,
+    ...sides.map(([name]) => (Math.abs(soft(name) - soft("in-process")) <= 0.05 ? "yes" : "NO")),
+  );
+  row(
+    `${label}: texts identical to in-process`,
+    ...sides.map(([name]) => {
+      const same = rowsOf(name).filter((r, i) => r.text === baseRows[i].text).length;
+      return `${same}/${tasks.length}`;
+    }),
+  );
+  const searchMs = (name: string) => rowsOf(name).reduce((acc, r) => acc + r.metrics.wallMs, 0);
+  row(`${label}: search wall ms`, ...sides.map(([name]) => fmt(searchMs(name))));
+  row(
+    `${label}: search wall ratio to in-process`,
+    ...sides.map(([name]) => fmt(searchMs(name) / searchMs("in-process"), 2)),
+  );
+  row(`${label}: eval wall ms (+ re-scoring)`, ...sides.map(([name]) => fmt(evalMs.get(name) as number)));
+  row(
+    `${label}: eval wall ratio to in-process`,
+    ...sides.map(([name]) => fmt((evalMs.get(name) as number) / (evalMs.get("in-process") as number), 2)),
+  );
+  row(`${label}: DeAL steps`, ...sides.map(([, model]) => String(meterOf(model).steps)));
+  row(
+    `${label}: requests per DeAL step`,
+    "—",
+    ...sides.slice(1).map(([, model]) => fmt(meterOf(model).requests / meterOf(model).steps, 1)),
+  );
+  row(
+    `${label}: requests, whole eval (+ re-scoring)`,
+    "—",
+    ...sides.slice(1).map(([name]) => fmt(evalRequests.get(name) as number)),
+  );
+  const share = (cached: number, requested: number) =>
+    `${fmt((cached / requested) * 100, 1)}% of ${fmt(requested)}`;
+  row(
+    `${label}: prompt tokens from cache, search`,
+    ...sides.map(([, model]) => share(meterOf(model).cachedTokens, meterOf(model).requestedTokens)),
+  );
+  row(
+    `${label}: prompt tokens from cache, whole eval`,
+    ...sides.map(([name]) => {
+      const c = evalCache.get(name) as { requested: number; cached: number };
+      return share(c.cached, c.requested);
+    }),
+  );
   const fleetSplit = fleet.stats.endpoints.map((e) => e.requests);
   row("fleet requests per endpoint (whole run)", "—", "—", fleetSplit.join(" / "));
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
@@ -169,3 +200,8 @@ try {
   await local.dispose();
   await Promise.all(servers.map((s) => s.stop()));
 }
+console.log(
+  `load: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")} (1/5/15 min)`,
+);

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
@@ -60,30 +60,60 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Servers started by this process and not stopped yet: killed if the process exits first. */
+const running = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 /**
  * Starts a real llama-server on loopback (one thread, the stories model, a few slots) and waits
- * until GET /health answers 200.
+ * until GET /health answers 200. Without a fixed port it takes a free one, and tries another (3
+ * tries) if the server cannot bind it — another process may take a port between the check and
+ * the bind. A server still running when this process exits is killed then.
  */
 export async function startLlamaServer(options: StartOptions = {}): Promise<RunningServer> {
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? (await freePort());
+    try {
+      return await startOn(port, options);
+    } catch (error) {
+      if (options.port !== undefined || attempt >= 3 || !(error instanceof PortTaken)) throw error;
+    }
+  }
+}
+
+/** The server exited at start because its port was taken. */
+class PortTaken extends Error {}
+
+async function startOn(port: number, options: StartOptions): Promise<RunningServer> {
   const binary = llamaServerPath();
-  const port = options.port ?? (await freePort());
   const args = [
     ...["-m", options.model ?? testModelPath(), "-t", "1", "-np", String(options.slots ?? 4)],
     ...["--host", "127.0.0.1", "--port", String(port), "--no-webui", "--no-warmup"],
     ...(options.exact === false ? [] : ["-fa", "off", "-ctk", "f32", "-ctv", "f32"]),
   ];
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
   let log = "";
   const keep = (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-4000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
-  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  const exited = new Promise<number | null>((done) =>
+    child.once("exit", (code) => {
+      running.delete(child);
+      done(code);
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`llama-server exited with ${child.exitCode}: ${log}`);
+    if (child.exitCode !== null) {
+      const message = `llama-server exited with ${child.exitCode}: ${log}`;
+      throw /bind|address already in use/i.test(log) ? new PortTaken(message) : new Error(message);
+    }
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`llama-server on port ${port} did not become healthy in 30 s: ${log}`);
