@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, testModelPath } from "./helpers.js";
 import { type RunningServer, startLlamaServer } from "./llamaServer.js";
@@ -35,6 +38,46 @@ describe("tiller align --model URL", () => {
     expect(l.rewards.keywords).toBe(1);
     expect(r.rewards.keywords).toBe(l.rewards.keywords);
     expect(f.rewards.keywords).toBe(l.rewards.keywords);
+  });
+
+  it("eval on a fleet runs with a warm cache by default and refuses --cache cold in one line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tiller-remote-eval-"));
+    try {
+      const tasks = join(dir, "tasks.jsonl");
+      writeFileSync(tasks, '{"id":"t1","prompt":"It was a sunny day.","keywords":["lion"],"maxTokens":12}\n');
+      const urls = servers.flatMap((s) => ["--model", s.url]);
+      const run = await runCli([
+        "eval",
+        ...urls,
+        "--tasks",
+        tasks,
+        "-s",
+        "greedy",
+        "--out",
+        join(dir, "out"),
+      ]);
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
+      expect(run.stdout).toMatch(/warm cache/);
+      expect(JSON.parse(readFileSync(join(dir, "out", "run.json"), "utf8")).cache).toBe("warm");
+      const cold = await runCli([
+        "eval",
+        ...urls,
+        "--tasks",
+        tasks,
+        "-s",
+        "greedy",
+        "--out",
+        join(dir, "cold"),
+        "--cache",
+        "cold",
+      ]);
+      expect(cold.status).toBe(2);
+      expect(cold.stderr.trim().split("\n")).toHaveLength(1);
+      expect(cold.stderr).toMatch(/cache "cold"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("bad server input is one line, exit 2", async () => {

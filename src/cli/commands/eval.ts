@@ -35,7 +35,8 @@ interface EvalCliOptions extends ModelCliOptions {
   index?: string;
   limit?: number;
   json?: boolean;
-  cache: "cold" | "warm";
+  /** Absent: "cold" where the model can forget its prefix cache (in process), else "warm" (a server). */
+  cache?: "cold" | "warm";
   verify: boolean;
   force?: boolean;
   resume?: boolean;
@@ -61,10 +62,8 @@ export function registerEval(program: Command): void {
     .addOption(
       new Option(
         "--cache <mode>",
-        "cold: flush the model's prefix cache before every run (fair); warm: keep it",
-      )
-        .choices(["cold", "warm"])
-        .default("cold"),
+        "cold: flush the model's prefix cache before every run (fair); warm: keep it (default: cold in process, warm for a server, whose prompt cache cannot be flushed)",
+      ).choices(["cold", "warm"]),
     )
     .option("--no-verify", "skip checksum verification when opening the index")
     .option("--json", "print summary.json's content instead of the table")
@@ -104,12 +103,15 @@ export function registerEval(program: Command): void {
         try {
           signal.throwIfAborted(); // Ctrl-C while the model loaded
           for (const spec of specs) checkSearchWidth(spec, model);
+          // A server's prompt cache cannot be flushed: there "warm" is the only mode, and the default.
+          const cache =
+            options.cache ?? (model.capabilities.prefixCache && !model.clearCache ? "warm" : "cold");
           const manifest: EvalRunManifest = {
             format: "tiller-eval-run/1",
             model: model.id,
             modelPath: model.source?.path ?? model.id,
             strategies: specs.map((spec) => spec.label),
-            cache: options.cache,
+            cache,
             index: options.index ? path.resolve(options.index) : null,
           };
           const completed = options.resume
@@ -132,7 +134,7 @@ export function registerEval(program: Command): void {
           bar.start(total, completed.length, { strategy: specs[0].label, task: tasks[0].id });
           const result = await runEval(model, tasks, specs, {
             index,
-            cache: options.cache,
+            cache,
             signal,
             completed,
             onProgress: (p) => {
