@@ -5,14 +5,17 @@
  *   npm run bench:remote      (needs ../shared/bin/llama-server; TILLER_TEST_MODEL overrides the model)
  *
  * Every side runs one thread: the in-process model, and each llama-server (`-t 1`, 16 slots, its
- * default settings). Three servers run: one for the single-server side, two for the fleet, so no
- * side finds the other's searches in a prompt cache. They listen on free loopback ports and are
+ * default settings). Four servers run: one for the single-server side, two for the fleet, and one
+ * for "1 req/position" — a single server scored the way the dialect did before its run reader
+ * (`scoreRuns: false`: one request per scored position), for a before/after in the same run — so no
+ * side finds another's searches in a prompt cache. They listen on free loopback ports and are
  * stopped when the bench ends, fails or is interrupted (Ctrl-C).
  *
  * 1. Greedy tokens/s through `rollouts` (3 prompts × 256 tokens, 3 runs), and whether the texts
  *    are identical.
  * 2. HTTP requests per `nextTokenDistributions` call (a batch of 16) and per `scoreContinuations`
- *    call (16 tokens scored: llama-server has no prompt logprobs, so one request per position).
+ *    call (16 tokens scored: llama-server has no prompt logprobs; a run of plain-text tokens is read
+ *    in one grammar-constrained request, else one request per position).
  * 3. `tiller eval`'s DeAL on the first 10 keyword dev tasks — `runEval` with the `deal` strategy
  *    (metered: bench/meteredDeal.ts), cache "warm" on every side (a server's prompt cache cannot be
  *    emptied). The sides alternate task by task (the order rotating), so load drift hits them
@@ -44,7 +47,9 @@ const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 // Default server settings (flash attention, f16 KV), 16 slots: a DeAL step's branches run at once.
-const starting = await Promise.allSettled([0, 1, 2].map(() => startLlamaServer({ exact: false, slots: 16 })));
+const starting = await Promise.allSettled(
+  [0, 1, 2, 3].map(() => startLlamaServer({ exact: false, slots: 16 })),
+);
 const servers = starting.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
 const failed = starting.find((s): s is PromiseRejectedResult => s.status === "rejected");
 if (failed) {
@@ -54,11 +59,15 @@ if (failed) {
 const local = await loadModel(testModelPath(), { gpu: false, threads: 1, progress: false });
 const one = await RemoteModel.open([servers[0].url]);
 const fleet = await RemoteModel.open([servers[1].url, servers[2].url]);
+// Before the run reader: every scored position its own request (`scoreRuns: false`).
+const perPosition = await RemoteModel.open([servers[3].url], { scoreRuns: false });
 const sides: [string, LanguageModel][] = [
   ["in-process", local],
   ["llama-server", one],
   ["fleet of 2", fleet],
+  ["llama-server, 1 req/position", perPosition],
 ];
+const remotes = sides.slice(1).map(([, model]) => model as RemoteModel);
 
 try {
   // --- 1. Greedy throughput (sides interleaved run by run, so load drift hits them alike) --------
@@ -84,13 +93,17 @@ try {
 
   // --- 2. Requests per call ----------------------------------------------------------------------
   const batch = Array.from({ length: 16 }, (_, i) => [...prefixes[i % 3], 300 + i]);
-  let before = one.stats;
-  await one.nextTokenDistributions(batch, { topK: 8 });
-  const perDistributions = one.stats.requests - before.requests;
   const [greedy] = await local.rollouts([{ prefix: prefixes[1] }], { maxTokens: 16 });
-  before = one.stats;
-  await one.scoreContinuations([{ prefix: prefixes[1], continuation: greedy.tokens }]);
-  const perScore = one.stats.requests - before.requests;
+  const perDistributions: number[] = [];
+  const perScore: number[] = [];
+  for (const model of remotes) {
+    let before = model.stats.requests;
+    await model.nextTokenDistributions(batch, { topK: 8 });
+    perDistributions.push(model.stats.requests - before);
+    before = model.stats.requests;
+    await model.scoreContinuations([{ prefix: prefixes[1], continuation: greedy.tokens }]);
+    perScore.push(model.stats.requests - before);
+  }
 
   // --- 3. tiller eval's DeAL on dev tasks, the sides alternating task by task ---------------------
   registerMeteredDeal();
@@ -126,8 +139,8 @@ try {
     "greedy text identical to in-process",
     ...sides.map(([name]) => (texts.get(name) === texts.get("in-process") ? "yes" : "NO")),
   );
-  row("requests per nextTokenDistributions (16 prefixes)", "—", String(perDistributions), "");
-  row(`requests per scoreContinuations (${greedy.tokens.length} tokens)`, "—", String(perScore), "");
+  row("requests per nextTokenDistributions (16 prefixes)", "—", ...perDistributions.map(String));
+  row(`requests per scoreContinuations (${greedy.tokens.length} tokens)`, "—", ...perScore.map(String));
   const mean = (rows: EvalRow[], f: (row: EvalRow) => number) =>
     rows.reduce((acc, row) => acc + f(row), 0) / rows.length;
   const rowsOf = (name: string) => evalRows.get(name) as EvalRow[];
@@ -191,12 +204,11 @@ try {
     }),
   );
   const fleetSplit = fleet.stats.endpoints.map((e) => e.requests);
-  row("fleet requests per endpoint (whole run)", "—", "—", fleetSplit.join(" / "));
+  row("fleet requests per endpoint (whole run)", "—", "—", fleetSplit.join(" / "), "—");
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join("  "));
 } finally {
-  await fleet.dispose();
-  await one.dispose();
+  await Promise.all(remotes.map((model) => model.dispose()));
   await local.dispose();
   await Promise.all(servers.map((s) => s.stop()));
 }

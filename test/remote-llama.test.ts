@@ -49,6 +49,14 @@ async function exactLogprob(prefix: readonly Token[], token: Token): Promise<num
 }
 
 /** Element-wise |a - b| < tolerance (1e-3: what float rounding leaves between the two backends). */
+/** The highest id whose piece, after a word, renders as `piece` (a merged piece, not a byte token). */
+function idOf(piece: string): Token {
+  const word = exact.detokenize([291]);
+  for (let id = exact.vocabularySize - 1; id >= 0; id--)
+    if (exact.detokenize([291, id]) === word + piece) return id;
+  throw new Error(`no token renders as ${JSON.stringify(piece)}`);
+}
+
 function expectClose(actual: readonly number[], expected: readonly number[], tolerance = 1e-3): void {
   expect(actual).toHaveLength(expected.length);
   const worst = Math.max(0, ...actual.map((value, i) => Math.abs(value - expected[i])));
@@ -169,25 +177,39 @@ describe("llama-server dialect", () => {
     expect(long.tokens.at(-1)).toBe(remote.bosToken);
   });
 
-  it("scoreContinuations agrees with in-process logprobs and costs one request per position", async () => {
+  it("scoreContinuations agrees with in-process logprobs; a run of plain-text tokens costs one request", async () => {
     const prefix = await exact.tokenize("Tom and Sue went to the park");
     const [greedy] = await exact.rollouts([{ prefix }], { maxTokens: 10 });
     // Far outside any top-k (forced with logit_bias), and "ő": a character split across two
     // byte tokens, the first of which llama-server withholds (looked up in the distribution instead).
     const unlikely = [200, 17, 300, 45, 99];
     const split = await exact.tokenize(" ő", { addBos: false });
+    // " lion lion" spelled ▁li·on·▁l·i·on: where the text goes on " li…" both ▁l and ▁li fit it, and
+    // the one-request run takes the one the model prefers, leaving the spelling; the position
+    // where it left is read on its own, then a run goes on from the next.
+    const ambiguous = [idOf(" li"), idOf("on"), idOf(" l"), idOf("i"), idOf("on")];
     const requests = [
       { prefix, continuation: greedy.tokens },
       { prefix, continuation: unlikely },
       { prefix, continuation: split },
       { prefix, continuation: [] },
+      { prefix, continuation: ambiguous },
     ];
-    const before = remote.stats.scoreRequests;
+    let before = remote.stats.scoreRequests;
     const scored = await remote.scoreContinuations(requests, { topK: 3, nextTopK: 4 });
-    // One request per position and one for `next`; a withheld token may cost one more.
+    // Never more than one request per position (and one for `next`); a withheld token may cost one more.
     const positions = requests.reduce((n, r) => n + r.continuation.length + 1, 0);
-    expect(remote.stats.scoreRequests - before).toBeGreaterThanOrEqual(positions);
     expect(remote.stats.scoreRequests - before).toBeLessThanOrEqual(positions + split.length);
+    // The greedy continuation alone: one request for its run of 10 tokens, one for `next`.
+    before = remote.stats.scoreRequests;
+    const [again] = await remote.scoreContinuations([requests[0]], { topK: 3, nextTopK: 4 });
+    expect(remote.stats.scoreRequests - before).toBe(2);
+    expectClose(again.logprobs, scored[0].logprobs);
+    // The ambiguous spelling: the run left it (so more than one request), and its logprobs are
+    // still every position's own (checked below with the others).
+    before = remote.stats.scoreRequests;
+    await remote.scoreContinuations([requests[4]]);
+    expect(remote.stats.scoreRequests - before).toBeGreaterThan(1);
     for (const [r, request] of requests.entries()) {
       const expected: number[] = [];
       for (let j = 0; j < request.continuation.length; j++)

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { TillerError } from "../../errors.js";
 import type { Dialect, DialectName } from "./dialect.js";
-import { LlamaServerDialect } from "./llamaServer.js";
+import { LlamaServerDialect, type LlamaServerOptions } from "./llamaServer.js";
 import { backoffDelay, sleep } from "./retry.js";
 import { type Endpoint, EndpointError } from "./transport.js";
 import { VllmDialect, type VllmOptions } from "./vllm.js";
@@ -13,7 +13,7 @@ const modelsSchema = z.object({
   data: z.array(z.object({ id: z.string(), owned_by: z.string().optional() })),
 });
 
-export interface OpenDialectOptions extends VllmOptions {
+export interface OpenDialectOptions extends VllmOptions, LlamaServerOptions {
   /** Skip detection and speak this dialect (still checked against the server). Defaults to detecting. */
   backend?: DialectName;
   signal?: AbortSignal;
@@ -55,7 +55,7 @@ export async function openDialect(endpoint: Endpoint, options: OpenDialectOption
     try {
       const dialect = await detectDialect(endpoint, options.backend, options.signal);
       return dialect === "llama-server"
-        ? await LlamaServerDialect.open(endpoint, options.signal)
+        ? await LlamaServerDialect.open(endpoint, options, options.signal)
         : await VllmDialect.open(endpoint, options, options.signal);
     } catch (error) {
       // A server still loading its model answers 503: wait for it, up to `loadingWaitMs`.

@@ -15,15 +15,25 @@ import type { Piece, PieceCache } from "./pieces.js";
 import { SlotScheduler } from "./slots.js";
 import type { Endpoint } from "./transport.js";
 
+export interface LlamaServerOptions {
+  /**
+   * Score a run of plain-text tokens in one grammar-constrained request (RunReader) instead of one
+   * request per position; false reads every position on its own (for comparison). Defaults to true.
+   */
+  scoreRuns?: boolean;
+}
+
 /**
  * llama.cpp's llama-server, through its native `/completion`: token-array prompts, `n_probs` raw
  * (pre-sampling) logprobs, `cache_prompt` with `id_slot` pinning (SlotScheduler: a request goes to
  * the slot whose cache holds the most of its prefix), streamed rollouts that tiller stops itself,
  * `/tokenize` `/apply-template`.
  *
- * llama-server has no prompt logprobs (its `/v1/completions` has no `echo`), so scoring a known
- * continuation costs one cached `n_predict: 1` request per position, the known token forced with
- * `logit_bias` so its raw logprob is reported: `capabilities.singlePassScoring` is false.
+ * llama-server has no prompt logprobs (its `/v1/completions` has no `echo`), so a known
+ * continuation is scored by generating it: a run of plain-text tokens in one request, greedy under
+ * a grammar that spells the run's text (RunReader), any other token in a cached `n_predict: 1`
+ * request with the token forced by `logit_bias` (PositionReader) — raw logprobs either way. Still
+ * not one pass for every continuation: `capabilities.singlePassScoring` is false.
  */
 export class LlamaServerDialect implements Dialect {
   readonly multiSample = false;
@@ -34,15 +44,20 @@ export class LlamaServerDialect implements Dialect {
     private readonly endpoint: Endpoint,
     readonly info: ServerInfo,
     safeToken: Token,
+    options: LlamaServerOptions,
   ) {
     this.slots = new SlotScheduler(info.capacity);
-    this.positions = new PositionReader(endpoint, info.vocabularySize, safeToken);
+    this.positions = new PositionReader(endpoint, info.vocabularySize, safeToken, options.scoreRuns ?? true);
   }
 
   /** Reads the model's description from a server already known to be llama-server. */
-  static async open(endpoint: Endpoint, signal?: AbortSignal): Promise<LlamaServerDialect> {
+  static async open(
+    endpoint: Endpoint,
+    options: LlamaServerOptions = {},
+    signal?: AbortSignal,
+  ): Promise<LlamaServerDialect> {
     const { info, safeToken } = await describeLlamaServer(endpoint, signal);
-    return new LlamaServerDialect(endpoint, info, safeToken);
+    return new LlamaServerDialect(endpoint, info, safeToken, options);
   }
 
   async tokenize(text: string, signal?: AbortSignal): Promise<Token[]> {
@@ -82,8 +97,9 @@ export class LlamaServerDialect implements Dialect {
   }
 
   /**
-   * One request per continuation position (and one for `next`), in order on one slot: each
-   * prompt extends the previous one, so the slot's cache holds all but the newest token.
+   * In order on one slot, each prompt extending the previous one so the slot's cache holds it: a
+   * run of plain-text tokens in one request (PositionReader.logprobsAlong), any other token (and
+   * `next`) one request each.
    */
   async score(
     request: ScoreRequest,
@@ -97,13 +113,17 @@ export class LlamaServerDialect implements Dialect {
     try {
       const logprobs: number[] = [];
       const top: NextTokenDistribution[] = [];
-      for (let i = 0; i < continuation.length; i++) {
+      const width = Math.max(1, options.topK);
+      for (let i = 0; i < continuation.length; ) {
         const prompt = full.slice(0, prefix.length + i);
-        const width = Math.max(1, options.topK);
-        const found = await this.positions.logprobAt(prompt, continuation[i], width, lease.slot, call, true);
-        logprobs.push(found.logprob);
-        if (options.topK > 0) top.push(found.top.slice(0, options.topK));
-        holds = prompt;
+        const rest = continuation.slice(i);
+        const { read, cached } = await this.positions.logprobsAlong(prompt, rest, width, lease.slot, call);
+        for (const found of read) {
+          logprobs.push(found.logprob);
+          if (options.topK > 0) top.push(found.top.slice(0, options.topK));
+        }
+        holds = full.slice(0, prefix.length + i + cached);
+        i += read.length;
       }
       const result: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
       if (options.topK > 0) result.top = top;

@@ -1,5 +1,6 @@
 import type { Token, TokenLogprob } from "../types.js";
 import type { CallContext, RequestStats } from "./dialect.js";
+import { RunReader } from "./llamaServerRun.js";
 import { type Completion, completionSchema, RESPONSE_FIELDS, type Timings } from "./llamaServerWire.js";
 import type { PieceCache } from "./pieces.js";
 import type { Endpoint } from "./transport.js";
@@ -11,6 +12,12 @@ const FORCE = 1e9;
 const LOG_ZERO_BELOW = -1e30;
 
 export type Position = NonNullable<Completion["completion_probabilities"]>[number];
+
+/** A position read: the known token's raw logprob and the top entries there. */
+export interface PositionRead {
+  logprob: number;
+  top: TokenLogprob[];
+}
 
 /**
  * Reads one position of a sequence from llama-server: an `n_predict: 1` request on the slot that
@@ -25,13 +32,52 @@ export type Position = NonNullable<Completion["completion_probabilities"]>[numbe
 export class PositionReader {
   /** The vocabulary's pieces, once fetched (to know which tokens cannot be reported). */
   pieces: PieceCache | undefined;
+  private readonly runs: RunReader;
 
   constructor(
     private readonly endpoint: Endpoint,
     private readonly vocabularySize: number,
     /** A token llama-server always reports (plain ASCII). */
     private readonly safeToken: Token,
-  ) {}
+    /** Read runs of plain-text tokens in one request (RunReader). */
+    runs: boolean,
+  ) {
+    this.runs = new RunReader(endpoint, () => this.pieces, runs);
+  }
+
+  /**
+   * The raw logprobs of the leading tokens of `tokens` after `prompt`, as many as one request
+   * reads (at least one): a run of plain-text tokens in one request (RunReader), else one
+   * position. `cached`: how many of the read tokens the slot's cache now holds after `prompt`.
+   */
+  async logprobsAlong(
+    prompt: readonly Token[],
+    tokens: readonly Token[],
+    nProbs: number,
+    slot: number,
+    call: CallContext,
+  ): Promise<{ read: PositionRead[]; cached: number }> {
+    const run = this.runs.readable(tokens);
+    if (run >= 2) {
+      const width = Math.min(nProbs, this.vocabularySize);
+      const got = await this.runs.read(prompt, tokens.slice(0, run), width, slot, call);
+      if (got) {
+        countRequest(call.stats, prompt.length, got.completion.timings);
+        call.stats.scoreRequests++;
+        // The last generated token is never fed back, so the cache holds one fewer.
+        const generated = got.completion.completion_probabilities?.length ?? 0;
+        const cached = Math.max(0, Math.min(got.positions.length, generated - 1));
+        if (got.positions.length > 0) {
+          const read = got.positions.map((p) => ({
+            logprob: logprobOf(p.logprob),
+            top: p.top_logprobs.map(entry),
+          }));
+          return { read, cached };
+        }
+      }
+    }
+    return { read: [await this.logprobAt(prompt, tokens[0], nProbs, slot, call, true)], cached: 0 };
+  }
 
   /** The raw logprob of `token` after `prompt`, and the top-`nProbs` there. */
   async logprobAt(
@@ -41,7 +87,7 @@ export class PositionReader {
     slot: number,
     call: CallContext,
     scoring: boolean,
-  ): Promise<{ logprob: number; top: TokenLogprob[] }> {
+  ): Promise<PositionRead> {
     if (!this.unreportable(token)) {
       const forced = await this.complete(prompt, nProbs, slot, token, call, scoring);
       if (forced && forced.id !== token)

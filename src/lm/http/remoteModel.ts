@@ -27,7 +27,7 @@ export interface RemoteModelOptions extends FleetOptions, EndpointOptions, OpenD
 export interface RemoteStats {
   /** HTTP requests for model calls (tokenizer and piece requests not included). */
   requests: number;
-  /** Of those, requests for `scoreContinuations` (llama-server: one per continuation position). */
+  /** Of those, requests for `scoreContinuations` (llama-server: one per run of plain-text tokens, one per other token). */
   scoreRequests: number;
   /** Prompt tokens sent. */
   promptTokens: number;
