@@ -17,7 +17,9 @@ type Fault =
   | { kind: "hang" }
   | { kind: "close" }
   | { kind: "unavailable"; times: number }
-  | { kind: "cut-stream"; afterBytes: number; times: number };
+  | { kind: "cut-stream"; afterBytes: number; times: number }
+  /** Answers `status` to every /completion that carries a grammar (a build without them, or one failing on them). */
+  | { kind: "refuse-grammar"; status: number };
 
 /** A proxy to `upstream` that injects `fault` into POST /completion (everything else passes). */
 class FaultProxy {
@@ -45,6 +47,18 @@ class FaultProxy {
           .writeHead(503, { "content-type": "application/json" })
           .end('{"error":{"message":"Loading model"}}');
       }
+      if (fault.kind === "refuse-grammar") {
+        const chunks: Buffer[] = [];
+        req.on("data", (chunk: Buffer) => chunks.push(chunk));
+        req.on("end", () => {
+          const body = Buffer.concat(chunks);
+          if (!("grammar" in JSON.parse(body.toString()))) return this.forward(req, res, undefined, body);
+          res
+            .writeHead(fault.status, { "content-type": "application/json" })
+            .end('{"error":{"message":"failed to parse grammar"}}');
+        });
+        return;
+      }
       if (fault.kind === "cut-stream" && fault.times > 0) {
         fault.times--;
         return this.forward(req, res, fault.afterBytes);
@@ -67,6 +81,8 @@ class FaultProxy {
     req: import("node:http").IncomingMessage,
     res: import("node:http").ServerResponse,
     cutAfter?: number,
+    /** The request body, when it was read already. */
+    body?: Buffer,
   ) {
     const upstream = request(
       `${this.upstream}${req.url}`,
@@ -86,7 +102,8 @@ class FaultProxy {
       },
     );
     upstream.on("error", () => res.socket?.destroy());
-    req.pipe(upstream);
+    if (body) upstream.end(body);
+    else req.pipe(upstream);
   }
 }
 
@@ -259,6 +276,37 @@ describe("faults after opening", () => {
       const [distribution] = await model.nextTokenDistributions([[1, 403]], { topK: 2 });
       expect(distribution[0].token).toBe(407);
       expect(model.stats.retries - before).toBe(2);
+    } finally {
+      proxy.fault = { kind: "pass" };
+      await model.dispose();
+    }
+  });
+
+  it("a server that fails (500) or refuses (400) the one-request run grammar: scored one position at a time, same logprobs, no retries", async () => {
+    const model = await openThroughProxy();
+    try {
+      const prefix = await model.tokenize("Once upon a time");
+      const [greedy] = await model.rollouts([{ prefix }], { maxTokens: 12 });
+      const request = { prefix, continuation: greedy.tokens };
+      let before = model.stats;
+      const [run] = await model.scoreContinuations([request]);
+      expect(model.stats.scoreRequests - before.scoreRequests).toBe(1);
+      for (const status of [500, 400]) {
+        proxy.fault = { kind: "refuse-grammar", status };
+        before = model.stats;
+        const [fallback] = await model.scoreContinuations([request]);
+        // The refused run, then one request per position; nothing retried, the server still in.
+        expect(model.stats.scoreRequests - before.scoreRequests).toBe(greedy.tokens.length);
+        expect(model.stats.retries).toBe(before.retries);
+        expect(model.stats.endpoints[0].healthy).toBe(true);
+        const worst = Math.max(...fallback.logprobs.map((lp, i) => Math.abs(lp - run.logprobs[i])));
+        expect(worst).toBeLessThan(1e-3);
+      }
+      // After a 400 (no grammars here), runs are not tried again.
+      proxy.fault = { kind: "pass" };
+      before = model.stats;
+      await model.scoreContinuations([request]);
+      expect(model.stats.scoreRequests - before.scoreRequests).toBe(greedy.tokens.length);
     } finally {
       proxy.fault = { kind: "pass" };
       await model.dispose();

@@ -184,9 +184,8 @@ describe("llama-server dialect", () => {
     // byte tokens, the first of which llama-server withholds (looked up in the distribution instead).
     const unlikely = [200, 17, 300, 45, 99];
     const split = await exact.tokenize(" ő", { addBos: false });
-    // " lion lion" spelled ▁li·on·▁l·i·on: where the text goes on " li…" both ▁l and ▁li fit it, and
-    // the one-request run takes the one the model prefers, leaving the spelling; the position
-    // where it left is read on its own, then a run goes on from the next.
+    // " lion lion" spelled ▁li·on·▁l·i·on, not as the tokenizer would (nor as the model prefers:
+    // ▁l before ▁li there): the run's grammar names token ids, so it is retraced exactly.
     const ambiguous = [idOf(" li"), idOf("on"), idOf(" l"), idOf("i"), idOf("on")];
     const requests = [
       { prefix, continuation: greedy.tokens },
@@ -205,11 +204,10 @@ describe("llama-server dialect", () => {
     const [again] = await remote.scoreContinuations([requests[0]], { topK: 3, nextTopK: 4 });
     expect(remote.stats.scoreRequests - before).toBe(2);
     expectClose(again.logprobs, scored[0].logprobs);
-    // The ambiguous spelling: the run left it (so more than one request), and its logprobs are
-    // still every position's own (checked below with the others).
+    // The odd spelling: one request too, its logprobs every position's own (checked below).
     before = remote.stats.scoreRequests;
     await remote.scoreContinuations([requests[4]]);
-    expect(remote.stats.scoreRequests - before).toBeGreaterThan(1);
+    expect(remote.stats.scoreRequests - before).toBe(1);
     for (const [r, request] of requests.entries()) {
       const expected: number[] = [];
       for (let j = 0; j < request.continuation.length; j++)

@@ -31,7 +31,7 @@ export interface LlamaServerOptions {
  *
  * llama-server has no prompt logprobs (its `/v1/completions` has no `echo`), so a known
  * continuation is scored by generating it: a run of plain-text tokens in one request, greedy under
- * a grammar that spells the run's text (RunReader), any other token in a cached `n_predict: 1`
+ * a grammar of the run's token ids (RunReader), any other token in a cached `n_predict: 1`
  * request with the token forced by `logit_bias` (PositionReader) — raw logprobs either way. Still
  * not one pass for every continuation: `capabilities.singlePassScoring` is false.
  */

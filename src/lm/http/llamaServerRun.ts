@@ -8,30 +8,22 @@ import { isValidUtf8 } from "./utf8.js";
 export type Position = NonNullable<Completion["completion_probabilities"]>[number];
 
 /**
- * Lifts the run's tokens above every other token, keeping their own order: 1e9 (as for one forced
- * token) would round every biased float32 logit to the same value, and the lowest id would win.
- */
-const LIFT = 1000;
-const decoder = new TextDecoder("utf-8");
-
-/**
  * Reads the raw logprobs of a known run of tokens in ONE llama-server request instead of one per
- * position: generate `tokens.length` tokens greedily, constrained by a grammar that admits only
- * the run's text, with every token of the run lifted by `logit_bias`. At each position the
- * grammar leaves only tokens that continue the text and the bias puts the run's own tokens above
- * all others (among themselves in the model's order), so greedy decoding retraces the run; `n_probs` with `post_sampling_probs: false`
- * reports each position's raw softmax (grammar and bias are sampler steps, not applied to the
- * logits) — the same numbers as the one-request-per-position path.
+ * position: generate `tokens.length` tokens greedily under a grammar that admits exactly that
+ * token sequence (GBNF token references, `<[id]>`), so the server retraces the run; `n_probs`
+ * with `post_sampling_probs: false` reports each position's raw softmax (the grammar is a sampler
+ * step, not applied to the logits) — the same numbers as the one-request-per-position path.
  *
- * A run retraced only in part (two of its tokens fit the text at one position and the other had
- * the higher logit) is still good up to where it left the run: the caller takes that part and
- * reads the position where it left one request at a time.
+ * Only tokens with text of their own go in a run (see `readable`). Should the server still leave
+ * the run (it stops early, or ignores the grammar), the part it retraced is good: the caller
+ * takes that and reads the next position on its own. A server that rejects the grammar (a build
+ * without token references) is read one position at a time from then on.
  */
 export class RunReader {
   constructor(
     private readonly endpoint: Endpoint,
     private readonly pieces: () => PieceCache | undefined,
-    /** Off when asked, or after the server rejected a run request (a build without grammars). */
+    /** Off when asked, or after the server rejected a run request (a build without token-reference grammars). */
     private enabled: boolean,
   ) {}
 
@@ -63,8 +55,6 @@ export class RunReader {
     slot: number,
     call: CallContext,
   ): Promise<{ positions: Position[]; completion: Completion } | undefined> {
-    const pieces = this.pieces();
-    const text = tokens.map((t) => decoder.decode(pieces?.bytesOf(t))).join("");
     const body = {
       prompt,
       n_predict: tokens.length,
@@ -74,8 +64,7 @@ export class RunReader {
       cache_prompt: true,
       post_sampling_probs: false,
       id_slot: slot,
-      logit_bias: [...new Set(tokens)].map((t) => [t, LIFT]),
-      grammar: literalGrammar(text),
+      grammar: `root ::= ${tokens.map((t) => `<[${t}]>`).join(" ")}`,
       response_fields: RESPONSE_FIELDS,
     };
     let completion: Completion;
@@ -84,12 +73,13 @@ export class RunReader {
         signal: call.signal,
       });
     } catch (error) {
-      // A server that refuses grammars (or this one) is read one position at a time from now on;
-      // connection failures, timeouts and aborts are the caller's.
-      if (isRejection(error)) {
-        this.enabled = false;
-        return undefined;
-      }
+      // An HTTP error answer to a run is not the server's failure: read position by position
+      // instead (a 500 must not make the fleet retry, or take the server out). A server that
+      // rejects the grammar (4xx) is read that way from now on. Connection failures, timeouts and
+      // aborts are the caller's.
+      const code = (error as { code?: unknown })?.code;
+      if (code === "server-rejected") this.enabled = false;
+      if (code === "server-rejected" || code === "server-error") return undefined;
       throw error;
     }
     const reported = completion.completion_probabilities ?? [];
@@ -97,22 +87,4 @@ export class RunReader {
     while (matched < tokens.length && reported[matched]?.id === tokens[matched]) matched++;
     return { positions: reported.slice(0, matched), completion };
   }
-}
-
-function isRejection(error: unknown): boolean {
-  const e = error as { code?: unknown; retryable?: unknown };
-  return e?.code === "server-rejected" && e.retryable === false;
-}
-
-/** A GBNF grammar admitting exactly `text` (every character outside printable ASCII escaped). */
-export function literalGrammar(text: string): string {
-  let literal = "";
-  for (const char of text) {
-    const code = char.codePointAt(0) as number;
-    if (char === '"' || char === "\\") literal += `\\${char}`;
-    else if (code >= 0x20 && code < 0x7f) literal += char;
-    else if (code <= 0xffff) literal += `\\u${code.toString(16).padStart(4, "0")}`;
-    else literal += `\\U${code.toString(16).padStart(8, "0")}`;
-  }
-  return `root ::= "${literal}"`;
 }
