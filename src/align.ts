@@ -1,3 +1,5 @@
+import { z } from "zod";
+import { decodeAborted, untilAborted } from "./decoding/aborted.js";
 import type { SwapMap } from "./decoding/ambedkar/swapMap.js";
 import { type DecodeEvent, eventStream } from "./decoding/events.js";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
@@ -5,12 +7,50 @@ import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
-import { TillerError } from "./errors.js";
 import { type MinToken, minTokenOf, tokenLogprobs } from "./eval/fluency.js";
 import { type ChatMode, promptTokens } from "./lm/prompt.js";
 import type { LanguageModel, SamplingOptions } from "./lm/types.js";
 import { scoreComponents } from "./rewards/mix.js";
 import type { Reward } from "./rewards/types.js";
+import { checkModel, fields, parseOptions, rewardField } from "./util/options.js";
+
+/** What align() accepts, checked before anything runs (a bad option is a TillerError naming it). */
+export const alignOptionsSchema = z
+  .object({
+    prompt: fields.prompt,
+    reward: rewardField,
+    strategy: z.union([
+      z.string().min(1, "the strategy spec is empty"),
+      z.object({
+        name: z.string(),
+        params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+        label: z.string(),
+      }),
+      fields.object<Strategy>("a strategy spec or a Strategy"),
+    ]),
+    maxTokens: fields.maxTokens.default(128),
+    sampling: fields.sampling.optional(),
+    vetoes: z.array(fields.object<CandidateVeto>("a veto")).optional(),
+    stopStrings: fields.stopStrings.optional(),
+    trace: z.boolean().optional(),
+    signal: fields.signal.optional(),
+    models: z
+      .object({
+        draft: fields.object<LanguageModel>("a model").optional(),
+        verifier: fields.object<LanguageModel>("a model").optional(),
+        judge: fields.object<LanguageModel>("a model").optional(),
+      })
+      .strict()
+      .optional(),
+    drafter: z.string().min(1).optional(),
+    draftTokens: z.union([z.number().int().min(1), z.literal("auto")]).optional(),
+    swaps: fields.object<SwapMap>("a swap map").optional(),
+    constitution: z.string().optional(),
+    onEvent: fields.callback<(event: DecodeEvent<AlignResult>) => void>().optional(),
+    system: z.string().optional(),
+    chat: fields.chat.optional(),
+  })
+  .strict();
 
 export interface AlignOptions {
   prompt: string;
@@ -67,9 +107,11 @@ export interface AlignResult extends GenerationResult {
 
 /** Decodes with any strategy and reports the output's rewards — the library form of `tiller align`. */
 export async function align(model: LanguageModel, options: AlignOptions): Promise<AlignResult> {
-  // Refused like generate's and eval's empty prompts (an empty continuation target is a mistake).
-  if (typeof options?.prompt !== "string" || options.prompt === "")
-    throw new TillerError("align: the prompt is empty; give the text to continue", "empty-prompt");
+  checkModel("align", model);
+  // An empty prompt is refused like generate's and eval's (an empty continuation target is a mistake).
+  const parsed = parseOptions("align", alignOptionsSchema, options);
+  const { signal } = parsed;
+  if (signal?.aborted) throw decodeAborted(signal, { text: "", tokens: [] });
   const strategy = isStrategy(options.strategy)
     ? options.strategy
     : createStrategy(
@@ -95,7 +137,7 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
     ...options.models,
     prompt: options.prompt,
     promptTokens: tokens,
-    maxTokens: options.maxTokens ?? 128,
+    maxTokens: parsed.maxTokens,
     stopStrings: options.stopStrings,
     signal: options.signal,
     trace: options.trace,
@@ -103,9 +145,16 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
     emit: onEvent && ((event) => event.type !== "result" && onEvent(event)),
   });
   const input = { prompt: options.prompt, text: result.text, tokens: result.tokens, finished: true };
-  const rewards = await scoreComponents(options.reward, input);
-  const score = await options.reward.score(input);
-  const logprobs = await tokenLogprobs(model, tokens, result.tokens);
+  // A reward that never settles must not outlive an abort either.
+  const { rewards, score, logprobs } = await untilAborted(
+    (async () => ({
+      rewards: await scoreComponents(options.reward, input),
+      score: await options.reward.score(input),
+      logprobs: await tokenLogprobs(model, tokens, result.tokens),
+    }))(),
+    signal,
+    () => decodeAborted(signal as AbortSignal, { text: result.text, tokens: result.tokens }),
+  );
   const minToken = minTokenOf(model, tokens, result.tokens, logprobs);
   const aligned: AlignResult = { ...result, rewards, score, minToken };
   onEvent?.({ type: "result", result: aligned });

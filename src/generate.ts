@@ -1,29 +1,42 @@
 import { z } from "zod";
+import { decodeAborted } from "./decoding/aborted.js";
 import { beamSearch } from "./decoding/beam.js";
 import { type DecodeEvent, eventStream } from "./decoding/events.js";
 import { plainDecoding } from "./decoding/greedy.js";
+import { checkSearchWidth } from "./decoding/limits.js";
 import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
 import type { GenerationResult } from "./decoding/types.js";
 import type { CandidateVeto } from "./decoding/veto.js";
-import { TillerError } from "./errors.js";
 import { type ChatMode, promptTokens } from "./lm/prompt.js";
 import type { LanguageModel } from "./lm/types.js";
+import { checkModel, fields, parseOptions } from "./util/options.js";
 
-export const generateOptionsSchema = z.object({
-  prompt: z.string().min(1, "the prompt is empty"),
-  maxTokens: z.number().int().min(1).default(128),
-  strategy: z.enum(["greedy", "sample", "beam"]).default("greedy"),
-  temperature: z.number().min(0).optional(),
-  topK: z.number().int().min(0).optional(),
-  topP: z.number().gt(0).max(1).optional(),
-  seed: z.number().int().optional(),
-  beamWidth: z.number().int().min(1).default(4),
-  lengthPenalty: z.number().min(0).optional(),
-  stopStrings: z.array(z.string().min(1)).optional(),
-});
+export const generateOptionsSchema = z
+  .object({
+    prompt: fields.prompt,
+    maxTokens: fields.maxTokens.default(128),
+    strategy: z.enum(["greedy", "sample", "beam"]).default("greedy"),
+    temperature: z.number().min(0).optional(),
+    topK: z.number().int().min(0).optional(),
+    topP: z.number().gt(0).max(1).optional(),
+    seed: z.number().int().optional(),
+    beamWidth: z.number().int().min(1).default(4),
+    lengthPenalty: z.number().min(0).optional(),
+    stopStrings: fields.stopStrings.optional(),
+    signal: fields.signal.optional(),
+    onEvent: fields.callback<(event: DecodeEvent) => void>().optional(),
+    system: z.string().optional(),
+    chat: fields.chat.optional(),
+    trace: z.boolean().optional(),
+    vetoes: z.array(fields.object<CandidateVeto>("a veto")).optional(),
+  })
+  .strict();
 
-export type GenerateOptions = z.input<typeof generateOptionsSchema> & {
+export type GenerateOptions = Omit<
+  z.input<typeof generateOptionsSchema>,
+  "signal" | "onEvent" | "system" | "chat" | "trace" | "vetoes"
+> & {
   signal?: AbortSignal;
   /**
    * Receives the decode's events: text as it becomes final, search steps, warnings, the result.
@@ -40,21 +53,18 @@ export type GenerateOptions = z.input<typeof generateOptionsSchema> & {
   vetoes?: readonly CandidateVeto[];
 };
 
-/** Turns zod's issues into one readable line. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.join(".") || "options"}: ${issue.message}`).join("; ");
-}
+export { describeIssues } from "./util/options.js";
 
 /** Greedy, sampling or beam search on any `LanguageModel` — the library form of `tiller generate`. */
 export async function generate(model: LanguageModel, options: GenerateOptions): Promise<GenerationResult> {
-  const parsed = generateOptionsSchema.safeParse(options);
-  if (!parsed.success)
-    throw new TillerError(`invalid generate options: ${describeIssues(parsed.error)}`, "bad-options");
-  const o = parsed.data;
+  checkModel("generate", model);
+  const o = parseOptions("generate", generateOptionsSchema, options);
+  if (o.signal?.aborted) throw decodeAborted(o.signal, { text: "", tokens: [] });
   let strategy: Strategy;
-  if (o.strategy === "beam")
+  if (o.strategy === "beam") {
+    checkSearchWidth("beam", "width", o.beamWidth, model);
     strategy = beamSearch({ width: o.beamWidth, lengthPenalty: o.lengthPenalty, vetoes: options.vetoes });
-  else
+  } else
     strategy = plainDecoding(
       {
         temperature: o.strategy === "greedy" ? 0 : (o.temperature ?? 1),

@@ -1,6 +1,6 @@
 // Public library API: `import { loadModel, generate } from "tiller"`.
 
-export { type AlignOptions, type AlignResult, align, alignStream } from "./align.js";
+export { type AlignOptions, type AlignResult, align, alignOptionsSchema, alignStream } from "./align.js";
 export { type CalibratedReward, calibrated, calibratedValue } from "./calibration/calibrated.js";
 export { type CtrlRewardFunction, type CtrlRewardOptions, ctrlReward } from "./calibration/ctrl.js";
 export { modelFileHash } from "./calibration/modelHash.js";
@@ -49,6 +49,7 @@ export {
   type WinRateRow,
   type WinRateTask,
 } from "./calibration/winrateRun.js";
+export { ABORT_GRACE_MS, DecodeAbortedError, type PartialResult } from "./decoding/aborted.js";
 // AMBEDKAR: counterfactual verifier decoding, its swap maps, and the identity evaluation.
 export { AMBEDKAR_DEFAULTS, type AmbedkarOptions, ambedkar } from "./decoding/ambedkar/ambedkar.js";
 export {
@@ -84,6 +85,7 @@ export {
 } from "./decoding/definition.js";
 export { type DecodeEvent, type DecodeEventListener, eventStream } from "./decoding/events.js";
 export { plainDecoding } from "./decoding/greedy.js";
+export { checkSearchWidth, checkThreads } from "./decoding/limits.js";
 export {
   createStrategy,
   parseStrategyList,
@@ -134,7 +136,7 @@ export {
 } from "./eval/runEval.js";
 export { taskReward } from "./eval/taskReward.js";
 export { type EvalTask, evalTaskSchema, parseTasks, readTasks } from "./eval/tasks.js";
-export { type GenerateOptions, generate, generateStream } from "./generate.js";
+export { type GenerateOptions, generate, generateOptionsSchema, generateStream } from "./generate.js";
 export type { DialectName } from "./lm/http/dialect.js";
 export type { FleetOptions } from "./lm/http/fleet.js";
 export { RemoteModel, type RemoteModelOptions, type RemoteStats } from "./lm/http/remoteModel.js";

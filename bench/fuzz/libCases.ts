@@ -2,9 +2,9 @@
  * Library fuzz cases: calls into the built library (dist/) with malformed arguments, each the body
  * of an async function of (lib, util, model, fx). A TillerError is the expected way to fail; any
  * other error (TypeError, RangeError, …) is a crash. Covered: rewards (specs, mix, custom rewards,
- * non-finite values), task files, trace indexes, generate options, and the write/read utilities.
- * The remaining public functions (align options, strategies' abort behaviour) await the library
- * contract work of issue 9's class 5.
+ * non-finite values), task files, trace indexes, generate/align options, model loading, runEval and
+ * estimateWinRates options, every strategy's abort (a TillerError "aborted" with a partial result),
+ * and the write/read utilities.
  */
 import type { Rng } from "./rng.js";
 import type { FuzzCase } from "./types.js";
@@ -49,6 +49,49 @@ const JUNK_STRATEGIES = [
   "sample:topP=NaN",
   ":::",
 ];
+const JUNK_OPTIONS = [
+  "null",
+  "42",
+  "{}",
+  '{ prompt: "" }',
+  "{ prompt: 5 }",
+  '{ prompt: "Once", maxTokens: NaN }',
+  '{ prompt: "Once", maxTokens: -1 }',
+  '{ prompt: "Once", maxTokens: "8" }',
+  '{ prompt: "Once", maxTokens: 1e12 }',
+  '{ prompt: "Once", stopStrings: [""] }',
+  '{ prompt: "Once", stopStrings: "." }',
+  '{ prompt: "Once", signal: {} }',
+  '{ prompt: "Once", onEvent: 1 }',
+  '{ prompt: "Once", chat: "maybe" }',
+  '{ prompt: "Once", max_tokens: 8 }',
+  '{ prompt: "Once", sampling: { topP: 0 } }',
+  '{ prompt: "Once", draftTokens: 0 }',
+];
+const ALL_STRATEGIES = [
+  "greedy",
+  "sample",
+  "beam:width=2",
+  "deal:k=2,l=2",
+  "bon:n=3",
+  "won:n=3",
+  "speculative:draft=prompt",
+  "ambedkar",
+];
+/** Aborts `align` with `strategy` (before it starts or on its first event) and checks the contract. */
+const abortCase = (strategy: string, pre: boolean) => `
+  const c = new AbortController();
+  ${pre ? "c.abort();" : "setTimeout(() => c.abort(), 50);"}
+  try {
+    await lib.align(model, { prompt: "Once upon a time", reward: lib.keywordsReward(["dog"]), strategy: ${J(strategy)}, maxTokens: 300, signal: c.signal,
+      onEvent: (e) => { if (e.type === "text" || e.type === "step") c.abort(); } });
+  } catch (error) {
+    if (lib.isTillerError(error) && error.code === "aborted" && typeof error.partial?.text === "string" && Array.isArray(error.partial?.tokens)) return;
+    if (lib.isTillerError(error)) throw new Error("aborted without the contract: " + error.code + " " + error.message);
+    throw error;
+  }
+  throw new Error("an aborted align resolved");`;
+
 const JUNK_TASK_TEXT = [
   "",
   "\n\n",
@@ -73,7 +116,7 @@ const libCase = (cls: string, code: string, control = false): FuzzCase => ({
 
 export function libraryCase(rng: Rng): FuzzCase {
   const value = rng.pick(JUNK_VALUES);
-  switch (rng.int(0, 9)) {
+  switch (rng.int(0, 13)) {
     case 0:
       return libCase("lib rewards", `lib.parseRewardSpec(${J(rng.pick(JUNK_SPECS))});`);
     case 1:
@@ -142,6 +185,44 @@ export function libraryCase(rng: Rng): FuzzCase {
           `util.readInputText(${rng.pick(['"/dev/zero"', "fx.dir", '"/nonexistent"', "fx.dir + '/sparse.txt'"])}, "input");`,
         ]),
       );
+    case 10:
+      return libCase(
+        "lib align",
+        rng.pick([
+          `await lib.align(model, ${rng.pick(JUNK_OPTIONS).replace(/^\{ prompt: "Once"/, '{ prompt: "Once", reward: lib.keywordsReward(["dog"]), strategy: "greedy"')});`,
+          "await lib.align(model);",
+          "await lib.align(undefined, {});",
+          `await lib.align(model, { prompt: "Once", reward: ${rng.pick(["undefined", "{}", '{ name: "x" }', "42"])}, strategy: "greedy" });`,
+          `await lib.align(model, { prompt: "Once", reward: lib.keywordsReward(["dog"]), strategy: ${rng.pick(['""', "42", "null", '"beam:width=99999999"', '"deal:k=99999999"'])} });`,
+        ]),
+      );
+    case 11:
+      // Every strategy aborts the same way: a TillerError "aborted" carrying the partial result.
+      return {
+        ...libCase("lib abort", abortCase(rng.pick(ALL_STRATEGIES), rng.int(0, 1) === 0)),
+        control: true,
+      };
+    case 12:
+      return libCase(
+        "lib models",
+        rng.pick([
+          `await lib.loadModel(${rng.pick(["42", "null", '""', "{}", "[]"])});`,
+          `await lib.openModel(${rng.pick(["42", "{}", "[1, 2]", "null"])});`,
+          `await lib.loadModel(fx.model, ${rng.pick(["{ threads: 99999 }", "{ threads: 0 }", "{ threads: NaN }", '{ gpu: "yes" }', "{ sequences: 0 }", "{ contextSize: -1 }", "42"])});`,
+          `await lib.generate(model, { prompt: "Once", strategy: "beam", beamWidth: ${rng.pick(["99999999", "0", "NaN"])} });`,
+        ]),
+      );
+    case 13:
+      return libCase(
+        "lib eval",
+        rng.pick([
+          `await lib.runEval(model, ${rng.pick(['"tasks"', "[]", "[{}]", '[{ id: "a", prompt: "p", keywords: ["dog"], maxTokens: -1 }]'])}, ["greedy"]);`,
+          `await lib.runEval(model, [{ id: "a", prompt: "p", keywords: ["dog"], maxTokens: 2 }], ${rng.pick(['"greedy"', "[]", '["nope"]', "[42]"])});`,
+          `await lib.runEval(model, [{ id: "a", prompt: "p", keywords: ["dog"], maxTokens: 2 }], ["greedy"], ${rng.pick(['{ cache: "hot" }', "{ regurgitationN: NaN }", "{ signal: 1 }", "42"])});`,
+          `await lib.estimateWinRates(model, { tasks: [{ id: "a", prompt: "p", maxTokens: 2 }], reward: lib.keywordsReward(["dog"]), policy: "sample", reference: { m: ${rng.pick(["0", "NaN", '"4"', "-1"])} } });`,
+          `await lib.estimateWinRates(model, { tasks: ${rng.pick(["[]", "null", '[{ id: "a" }]'])}, reward: lib.keywordsReward(["dog"]), policy: "sample", reference: { m: 2 } });`,
+        ]),
+      );
     default:
       return libCase(
         "lib index",
@@ -170,6 +251,12 @@ export function libraryControls(): FuzzCase[] {
       true,
     ),
     libCase("control", `util.writeFileAtomic(fx.dir + "/lib-control.json", "{}");`, true),
+    libCase(
+      "control",
+      `const r = await lib.align(model, { prompt: "Once upon a time", reward: lib.keywordsReward(["dog"]), strategy: "deal:k=2,l=2", maxTokens: 4, stopStrings: ["\\n\\n"] }); if (!r.text) throw new Error("no text");`,
+      true,
+    ),
+    ...ALL_STRATEGIES.map((strategy) => libCase("control", abortCase(strategy, false), true)),
     libCase(
       "control",
       `lib.parseTasks(${J(`${J({ id: "a", prompt: "p", keywords: ["dog"], maxTokens: 4 })}\n`)});`,

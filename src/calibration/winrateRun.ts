@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "../decoding/registry.js";
 import { rolloutText } from "../decoding/rolloutText.js";
 import { runStrategy } from "../decoding/run.js";
@@ -9,6 +10,7 @@ import type { LanguageModel, SamplingOptions, Token, TokenLogprob } from "../lm/
 import type { Reward } from "../rewards/types.js";
 import { scoreAll } from "../rewards/types.js";
 import { throwIfAborted } from "../util/cooperative.js";
+import { checkModel, fields, parseOptions, rewardField } from "../util/options.js";
 import { ReferencePolicy, type ReferencePolicyOptions } from "./reference.js";
 import {
   analyticBoNKL,
@@ -27,6 +29,37 @@ export interface WinRateTask {
   prompt: string;
   maxTokens: number;
 }
+
+/** What estimateWinRates() accepts, checked before any sampling (a bad option names itself). */
+export const winRateOptionsSchema = z
+  .object({
+    tasks: z
+      .array(z.object({ id: z.string().min(1), prompt: fields.prompt, maxTokens: fields.maxTokens }).loose())
+      .min(1, "no tasks"),
+    reward: z.union([rewardField, fields.callback<(task: WinRateTask) => Reward>()]),
+    policy: z.string().min(1, "the policy spec is empty"),
+    n: z.number().int().min(1).optional(),
+    samples: z.number().int().min(1).optional(),
+    reference: z
+      .object({
+        m: z.number().int().min(1),
+        temperature: z.number().min(0).optional(),
+        topK: z.number().int().min(0).optional(),
+        topP: z.number().gt(0).max(1).optional(),
+        seed: z.number().int().optional(),
+        stopStrings: fields.stopStrings.optional(),
+        modelPath: z.string().optional(),
+        cacheDir: z.union([z.string(), z.literal(false)]).optional(),
+        onWarning: fields.callback<(message: string) => void>().optional(),
+      })
+      .strict(),
+    seed: z.number().int().optional(),
+    resamples: z.number().int().min(1).optional(),
+    klSamples: z.number().int().min(1).optional(),
+    onProgress: fields.callback<(done: number, total: number, phase: string) => void>().optional(),
+    signal: fields.signal.optional(),
+  })
+  .strict();
 
 export interface WinRateOptions {
   tasks: readonly WinRateTask[];
@@ -119,6 +152,8 @@ export async function estimateWinRates(
   model: LanguageModel,
   options: WinRateOptions,
 ): Promise<WinRateReport> {
+  checkModel("estimateWinRates", model);
+  parseOptions("estimateWinRates", winRateOptionsSchema, options);
   const started = performance.now();
   const maxN = options.n ?? 16;
   if (!Number.isInteger(maxN) || maxN < 1)

@@ -7,24 +7,24 @@
  * Input file sizes are capped in util/inputFiles.ts.
  */
 import * as fs from "node:fs";
-import { availableParallelism } from "node:os";
 import { getHeapStatistics } from "node:v8";
 import { InvalidArgumentError } from "commander";
 import { DEAL_DEFAULTS } from "../decoding/deal/options.js";
+import { checkSpecWidth, checkThreads } from "../decoding/limits.js";
 import type { StrategySpec } from "../decoding/registry.js";
 import { TillerError } from "../errors.js";
 import type { LanguageModel } from "../lm/types.js";
 
-/** `--threads` parser: a positive integer no larger than this machine's CPU cores. */
+/** `--threads` parser: a positive integer no larger than this machine's CPU cores (the library's rule). */
 export function threadCount(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
     throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  const cores = availableParallelism();
-  if (n > cores)
-    throw new InvalidArgumentError(
-      `${n} threads, but this machine has ${cores} CPU core${cores === 1 ? "" : "s"}; use at most ${cores}`,
-    );
+  try {
+    checkThreads(n);
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
   return n;
 }
 
@@ -53,15 +53,7 @@ export function strategyTokens(spec: StrategySpec, maxTokens: number): number {
 
 /** Checks the parameters that cannot exceed the model's vocabulary (beam width, DeAL's k). */
 export function checkSearchWidth(spec: StrategySpec, model: LanguageModel): void {
-  const V = model.vocabularySize;
-  const key = spec.name === "beam" ? "width" : spec.name === "deal" ? "k" : undefined;
-  if (!key) return;
-  const value = num(spec, key, 0);
-  if (value > V)
-    throw new TillerError(
-      `${spec.name}: ${key}=${value} exceeds the vocabulary of ${model.id} (${V} tokens); use at most ${V}`,
-      "over-limit",
-    );
+  checkSpecWidth(spec, model);
 }
 
 /** Rough seconds per evaluated token on the CPU: fixed overhead plus one pass over the weights. */

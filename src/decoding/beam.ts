@@ -1,10 +1,11 @@
 import type { ModelCallOptions, StopReason, Token } from "../lm/types.js";
 import { callOptions, cappedTopK } from "./calls.js";
+import { checkSearchWidth } from "./limits.js";
 import { StepLog } from "./steps.js";
 import { StopStrings } from "./stopStrings.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import { SharedPrefixStream, TextStream } from "./textStream.js";
-import type { DecodeContext } from "./types.js";
+import { type DecodeContext, streamsText } from "./types.js";
 import { type CandidateVeto, vetoPenalties } from "./veto.js";
 
 export interface BeamOptions {
@@ -42,6 +43,7 @@ export function beamSearch(options: BeamOptions): Strategy {
   return {
     name: "beam",
     async decode(context: DecodeContext): Promise<DecodeOutput> {
+      checkSearchWidth("beam", "width", width, context.model);
       const search = new BeamRun(context, width, options.vetoes);
       let beams: Hypothesis[] = [{ tokens: [], logprobs: [], sum: 0, done: undefined }];
       for (let step = 0; step < context.maxTokens && beams.length > 0; step++) {
@@ -104,7 +106,7 @@ class BeamRun {
       width * spare,
       `beam: width ${width}${spare > 1 ? " (×4 spare for vetoes)" : ""}`,
     );
-    this.shared = context.streaming
+    this.shared = streamsText(context)
       ? new SharedPrefixStream(
           new TextStream(
             context.model,

@@ -4,7 +4,7 @@ import { steppedSample } from "./stepped.js";
 import { StepLog } from "./steps.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import { TextStream } from "./textStream.js";
-import type { DecodeContext, TraceStep } from "./types.js";
+import { type DecodeContext, streamsText, type TraceStep } from "./types.js";
 import type { CandidateVeto } from "./veto.js";
 
 /**
@@ -19,7 +19,7 @@ export function plainDecoding(sampling: SamplingOptions, vetoes: readonly Candid
     name,
     async decode(context: DecodeContext): Promise<DecodeOutput> {
       if (vetoes.length > 0) return steppedSample(context, sampling, vetoes);
-      const stream = context.streaming
+      const stream = streamsText(context)
         ? new TextStream(
             context.model,
             context.promptTokens,

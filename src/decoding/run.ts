@@ -1,5 +1,6 @@
 import type { ModelWarning } from "../lm/types.js";
 import { usageSince } from "../lm/types.js";
+import { DecodeAbortedError, decodeAborted, untilAborted } from "./aborted.js";
 import type { DecodeEvent } from "./events.js";
 import { rolloutText } from "./rolloutText.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
@@ -12,9 +13,14 @@ import type { DecodeContext, GenerationResult } from "./types.js";
  * whatever final text the strategy had not streamed yet (Best-of-N's chosen sample, the rest of
  * beam search's best hypothesis), and last the `result` event — so the `text` events always add
  * up to `result.text`.
+ *
+ * An abort (the signal firing before or during the decode) always rejects with a
+ * `DecodeAbortedError` carrying the text decoded so far, whether the strategy returned early or
+ * threw; a strategy stuck on something that ignores the signal is abandoned after a short grace.
  */
 export async function runStrategy(strategy: Strategy, context: DecodeContext): Promise<GenerationResult> {
-  const { model } = context;
+  const { model, signal } = context;
+  if (signal?.aborted) throw decodeAborted(signal, { text: "", tokens: [] });
   const warnings: ModelWarning[] = [];
   const seen = new Set<string>();
   let streamed = "";
@@ -32,11 +38,18 @@ export async function runStrategy(strategy: Strategy, context: DecodeContext): P
   };
   const before = { ...model.usage };
   const started = performance.now();
-  const output: DecodeOutput = await strategy.decode({
-    ...context,
-    emit,
-    streaming: context.streaming ?? context.emit !== undefined,
-  });
+  let output: DecodeOutput;
+  try {
+    output = await untilAborted(
+      strategy.decode({ ...context, emit, streaming: context.streaming ?? context.emit !== undefined }),
+      signal,
+      () => new DecodeAbortedError("aborted", { text: streamed, tokens: [] }),
+    );
+  } catch (error) {
+    if (!signal?.aborted) throw error;
+    // What the strategy had committed (streamed) before it threw or was abandoned.
+    throw decodeAborted(signal, { text: streamed, tokens: await tokensOf(model, streamed) });
+  }
   const wallMs = performance.now() - started;
   const usage = usageSince(before, model.usage);
   const { text, tokens, logprob, stopReason } = rolloutText(
@@ -45,6 +58,7 @@ export async function runStrategy(strategy: Strategy, context: DecodeContext): P
     output,
     context.stopStrings,
   );
+  if (signal?.aborted) throw decodeAborted(signal, { text, tokens });
   if (text.startsWith(streamed)) emit({ type: "text", text: text.slice(streamed.length) });
   else
     emit({
@@ -73,4 +87,14 @@ export async function runStrategy(strategy: Strategy, context: DecodeContext): P
   };
   context.emit?.({ type: "result", result });
   return result;
+}
+
+/** The tokens of a partial text (none when the tokenizer is unavailable: the text is what counts). */
+async function tokensOf(model: DecodeContext["model"], text: string): Promise<number[]> {
+  if (text === "") return [];
+  try {
+    return await model.tokenize(text, { addBos: false });
+  } catch {
+    return [];
+  }
 }

@@ -5,7 +5,7 @@ import { StepLog } from "./steps.js";
 import { StopStrings } from "./stopStrings.js";
 import type { DecodeOutput } from "./strategy.js";
 import { TextStream } from "./textStream.js";
-import type { DecodeContext } from "./types.js";
+import { type DecodeContext, streamsText } from "./types.js";
 import { type CandidateVeto, vetoPenalties } from "./veto.js";
 
 /** Candidates considered per step when vetoes may drop some of the most likely ones. */
@@ -23,7 +23,7 @@ export async function steppedSample(
   const { model } = context;
   const random = seededRandom(sampling.seed ?? 0);
   const stops = new StopStrings(context.stopStrings);
-  const stream = context.streaming
+  const stream = streamsText(context)
     ? new TextStream(model, context.promptTokens, (text) => context.emit?.({ type: "text", text }), stops)
     : undefined;
   const log = new StepLog(context);

@@ -43,6 +43,14 @@ export interface DecodeContext {
   trace?: boolean;
 }
 
+/**
+ * Whether a strategy emits its committed text as it goes: when someone streams, and when the run
+ * can be aborted (so an aborted run reports the text it had committed).
+ */
+export function streamsText(context: DecodeContext): boolean {
+  return Boolean(context.streaming || context.signal);
+}
+
 /** Sends a warning to the context's stream (strategies call this where they degrade a request). */
 export function warn(context: Pick<DecodeContext, "emit">, warning: ModelWarning): void {
   context.emit?.({ type: "warning", warning });

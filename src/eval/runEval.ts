@@ -11,6 +11,7 @@
  * backend's business), so every strategy pays for its prompt the same way and `evaluatedTokens` ≈
  * prompt + generated for greedy. `cache: "warm"` skips that (faster, but order-dependent).
  */
+import { z } from "zod";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "../decoding/registry.js";
 import { runStrategy } from "../decoding/run.js";
 import type { CandidateVeto } from "../decoding/veto.js";
@@ -21,9 +22,10 @@ import { regurgitation } from "../provenance/regurgitation.js";
 import type { TraceIndex } from "../provenance/trace-index.js";
 import { keywordCoverage } from "../rewards/keywords.js";
 import { countWords } from "../rewards/words.js";
+import { checkModel, describeIssues, fields, parseOptions } from "../util/options.js";
 import { type Fluency, type FluencySummary, fluencyOf, summarizeFluency, tokenLogprobs } from "./fluency.js";
 import { taskReward } from "./taskReward.js";
-import type { EvalTask } from "./tasks.js";
+import { type EvalTask, evalTaskSchema } from "./tasks.js";
 
 /** The figures of one strategy on one task. */
 export interface EvalMetrics {
@@ -101,6 +103,20 @@ export interface EvalProgress {
   row?: EvalRow;
 }
 
+/** What runEval() accepts besides its model, tasks and strategies. */
+export const runEvalOptionsSchema = z
+  .object({
+    onProgress: fields.callback<(progress: EvalProgress) => void>().optional(),
+    index: fields.object<TraceIndex>("a TraceIndex").optional(),
+    signal: fields.signal.optional(),
+    cache: z.enum(["cold", "warm"]).optional(),
+    sampling: fields.sampling.optional(),
+    vetoes: z.array(fields.object<CandidateVeto>("a veto")).optional(),
+    regurgitationN: z.number().int().min(1).optional(),
+    completed: z.array(fields.object<EvalRow>("an eval row")).optional(),
+  })
+  .strict();
+
 export interface RunEvalOptions {
   onProgress?: (progress: EvalProgress) => void;
   /** A corpus index (same tokenizer as the model) for the regurgitation metric. */
@@ -139,7 +155,17 @@ export async function runEval(
   strategySpecs: readonly (StrategySpec | string)[],
   options: RunEvalOptions = {},
 ): Promise<EvalResult> {
+  checkModel("runEval", model);
+  parseOptions("runEval", runEvalOptionsSchema, options);
+  if (!Array.isArray(tasks)) throw new TillerError("runEval: tasks must be an array of tasks", "bad-options");
   if (tasks.length === 0) throw new TillerError("no tasks to evaluate", "no-tasks");
+  tasks.forEach((task, i) => {
+    const checked = evalTaskSchema.safeParse(task);
+    if (!checked.success)
+      throw new TillerError(`runEval: task ${i + 1}: ${describeIssues(checked.error)}`, "bad-task");
+  });
+  if (!Array.isArray(strategySpecs))
+    throw new TillerError("runEval: strategies must be an array of specs", "bad-options");
   if (strategySpecs.length === 0) throw new TillerError("no strategies to evaluate", "no-strategies");
   const specs = strategySpecs.map((spec) => (typeof spec === "string" ? parseStrategySpec(spec) : spec));
   const labels = specs.map((spec) => spec.label);

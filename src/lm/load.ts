@@ -1,8 +1,12 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, readGgufFileInfo } from "node-llama-cpp";
+import { z } from "zod";
+import { checkThreads } from "../decoding/limits.js";
 import { TillerError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomicWrite.js";
+import { fields, parseOptions } from "../util/options.js";
 import { LlamaCppModel } from "./llama/LlamaCppModel.js";
 import { cacheDir, resolveModelPath } from "./resolve.js";
 
@@ -19,6 +23,19 @@ export interface LoadModelOptions {
   progress?: boolean;
   signal?: AbortSignal;
 }
+
+/**
+ * What loadModel() accepts (contextSize and threads get their own, more specific messages below).
+ * Not strict: openModel passes its remote-server options through.
+ */
+export const loadModelOptionsSchema = z.object({
+  gpu: z.union([z.boolean(), z.literal("auto")]).optional(),
+  threads: z.union([z.number(), z.literal("auto")]).optional(),
+  contextSize: z.number().optional(),
+  sequences: z.number().int().min(1).max(256).optional(),
+  progress: z.boolean().optional(),
+  signal: fields.signal.optional(),
+});
 
 const llamas = new Map<string, Promise<Llama>>();
 
@@ -48,6 +65,12 @@ function llamaFor(gpu: boolean | "auto"): Promise<Llama> {
  * or the default model. Every failure the user can fix is a one-line TillerError.
  */
 export async function loadModel(spec?: string, options: LoadModelOptions = {}): Promise<LlamaCppModel> {
+  if (spec !== undefined && (typeof spec !== "string" || spec === ""))
+    throw new TillerError(
+      `loadModel: the model must be a path or an hf: URI (a non-empty string), got ${typeof spec === "string" ? '""' : typeof spec}`,
+      "bad-options",
+    );
+  parseOptions("loadModel", loadModelOptionsSchema, options);
   if (
     options.contextSize !== undefined &&
     !(Number.isInteger(options.contextSize) && options.contextSize >= 16)
@@ -56,6 +79,7 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
       `--context-size must be ≥ 16 (an integer), got ${options.contextSize}`,
       "bad-context-size",
     );
+  if (typeof options.threads === "number") checkThreads(options.threads);
   const path = await resolveModelPath(spec, { progress: options.progress, signal: options.signal });
   const gpu = options.gpu ?? "auto";
   let llama: Llama;
@@ -97,7 +121,7 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
         ? llama.gpu === false
           ? await measureThreads(model, path)
           : Math.min(4, availableParallelism())
-        : Math.max(1, Math.floor(options.threads));
+        : options.threads;
     const createContext = () =>
       model.createContext({ contextSize, sequences, threads, ignoreMemorySafetyChecks: false });
     const context = await createContext();
@@ -118,14 +142,8 @@ async function measureThreads(model: LlamaModel, path: string): Promise<number> 
   const cores = availableParallelism();
   const stat = statSync(path);
   const key = `${path}:${stat.size}:${stat.mtimeMs}:${cores}`;
-  const cacheFile = join(cacheDir(), "threads.json");
-  let cache: Record<string, number> = {};
-  try {
-    cache = JSON.parse(readFileSync(cacheFile, "utf8"));
-    if (typeof cache[key] === "number") return cache[key];
-  } catch {
-    cache = {};
-  }
+  const cached = readThreadsCache()[key];
+  if (typeof cached === "number") return cached;
   const candidates = [...new Set([1, 2, 4, 8, cores].filter((n) => n <= cores))].sort((a, b) => a - b);
   let best = { threads: 1, ms: Number.POSITIVE_INFINITY };
   for (const threads of candidates) {
@@ -133,14 +151,32 @@ async function measureThreads(model: LlamaModel, path: string): Promise<number> 
     if (ms < best.ms) best = { threads, ms };
     else break; // slower than fewer threads: more will not help
   }
+  rememberThreads(key, best.threads);
+  return best.threads;
+}
+
+const threadsCacheFile = () => join(cacheDir(), "threads.json");
+
+function readThreadsCache(): Record<string, number> {
+  try {
+    const cache = JSON.parse(readFileSync(threadsCacheFile(), "utf8"));
+    return typeof cache === "object" && cache !== null ? cache : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Adds a measured thread count to the cache (threads.json), written atomically: two loads
+ * measuring at once, or a crash mid-write, never leave a torn file.
+ */
+export function rememberThreads(key: string, threads: number): void {
   try {
     mkdirSync(cacheDir(), { recursive: true });
-    cache[key] = best.threads;
-    writeFileSync(cacheFile, JSON.stringify(cache, null, 2));
+    writeFileAtomic(threadsCacheFile(), JSON.stringify({ ...readThreadsCache(), [key]: threads }, null, 2));
   } catch {
     // A read-only cache only costs a re-measurement next time.
   }
-  return best.threads;
 }
 
 async function timeEvaluation(model: LlamaModel, threads: number): Promise<number> {

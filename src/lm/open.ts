@@ -1,7 +1,8 @@
 import { TillerError } from "../errors.js";
+import { parseOptions } from "../util/options.js";
 import { DIALECTS, type DialectName } from "./http/dialect.js";
 import { RemoteModel, type RemoteModelOptions } from "./http/remoteModel.js";
-import { type LoadModelOptions, loadModel } from "./load.js";
+import { type LoadModelOptions, loadModel, loadModelOptionsSchema } from "./load.js";
 import type { LanguageModel } from "./types.js";
 
 export interface OpenModelOptions extends LoadModelOptions, Omit<RemoteModelOptions, "signal" | "backend"> {
@@ -36,6 +37,16 @@ export async function openModel(
   spec?: string | readonly string[],
   options: OpenModelOptions = {},
 ): Promise<LanguageModel> {
+  const validSpec =
+    spec === undefined ||
+    typeof spec === "string" ||
+    (Array.isArray(spec) && spec.every((s) => typeof s === "string"));
+  if (!validSpec)
+    throw new TillerError(
+      `openModel: the model must be a path, an hf: URI or server URL(s) (a string or strings), got ${spec === null ? "null" : typeof spec}`,
+      "bad-options",
+    );
+  parseOptions("openModel", loadModelOptionsSchema, options);
   const given = (typeof spec === "string" ? [spec] : (spec ?? [])).map((s) => s.trim()).filter(Boolean);
   const specs = given.length > 0 ? given : [process.env.TILLER_MODEL?.trim()].filter((s): s is string => !!s);
   const backend = options.backend;

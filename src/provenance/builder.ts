@@ -36,7 +36,7 @@ import {
   writeHeader,
 } from "./format.js";
 import { bitWidthFor, PackedArray } from "./packed-array.js";
-import { suffixArrayOfShifted } from "./sais.js";
+import { suffixArrayOfShifted, suffixArrayOfShiftedAsync } from "./sais.js";
 import { TraceIndex } from "./trace-index.js";
 
 export type { ModelIdentity } from "./fingerprint.js";
@@ -51,6 +51,15 @@ export interface IndexBuilderOptions {
 }
 
 export type BuildPhase = "suffix-array" | "write";
+
+/** What a built index holds in memory (before it is written or queried). */
+export interface IndexArrays {
+  header: IndexHeader;
+  tokens: Uint16Array | Uint32Array;
+  docStarts: Uint32Array;
+  unigrams: Float64Array;
+  sa: PackedArray;
+}
 
 const MAX_TOKENS = 0x7fffffff - 2;
 
@@ -135,12 +144,26 @@ export class IndexBuilder {
   }
 
   /** Build the suffix array and return the index arrays (the builder cannot be used after). */
-  build(): {
-    header: IndexHeader;
-    tokens: Uint16Array | Uint32Array;
-    docStarts: Uint32Array;
-    unigrams: Float64Array;
-    sa: PackedArray;
+  build(): IndexArrays {
+    const shifted = this.shiftForSuffixArray();
+    return this.assemble(shifted, suffixArrayOfShifted(shifted.work, this.length, shifted.max));
+  }
+
+  /**
+   * {@link build} that gives way to the event loop while the suffix array is built (seconds on a
+   * large corpus) and rejects with the abort error once `signal` fires.
+   */
+  async buildAsync(signal?: AbortSignal): Promise<IndexArrays> {
+    const shifted = this.shiftForSuffixArray();
+    const full = await suffixArrayOfShiftedAsync(shifted.work, this.length, shifted.max, signal);
+    return this.assemble(shifted, full);
+  }
+
+  /** The text SA-IS sorts: tokens → 1..V, separator → V + 1 (largest), sentinel 0 at N. */
+  private shiftForSuffixArray(): {
+    buf: Uint16Array | Uint32Array;
+    work: Uint16Array | Uint32Array;
+    max: number;
   } {
     if (this.finished) throw new Error("IndexBuilder already finished");
     this.finished = true;
@@ -153,17 +176,26 @@ export class IndexBuilder {
       buf = buf.slice(0, N + 1);
       this.buf = buf;
     }
-    // Shift in place: tokens → 1..V, separator → V + 1 (largest), sentinel 0 at N.
+    // Shift in place (into a wider copy only when V = 65535 exactly).
     let work: Uint16Array | Uint32Array = buf;
     const shiftedMax = V + 1;
-    if (shiftedMax > (this.tokenWidth === 2 ? 0xffff : 0xffffffff)) {
-      work = new Uint32Array(N + 1); // only when V = 65535 exactly
-    }
+    if (shiftedMax > (this.tokenWidth === 2 ? 0xffff : 0xffffffff)) work = new Uint32Array(N + 1);
     for (let i = 0; i < N; i++) {
       const t = buf[i];
       work[i] = t === sep ? shiftedMax : t + 1;
     }
-    const full = suffixArrayOfShifted(work, N, shiftedMax);
+    return { buf, work, max: shiftedMax };
+  }
+
+  /** Undoes the shift and packs the suffix array with the other index arrays. */
+  private assemble(
+    shifted: { buf: Uint16Array | Uint32Array; work: Uint16Array | Uint32Array; max: number },
+    full: Int32Array,
+  ): IndexArrays {
+    const N = this.length;
+    const V = this.vocabularySize;
+    const sep = this.separator;
+    const { buf, work, max: shiftedMax } = shifted;
     if (work === buf) {
       for (let i = 0; i < N; i++) {
         const t = buf[i];
@@ -222,7 +254,7 @@ export class IndexBuilder {
     const { onPhase, signal } = options;
     throwIfAborted(signal);
     onPhase?.("suffix-array");
-    const data = this.build();
+    const data = await this.buildAsync(signal);
     onPhase?.("write");
     const staging = makeStaging(out);
     try {

@@ -55,6 +55,9 @@ const SERVER_SIDE = new Set(["llama-unavailable", "model-load-failed", "context-
 export function toApiError(error: unknown, param: string | null = null): ApiError {
   if (error instanceof ApiError) return error;
   if (isTillerError(error)) {
+    // An aborted decode: the client went away or the server is shutting down, not a bad request.
+    if (error.code === "aborted")
+      return new ApiError(503, `the request was aborted (${error.message})`, "aborted", param);
     const status = SERVER_SIDE.has(error.code) ? 500 : 400;
     const code =
       error.code === "prompt-too-long" ? "context_length_exceeded" : error.code.replaceAll("-", "_");

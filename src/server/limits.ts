@@ -1,3 +1,4 @@
+import { VOCABULARY_BOUNDED } from "../decoding/limits.js";
 import type { StrategySpec } from "../decoding/registry.js";
 import { ApiError } from "./errors.js";
 
@@ -67,7 +68,10 @@ export function checkLimit(
     );
 }
 
-/** Which strategy parameters are bounded by which limit (beam width also by the vocabulary). */
+/**
+ * Which strategy parameters are bounded by which limit: the server's own policy, configurable; the
+ * vocabulary bound (decoding/limits.ts, also enforced by the library) applies on top.
+ */
 const STRATEGY_LIMITS: Record<string, Record<string, keyof ServerLimits>> = {
   bon: { n: "samples" },
   won: { n: "samples" },
@@ -85,7 +89,8 @@ export function checkStrategyLimits(
     const value = spec.params[key];
     if (typeof value === "number") checkLimit(limits, limit, value, `${spec.name}:${key}`, param);
   }
-  const width = spec.params.width ?? spec.params.k;
+  const bounded = VOCABULARY_BOUNDED[spec.name];
+  const width = bounded === undefined ? undefined : spec.params[bounded];
   if (typeof width === "number" && vocabularySize > 0 && width > vocabularySize)
     throw new ApiError(
       400,

@@ -46,3 +46,21 @@ export class TimeSlice {
     else throwIfAborted(this.signal);
   }
 }
+
+/**
+ * A long computation written as a generator that yields every few thousand iterations: the same
+ * code runs straight through ({@link runSteps}) or cooperatively ({@link runStepsCooperatively}).
+ */
+export type Steps = Generator<void, void, void>;
+
+/** Runs `steps` to the end without giving way. */
+export function runSteps(steps: Steps): void {
+  while (!steps.next().done);
+}
+
+/** Runs `steps`, giving way to pending events every slice; throws the abort error once `signal` fires. */
+export async function runStepsCooperatively(steps: Steps, signal?: AbortSignal): Promise<void> {
+  const slice = new TimeSlice(signal);
+  throwIfAborted(signal);
+  while (!steps.next().done) await slice.maybeYield();
+}

@@ -11,6 +11,7 @@ import {
   anyInt,
   type ChatCliOptions,
   finiteNumber,
+  isAbortError,
   loadModelFromOptions,
   type ModelCliOptions,
   nonNegativeInt,
@@ -74,6 +75,11 @@ export function registerGenerate(program: Command): void {
             options.yes,
           );
           const streaming = !options.json;
+          // An abort rejects after the partial text was streamed: end its line before reporting.
+          const endLine = (error: unknown) => {
+            if (!options.json && isAbortError(error)) process.stdout.write("\n");
+            throw error;
+          };
           const result = await generate(model, {
             prompt: options.prompt,
             system: options.system,
@@ -93,7 +99,7 @@ export function registerGenerate(program: Command): void {
                     if (event.type === "text") process.stdout.write(event.text);
                   }
                 : undefined,
-          });
+          }).catch(endLine);
           if (result.stopReason === "aborted" || signal.aborted) {
             if (!options.json) process.stdout.write("\n");
             throw abortError(signal);

@@ -1,5 +1,6 @@
 import type { LanguageModel, Token } from "../../lm/types.js";
 import { scoreAll } from "../../rewards/types.js";
+import { checkSearchWidth } from "../limits.js";
 import type { DecodeOutput } from "../strategy.js";
 import type { DecodeContext } from "../types.js";
 import { bridge } from "./bridge.js";
@@ -22,6 +23,7 @@ export async function searchDeal(
   context: DecodeContext,
   options: ResolvedDealOptions,
 ): Promise<DecodeOutput> {
+  checkSearchWidth("deal", "k", options.k, context.model);
   const run = new DealRun(context, options);
   let beams: Beam[] = [startBeam()];
   while (beams.length > 0) {

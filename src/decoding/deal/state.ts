@@ -4,7 +4,7 @@ import { callOptions } from "../calls.js";
 import { StepLog } from "../steps.js";
 import { StopStrings } from "../stopStrings.js";
 import { SharedPrefixStream, TextStream } from "../textStream.js";
-import type { DecodeContext } from "../types.js";
+import { type DecodeContext, streamsText } from "../types.js";
 import type { ResolvedDealOptions } from "./options.js";
 
 /** A partial output the search keeps. */
@@ -83,7 +83,7 @@ export class DealRun {
     this.stops = new StopStrings(context.stopStrings);
     this.log = new StepLog(context);
     this.calls = callOptions(context);
-    this.committed = context.streaming
+    this.committed = streamsText(context)
       ? new SharedPrefixStream(
           new TextStream(
             this.model,
