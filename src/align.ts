@@ -1,5 +1,5 @@
 import type { SwapMap } from "./decoding/ambedkar/swapMap.js";
-import { type DecodeEvent, eventStream } from "./decoding/events.js";
+import { type DecodeEvent, streamedCall } from "./decoding/events.js";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
@@ -121,18 +121,7 @@ export function alignStream(
   model: LanguageModel,
   options: AlignOptions,
 ): AsyncIterable<DecodeEvent<AlignResult>> {
-  return eventStream<AlignResult>(
-    (emit, signal) =>
-      align(model, {
-        ...options,
-        signal,
-        onEvent: (event) => {
-          options.onEvent?.(event);
-          emit(event);
-        },
-      }),
-    options.signal,
-  );
+  return streamedCall(options, (signal, onEvent) => align(model, { ...options, signal, onEvent }));
 }
 
 function isStrategy(value: string | StrategySpec | Strategy): value is Strategy {
