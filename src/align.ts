@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { decodeAborted, untilAborted } from "./decoding/aborted.js";
 import type { SwapMap } from "./decoding/ambedkar/swapMap.js";
-import { type DecodeEvent, eventStream } from "./decoding/events.js";
+import { type DecodeEvent, streamedCall } from "./decoding/events.js";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "./decoding/registry.js";
 import { runStrategy } from "./decoding/run.js";
 import type { Strategy } from "./decoding/strategy.js";
@@ -170,18 +170,7 @@ export function alignStream(
   model: LanguageModel,
   options: AlignOptions,
 ): AsyncIterable<DecodeEvent<AlignResult>> {
-  return eventStream<AlignResult>(
-    (emit, signal) =>
-      align(model, {
-        ...options,
-        signal,
-        onEvent: (event) => {
-          options.onEvent?.(event);
-          emit(event);
-        },
-      }),
-    options.signal,
-  );
+  return streamedCall(options, (signal, onEvent) => align(model, { ...options, signal, onEvent }));
 }
 
 function isStrategy(value: string | StrategySpec | Strategy): value is Strategy {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { decodeAborted } from "./decoding/aborted.js";
 import { beamSearch } from "./decoding/beam.js";
-import { type DecodeEvent, eventStream } from "./decoding/events.js";
+import { type DecodeEvent, streamedCall } from "./decoding/events.js";
 import { plainDecoding } from "./decoding/greedy.js";
 import { checkSearchWidth } from "./decoding/limits.js";
 import { runStrategy } from "./decoding/run.js";
@@ -92,16 +92,5 @@ export async function generate(model: LanguageModel, options: GenerateOptions): 
  * rejects the iteration; leaving the loop early aborts the decode.
  */
 export function generateStream(model: LanguageModel, options: GenerateOptions): AsyncIterable<DecodeEvent> {
-  return eventStream(
-    (emit, signal) =>
-      generate(model, {
-        ...options,
-        signal,
-        onEvent: (event) => {
-          options.onEvent?.(event);
-          emit(event);
-        },
-      }),
-    options.signal,
-  );
+  return streamedCall(options, (signal, onEvent) => generate(model, { ...options, signal, onEvent }));
 }

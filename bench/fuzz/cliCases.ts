@@ -352,6 +352,11 @@ export function modelFlags(fx: Fixtures): string[] {
   return ["--model", fx.model, "--threads", "1", "--no-gpu"];
 }
 
+/** The valid invocation of `shape` with the model flags: what every case of it starts from. */
+function validArgs(shape: CommandShape, fx: Fixtures): string[] {
+  return [...shape.base(fx), ...modelFlags(fx)];
+}
+
 /** Sets `flag` to `value` in `args` (replacing its value when present, else appending). */
 function setOption(args: string[], flag: string, value: string): void {
   const at = args.indexOf(flag);
@@ -359,14 +364,15 @@ function setOption(args: string[], flag: string, value: string): void {
   else args.push(flag, value);
 }
 
-function dropOption(args: string[], flag: string): void {
+/** Removes `flag` and its value (`arity` 2), or a switch without one (`arity` 1), from `args`. */
+function dropOption(args: string[], flag: string, arity: 1 | 2 = 2): void {
   const at = args.indexOf(flag);
-  if (at >= 0) args.splice(at, 2);
+  if (at >= 0) args.splice(at, arity);
 }
 
 /** One malformed invocation of `shape`: 1–3 mutations of its valid form. */
 export function malformedArgs(shape: CommandShape, rng: Rng, fx: Fixtures): string[] {
-  const args = [...shape.base(fx), ...modelFlags(fx)];
+  const args = validArgs(shape, fx);
   const flags = Object.keys(shape.options);
   const mutations = rng.int(1, 3);
   for (let i = 0; i < mutations; i++) {
@@ -402,7 +408,7 @@ const cliCase = (cls: string, args: string[], extra: Partial<FuzzCase> = {}): Fu
 /** The valid invocation of every command (must exit 0). */
 export function controlCases(fx: Fixtures): FuzzCase[] {
   return COMMANDS.map((shape) =>
-    cliCase("control", [...shape.base(fx), ...modelFlags(fx)], { control: true, server: shape.server }),
+    cliCase("control", validArgs(shape, fx), { control: true, server: shape.server }),
   );
 }
 
@@ -418,55 +424,45 @@ export function malformedCase(rng: Rng, fx: Fixtures): FuzzCase {
 /** Output to a full disk or a closed reader: one line and exit 1 (or 0 for a closed pipe). */
 export function stdoutCase(rng: Rng, fx: Fixtures): FuzzCase {
   const shape = rng.pick(COMMANDS.filter((s) => !s.server));
-  return cliCase("cli stdout", [...shape.base(fx), ...modelFlags(fx)], { stdoutToFull: true });
+  return cliCase("cli stdout", validArgs(shape, fx), { stdoutToFull: true });
+}
+
+/**
+ * Command `name`'s valid invocation made a longer run: `set` options changed (or added), `drop`
+ * options and `switches` removed.
+ */
+function longerRun(
+  name: string,
+  fx: Fixtures,
+  set: Record<string, string>,
+  drop: { options?: string[]; switches?: string[] } = {},
+): string[] {
+  const shape = COMMANDS.find((s) => s.name === name);
+  if (!shape) throw new Error(`fuzz: no command shape named ${name}`);
+  const args = shape.base(fx);
+  for (const [flag, value] of Object.entries(set)) setOption(args, flag, value);
+  for (const flag of drop.options ?? []) dropOption(args, flag);
+  for (const flag of drop.switches ?? []) dropOption(args, flag, 1);
+  return [...args, ...modelFlags(fx)];
 }
 
 /** A valid, longer run interrupted by SIGINT or SIGTERM once the model is loaded (130, or 0 if done). */
 export function interruptCase(rng: Rng, fx: Fixtures): FuzzCase {
+  // Built in this order so that a seed draws the same cases as before (rng picks, fresh outputs).
   const runs = [
-    [
-      "align",
-      "-p",
-      "Once upon a time",
-      "-r",
-      "keywords:dog",
-      "-s",
-      rng.pick(["bon:n=16", "deal", "beam:width=8"]),
-      "-n",
-      "64",
-    ],
-    ["eval", "--tasks", fx.tasks, "--strategies", "greedy,bon:n=4", "--out", fx.freshOut()],
-    ["index", "build", "--corpus", fx.corpus, "--out", fx.freshOut()],
-    [
+    longerRun("align", fx, { "-s": rng.pick(["bon:n=16", "deal", "beam:width=8"]), "-n": "64" }),
+    longerRun("eval", fx, { "--strategies": "greedy,bon:n=4" }),
+    longerRun("index build", fx, {}),
+    longerRun(
       "winrate",
-      "--tasks",
-      fx.tasks,
-      "--policy",
-      "sample",
-      "--m",
-      "8",
-      "--samples",
-      "2",
-      "--resamples",
-      "20000",
-      "--no-cache",
-    ],
-    ["generate", "-p", "Once upon a time", "-n", "200", "-s", rng.pick(["greedy", "sample", "beam"])],
-    [
-      "pairs",
-      "-i",
-      fx.index,
-      "--tasks",
-      fx.tasks,
-      "--out",
-      `${fx.freshOut()}.jsonl`,
-      "--n",
-      "16",
-      "--max-tokens",
-      "64",
-    ],
+      fx,
+      { "--m": "8", "--resamples": "20000" },
+      { options: ["--n"], switches: ["--json"] },
+    ),
+    longerRun("generate", fx, { "-n": "200", "-s": rng.pick(["greedy", "sample", "beam"]) }),
+    longerRun("pairs", fx, { "--n": "16", "--max-tokens": "64" }),
   ];
-  return cliCase("cli interrupt", [...rng.pick(runs), ...modelFlags(fx)], {
+  return cliCase("cli interrupt", rng.pick(runs), {
     interrupt: { signal: rng.pick(["SIGINT", "SIGTERM"] as const), afterMs: rng.int(0, 2500) },
   });
 }

@@ -75,3 +75,22 @@ export async function* eventStream<R extends GenerationResult>(
     signal?.removeEventListener("abort", forward);
   }
 }
+
+/**
+ * A call that reports its events through an `onEvent` option (`generate`, `align`) as an
+ * {@link eventStream}: `run` gets the stream's signal (the caller's `options.signal` still aborts
+ * it) and a listener that also hands every event to the caller's own `options.onEvent`.
+ */
+export function streamedCall<R extends GenerationResult>(
+  options: { signal?: AbortSignal; onEvent?: (event: DecodeEvent<R>) => void },
+  run: (signal: AbortSignal, onEvent: (event: DecodeEvent<R>) => void) => Promise<unknown>,
+): AsyncGenerator<DecodeEvent<R>, void, undefined> {
+  return eventStream<R>(
+    (emit, signal) =>
+      run(signal, (event) => {
+        options.onEvent?.(event);
+        emit(event);
+      }),
+    options.signal,
+  );
+}

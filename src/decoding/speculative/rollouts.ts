@@ -1,3 +1,4 @@
+import { rolloutStopReason } from "../../lm/rolloutStop.js";
 import { seededRandom } from "../../lm/sampling.js";
 import type {
   LanguageModel,
@@ -12,7 +13,6 @@ import { streamSeed } from "../seeds.js";
 import { type AcceptanceRule, greedyAcceptance, residualAcceptance, type Verdict } from "./acceptance.js";
 import type { Draft, Drafter } from "./drafter.js";
 import { type SpeculationOptions, SpeculationSession } from "./session.js";
-import { stopAfter } from "./stopAfter.js";
 
 export interface SpeculativeRolloutOptions extends RolloutOptions, SpeculationOptions {
   /** State shared across calls (draft length, payoff, stats). Defaults to a fresh session per call. */
@@ -194,7 +194,7 @@ function append(
     state.logprobs.push(verdict.logprobs[k]);
     added++;
     options.onToken?.(index, verdict.tokens[k]);
-    state.stopReason = stopAfter(model, state.prefix, state.tokens, state.maxTokens, options);
+    state.stopReason = rolloutStopReason(model, state.prefix, state.tokens, state.maxTokens, options);
   }
   return added;
 }

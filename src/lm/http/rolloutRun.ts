@@ -1,3 +1,4 @@
+import { rolloutStopReason } from "../rolloutStop.js";
 import type { Rollout, RolloutOptions, RolloutRequest, StopReason, Token } from "../types.js";
 import type { ServerStop } from "./dialect.js";
 import type { Fleet, FleetJob } from "./fleet.js";
@@ -138,24 +139,14 @@ export class RolloutRun {
     return state.stopReason === undefined;
   }
 
-  /** The in-process backend's stop rule (LlamaCppModel), so both backends end on the same token. */
+  /** The rollout stop rule every backend shares (rolloutStop.ts), so both end on the same token. */
   private stopAfter(state: RolloutState): StopReason | undefined {
-    const { tokens } = state;
-    const { stopStrings, signal } = this.options;
-    const prefix = state.request.prefix;
-    if (this.stopTokens.has(tokens[tokens.length - 1])) return "end-of-generation";
-    if (stopStrings?.length) {
-      // Only the tail can hold a stop string that this token completed: O(1) per token.
-      const tail = Math.max(...stopStrings.map((stop) => stop.length)) + 4;
-      const recent = tokens.slice(-tail);
-      const before = [...prefix, ...tokens.slice(0, tokens.length - recent.length)].slice(-8);
-      const text = this.pieces.detokenize(recent, { context: before });
-      if (stopStrings.some((stop) => text.includes(stop))) return "stop-string";
-    }
-    if (tokens.length >= state.maxTokens) return "max-tokens";
-    if (prefix.length + tokens.length >= this.contextSize) return "context-full";
-    if (signal?.aborted) return "aborted";
-    return undefined;
+    const model = {
+      isStopToken: (token: Token) => this.stopTokens.has(token),
+      detokenize: this.pieces.detokenize.bind(this.pieces),
+      contextSize: this.contextSize,
+    };
+    return rolloutStopReason(model, state.request.prefix, state.tokens, state.maxTokens, this.options);
   }
 
   private serverStopReason(stop: ServerStop, state: RolloutState): StopReason {

@@ -1,5 +1,6 @@
 import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { TillerError } from "../../errors.js";
+import { rolloutStopReason } from "../rolloutStop.js";
 import { pickToken, seededRandom } from "../sampling.js";
 import {
   type ChatMessage,
@@ -334,21 +335,7 @@ export class LlamaCppModel implements LanguageModel {
     maxTokens: number,
     options: RolloutOptions,
   ): StopReason | undefined {
-    if (this.stopTokens.has(tokens[tokens.length - 1])) return "end-of-generation";
-    if (options.stopStrings?.length) {
-      // Only the tail can hold a stop string that this token completed (earlier tokens were
-      // checked already): a token decodes to at least one character once its bytes are complete,
-      // so the last (longest stop + 4) tokens suffice — this keeps the check O(1) per token.
-      const tail = Math.max(...options.stopStrings.map((stop) => stop.length)) + 4;
-      const recent = tokens.slice(-tail);
-      const before = [...prefix, ...tokens.slice(0, tokens.length - recent.length)].slice(-8);
-      const text = this.detokenize(recent, { context: before });
-      if (options.stopStrings.some((stop) => text.includes(stop))) return "stop-string";
-    }
-    if (tokens.length >= maxTokens) return "max-tokens";
-    if (prefix.length + tokens.length >= this.contextSize) return "context-full";
-    if (options.signal?.aborted) return "aborted";
-    return undefined;
+    return rolloutStopReason(this, prefix, tokens, maxTokens, options);
   }
 
   /**

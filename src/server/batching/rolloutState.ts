@@ -1,3 +1,4 @@
+import { rolloutStopReason } from "../../lm/rolloutStop.js";
 import { pickToken, seededRandom } from "../../lm/sampling.js";
 import type {
   LanguageModel,
@@ -69,29 +70,6 @@ export class RolloutState {
   push(token: Token, logprob: number, model: LanguageModel, options: RolloutOptions): void {
     this.tokens.push(token);
     this.logprobs.push(logprob);
-    this.stopReason = stopAfter(model, this.prefix, this.tokens, this.maxTokens, options);
+    this.stopReason = rolloutStopReason(model, this.prefix, this.tokens, this.maxTokens, options);
   }
-}
-
-/** Why a rollout stops after `tokens`, or undefined if it goes on (the backend's own rules). */
-export function stopAfter(
-  model: LanguageModel,
-  prefix: readonly Token[],
-  tokens: readonly Token[],
-  maxTokens: number,
-  options: RolloutOptions,
-): StopReason | undefined {
-  if (model.isStopToken(tokens[tokens.length - 1])) return "end-of-generation";
-  if (options.stopStrings?.length) {
-    // Only the tail can hold a stop string this token completed (see LlamaCppModel.stopAfter).
-    const tail = Math.max(...options.stopStrings.map((stop) => stop.length)) + 4;
-    const recent = tokens.slice(-tail);
-    const before = [...prefix, ...tokens.slice(0, tokens.length - recent.length)].slice(-8);
-    const text = model.detokenize(recent, { context: before });
-    if (options.stopStrings.some((stop) => text.includes(stop))) return "stop-string";
-  }
-  if (tokens.length >= maxTokens) return "max-tokens";
-  if (prefix.length + tokens.length >= model.contextSize) return "context-full";
-  if (options.signal?.aborted) return "aborted";
-  return undefined;
 }
