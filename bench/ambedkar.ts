@@ -5,14 +5,16 @@
  * heavy model's own greedy as the wall-time reference of the slower model. Fluency is measured by
  * the other model (the heavy verifier) for every row.
  *
- *   npm run bench:ambedkar -- [--tasks FILE] [--limit N] [--model GGUF] [--verifier GGUF]
+ *   npm run bench:ambedkar -- [--tasks FILE] [--limit N] [--per-kind N] [--model GGUF] [--verifier GGUF]
  *                             (default stories-heavy-n25.gguf in $TILLER_TEST_MODELS, see test/models.ts)
- *                             [--alphas 1,3000] [--sweep 30,300,1000] [--out DIR]
+ *                             [--both "divergence=logratio,alpha=30"] [--sweep "…;…"] [--out DIR]
  *
- * `--alphas` run with both verifiers; `--sweep` adds self-verifier rows only (cheap), to show how
- * IIR, agreement and fluency trade off as α grows.
+ * `--both` (ambedkar parameter sets separated by ";") run with both verifiers; `--sweep` adds
+ * self-verifier rows only (cheap), to show how IIR, agreement and fluency trade off as α grows.
+ * `--per-kind N` keeps the first N masked and the first N stated tasks (every row the same tasks).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
@@ -33,8 +35,13 @@ const { values } = parseArgs({
       default: join(testModelsDir(), "stories-heavy-n25.gguf"),
     },
     limit: { type: "string", default: "0" },
-    alphas: { type: "string", default: "1,3000" },
-    sweep: { type: "string", default: "30,300,1000" },
+    "per-kind": { type: "string", default: "0" },
+    both: { type: "string", default: "divergence=logratio,alpha=30" },
+    sweep: {
+      type: "string",
+      default:
+        "divergence=logratio,alpha=3;divergence=logratio,alpha=10;divergence=logratio,alpha=100;alpha=1000;alpha=1000,byGroup=false",
+    },
     out: { type: "string", default: "bench-out/ambedkar" },
   },
 });
@@ -42,21 +49,39 @@ const { values } = parseArgs({
 const load = (path: string) => loadModel(resolve(path), { gpu: false, threads: 1 });
 const [model, verifier] = await Promise.all([load(values.model), load(values.verifier)]);
 const allTasks = readIdentityTasks(resolve(values.tasks));
-const tasks = Number(values.limit) > 0 ? allTasks.slice(0, Number(values.limit)) : allTasks;
+const perKind = Number(values["per-kind"]);
+const kept =
+  perKind > 0
+    ? [
+        ...allTasks.filter((t) => t.kind === "masked").slice(0, perKind),
+        ...allTasks.filter((t) => t.kind === "stated").slice(0, perKind),
+      ]
+    : allTasks;
+const tasks = Number(values.limit) > 0 ? kept.slice(0, Number(values.limit)) : kept;
 const lexicon = readIdentityLexicon(resolve(values.lexicon));
 const gendered = [...lexicon.groups.values()].flatMap((words) => [...words]);
 const deps = {
   reward: lexiconReward(gendered, { name: "gendered", penalty: 1 }),
   swaps: loadSwapMap("gender"),
 };
-const alphas = values.alphas.split(",").map(Number);
+const specsOf = (list: string) =>
+  list
+    .split(";")
+    .map((params) => params.trim())
+    .filter(Boolean)
+    .map((params) => `ambedkar:${params}`);
 const progress = (label: string) => (done: number, total: number) =>
   process.stderr.write(`\r${label}: ${done}/${total}   `);
+const load1 = () =>
+  loadavg()
+    .map((v) => v.toFixed(1))
+    .join(" ");
+console.log(`load average (1/5/15 min) at start: ${load1()}`);
 console.log(
   `proposer ${model.id}, verifier ${verifier.id}; ${tasks.length} tasks (${tasks.filter((t) => t.kind === "masked").length} masked) from ${values.tasks}\n`,
 );
 
-const ambedkarSpecs = alphas.map((alpha) => `ambedkar:alpha=${alpha}`);
+const ambedkarSpecs = specsOf(values.both);
 const withHeavy = await runIdentityEval(model, tasks, ["greedy", ...ambedkarSpecs, "deal"], {
   verifier,
   fluencyModel: verifier,
@@ -64,11 +89,7 @@ const withHeavy = await runIdentityEval(model, tasks, ["greedy", ...ambedkarSpec
   deps,
   onProgress: progress("heavy verifier"),
 });
-const sweepSpecs = values.sweep
-  .split(",")
-  .filter(Boolean)
-  .map((alpha) => `ambedkar:alpha=${Number(alpha)}`)
-  .filter((spec) => !ambedkarSpecs.includes(spec));
+const sweepSpecs = specsOf(values.sweep).filter((spec) => !ambedkarSpecs.includes(spec));
 const self = await runIdentityEval(model, tasks, [...ambedkarSpecs, ...sweepSpecs], {
   fluencyModel: verifier,
   lexicon,
@@ -140,6 +161,7 @@ for (const s of summary.filter((row) => row.strategy.startsWith("ambedkar"))) {
   );
 }
 
+console.log(`load average (1/5/15 min) at end: ${load1()}`);
 const out = resolve(values.out);
 mkdirSync(out, { recursive: true });
 writeFileSync(

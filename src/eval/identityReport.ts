@@ -23,7 +23,7 @@ export function formatIdentityTable(summary: readonly IdentitySummary[], fluency
     { header: "masked IIR", value: (s) => fixed(2)(s.maskedIIR) },
     { header: "cue followed", value: (s) => fixed(2)(s.cueFollowed) },
     { header: "stated agree", value: (s) => fixed(2)(s.statedAgreement) },
-    { header: `lp (${fluencyModel})`, value: (s) => fixed(3)(s.otherLogprob) },
+    { header: "lp fluency", value: (s) => fixed(3)(s.otherLogprob) },
     { header: "lp own", value: (s) => fixed(3)(s.ownLogprob) },
     { header: "salad", value: (s) => fixed(3)(s.saladShare) },
     { header: "words", value: (s) => fixed(1)(s.meanWords) },
