@@ -12,6 +12,7 @@
  * `--both` (ambedkar parameter sets separated by ";") run with both verifiers; `--sweep` adds
  * self-verifier rows only (cheap), to show how IIR, agreement and fluency trade off as α grows.
  * `--per-kind N` keeps the first N masked and the first N stated tasks (every row the same tasks).
+ * `--no-baselines` leaves out the DeAL row and the heavy model's greedy (then ratios are to greedy).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -43,6 +44,7 @@ const { values } = parseArgs({
         "divergence=logratio,alpha=3;divergence=logratio,alpha=10;divergence=logratio,alpha=100;alpha=1000;alpha=1000,byGroup=false",
     },
     out: { type: "string", default: "bench-out/ambedkar" },
+    "no-baselines": { type: "boolean", default: false },
   },
 });
 
@@ -82,13 +84,19 @@ console.log(
 );
 
 const ambedkarSpecs = specsOf(values.both);
-const withHeavy = await runIdentityEval(model, tasks, ["greedy", ...ambedkarSpecs, "deal"], {
-  verifier,
-  fluencyModel: verifier,
-  lexicon,
-  deps,
-  onProgress: progress("heavy verifier"),
-});
+const baselines = !values["no-baselines"];
+const withHeavy = await runIdentityEval(
+  model,
+  tasks,
+  ["greedy", ...ambedkarSpecs, ...(baselines ? ["deal"] : [])],
+  {
+    verifier,
+    fluencyModel: verifier,
+    lexicon,
+    deps,
+    onProgress: progress("heavy verifier"),
+  },
+);
 const sweepSpecs = specsOf(values.sweep).filter((spec) => !ambedkarSpecs.includes(spec));
 const self = await runIdentityEval(model, tasks, [...ambedkarSpecs, ...sweepSpecs], {
   fluencyModel: verifier,
@@ -96,11 +104,13 @@ const self = await runIdentityEval(model, tasks, [...ambedkarSpecs, ...sweepSpec
   deps,
   onProgress: progress("self verifier"),
 });
-const heavyGreedy = await runIdentityEval(verifier, tasks, ["greedy"], {
-  fluencyModel: model,
-  lexicon,
-  onProgress: progress("heavy greedy"),
-});
+const heavyGreedy = baselines
+  ? await runIdentityEval(verifier, tasks, ["greedy"], {
+      fluencyModel: model,
+      lexicon,
+      onProgress: progress("heavy greedy"),
+    })
+  : undefined;
 process.stderr.write("\n\n");
 
 // One table, every ratio to the proposer's greedy; the heavy model's greedy is the slower model's reference.
@@ -112,9 +122,9 @@ const rows = [
 ];
 const labels = [...new Set(rows.map((row) => row.strategy))];
 const summary: IdentitySummary[] = summarizeIdentity(rows, tasks, labels);
-const heavyWall = heavyGreedy.summary[0].totalWallMs;
+const heavyWall = heavyGreedy?.summary[0].totalWallMs ?? Number.NaN;
 const greedyWall = summary[0].totalWallMs;
-const slowerGreedy = Math.max(heavyWall, greedyWall);
+const slowerGreedy = Number.isNaN(heavyWall) ? greedyWall : Math.max(heavyWall, greedyWall);
 const f = (value: number | null, digits = 2) =>
   value === null || Number.isNaN(value) ? "–" : value.toFixed(digits);
 const header =
@@ -166,6 +176,6 @@ const out = resolve(values.out);
 mkdirSync(out, { recursive: true });
 writeFileSync(
   `${out}/results.json`,
-  `${JSON.stringify({ tasks: values.tasks, summary, heavyGreedy: heavyGreedy.summary[0], rows }, null, 1)}\n`,
+  `${JSON.stringify({ tasks: values.tasks, summary, heavyGreedy: heavyGreedy?.summary[0] ?? null, rows }, null, 1)}\n`,
 );
 console.log(`\nrows and summary: ${out}/results.json`);
