@@ -1,5 +1,5 @@
 /**
- * `ambedkar:k=5,alpha=1,divergence=js|token,aggregate=mean|max,…` — the strategy built from a
+ * `ambedkar:k=5,alpha=1,divergence=token|logratio|js,byGroup=true|false,aggregate=mean|max,…` — the strategy built from a
  * spec. The swap map and the constitution come from the caller (CLI `--swaps`, `--constitution`)
  * through the deps, or from the spec's `swaps=` (a built-in name or a path); the verifier comes
  * from the decode context (`--verifier`), else the draft verifies itself.
