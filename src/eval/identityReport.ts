@@ -16,7 +16,7 @@ interface Column {
   left?: boolean;
 }
 
-export function formatIdentityTable(summary: readonly IdentitySummary[], fluencyModel: string): string {
+export function formatIdentityTable(summary: readonly IdentitySummary[]): string {
   const first = summary[0]?.strategy ?? "first";
   const columns: Column[] = [
     { header: "strategy", value: (s) => s.strategy, left: true },
@@ -49,7 +49,7 @@ export function formatIdentityTable(summary: readonly IdentitySummary[], fluency
 export function formatIdentityReport(result: IdentityEvalResult, tasks: { masked: number; stated: number }) {
   const verifier = result.verifier ? `, verifier ${result.verifier}` : "";
   const head = `${result.model}${verifier}: ${tasks.masked} masked + ${tasks.stated} stated task(s); fluency under ${result.fluencyModel}`;
-  return `${head}\n\n${formatIdentityTable(result.summary, result.fluencyModel)}\n`;
+  return `${head}\n\n${formatIdentityTable(result.summary)}\n`;
 }
 
 /**
