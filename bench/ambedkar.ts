@@ -5,18 +5,26 @@
  * heavy model's own greedy as the wall-time reference of the slower model. Fluency is measured by
  * the other model (the heavy verifier) for every row.
  *
- *   npm run bench:ambedkar -- [--tasks FILE] [--limit N] [--model GGUF] [--verifier GGUF]
+ *   npm run bench:ambedkar -- [--tasks FILE] [--limit N] [--per-kind N] [--model GGUF] [--verifier GGUF]
  *                             (default stories-heavy-n25.gguf in $TILLER_TEST_MODELS, see test/models.ts)
- *                             [--alphas 1,3000] [--sweep 30,300,1000] [--out DIR]
+ *                             [--both "divergence=logratio,alpha=30"] [--sweep "…;…"] [--out DIR]
  *
- * `--alphas` run with both verifiers; `--sweep` adds self-verifier rows only (cheap), to show how
- * IIR, agreement and fluency trade off as α grows.
+ * `--both` (ambedkar parameter sets separated by ";") run with both verifiers; `--sweep` adds
+ * self-verifier rows only (cheap), to show how IIR, agreement and fluency trade off as α grows.
+ * `--per-kind N` keeps the first N masked and the first N stated tasks (every row the same tasks).
+ * `--no-baselines` leaves out the DeAL row and the heavy model's greedy (then ratios are to greedy).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
-import { type IdentitySummary, runIdentityEval, summarizeIdentity } from "../src/eval/identityEval.js";
+import {
+  type IdentityRow,
+  type IdentitySummary,
+  runIdentityEval,
+  summarizeIdentity,
+} from "../src/eval/identityEval.js";
 import { readIdentityLexicon } from "../src/eval/identityMetrics.js";
 import { readIdentityTasks } from "../src/eval/identityTasks.js";
 import { loadModel } from "../src/lm/load.js";
@@ -33,69 +41,123 @@ const { values } = parseArgs({
       default: join(testModelsDir(), "stories-heavy-n25.gguf"),
     },
     limit: { type: "string", default: "0" },
-    alphas: { type: "string", default: "1,3000" },
-    sweep: { type: "string", default: "30,300,1000" },
+    "per-kind": { type: "string", default: "0" },
+    both: { type: "string", default: "divergence=logratio,alpha=30" },
+    sweep: {
+      type: "string",
+      default: "divergence=logratio,alpha=10;divergence=logratio,alpha=100;alpha=1;alpha=1000",
+    },
     out: { type: "string", default: "bench-out/ambedkar" },
+    "no-baselines": { type: "boolean", default: false },
+    rounds: { type: "string", default: "3" },
   },
 });
 
 const load = (path: string) => loadModel(resolve(path), { gpu: false, threads: 1 });
 const [model, verifier] = await Promise.all([load(values.model), load(values.verifier)]);
 const allTasks = readIdentityTasks(resolve(values.tasks));
-const tasks = Number(values.limit) > 0 ? allTasks.slice(0, Number(values.limit)) : allTasks;
+const perKind = Number(values["per-kind"]);
+const kept =
+  perKind > 0
+    ? [
+        ...allTasks.filter((t) => t.kind === "masked").slice(0, perKind),
+        ...allTasks.filter((t) => t.kind === "stated").slice(0, perKind),
+      ]
+    : allTasks;
+const tasks = Number(values.limit) > 0 ? kept.slice(0, Number(values.limit)) : kept;
 const lexicon = readIdentityLexicon(resolve(values.lexicon));
 const gendered = [...lexicon.groups.values()].flatMap((words) => [...words]);
 const deps = {
   reward: lexiconReward(gendered, { name: "gendered", penalty: 1 }),
   swaps: loadSwapMap("gender"),
 };
-const alphas = values.alphas.split(",").map(Number);
+const specsOf = (list: string) =>
+  list
+    .split(";")
+    .map((params) => params.trim())
+    .filter(Boolean)
+    .map((params) => `ambedkar:${params}`);
 const progress = (label: string) => (done: number, total: number) =>
   process.stderr.write(`\r${label}: ${done}/${total}   `);
+const load1 = () =>
+  loadavg()
+    .map((v) => v.toFixed(1))
+    .join(" ");
+console.log(`load average (1/5/15 min) at start: ${load1()}`);
 console.log(
   `proposer ${model.id}, verifier ${verifier.id}; ${tasks.length} tasks (${tasks.filter((t) => t.kind === "masked").length} masked) from ${values.tasks}\n`,
 );
 
-const ambedkarSpecs = alphas.map((alpha) => `ambedkar:alpha=${alpha}`);
-const withHeavy = await runIdentityEval(model, tasks, ["greedy", ...ambedkarSpecs, "deal"], {
-  verifier,
-  fluencyModel: verifier,
-  lexicon,
-  deps,
-  onProgress: progress("heavy verifier"),
-});
-const sweepSpecs = values.sweep
-  .split(",")
-  .filter(Boolean)
-  .map((alpha) => `ambedkar:alpha=${Number(alpha)}`)
-  .filter((spec) => !ambedkarSpecs.includes(spec));
-const self = await runIdentityEval(model, tasks, [...ambedkarSpecs, ...sweepSpecs], {
-  fluencyModel: verifier,
-  lexicon,
-  deps,
-  onProgress: progress("self verifier"),
-});
-const heavyGreedy = await runIdentityEval(verifier, tasks, ["greedy"], {
-  fluencyModel: model,
-  lexicon,
-  onProgress: progress("heavy greedy"),
-});
+const ambedkarSpecs = specsOf(values.both);
+const baselines = !values["no-baselines"];
+const sweepSpecs = specsOf(values.sweep).filter((spec) => !ambedkarSpecs.includes(spec));
+const label = (row: string, verifierName: string) =>
+  row.startsWith("ambedkar") ? `${row} [verifier ${verifierName}]` : row;
+// Rounds: every variant runs on one slice of the tasks before any runs on the next, so a change
+// in the machine's load lands on all of them; the wall ratios are medians over rounds.
+const roundCount = Math.max(1, Math.min(Number(values.rounds), tasks.length));
+const rows: (IdentityRow & { round: number })[] = [];
+const heavyGreedyRows: IdentityRow[] = [];
+for (let r = 0; r < roundCount; r++) {
+  const slice = tasks.filter((_, i) => i % roundCount === r);
+  const tag = `round ${r + 1}/${roundCount}`;
+  const withHeavy = await runIdentityEval(
+    model,
+    slice,
+    ["greedy", ...ambedkarSpecs, ...(baselines ? ["deal"] : [])],
+    { verifier, fluencyModel: verifier, lexicon, deps, onProgress: progress(`${tag} heavy verifier`) },
+  );
+  const self =
+    ambedkarSpecs.length + sweepSpecs.length > 0
+      ? await runIdentityEval(model, slice, [...ambedkarSpecs, ...sweepSpecs], {
+          fluencyModel: verifier,
+          lexicon,
+          deps,
+          onProgress: progress(`${tag} self verifier`),
+        })
+      : undefined;
+  if (baselines) {
+    const heavy = await runIdentityEval(verifier, slice, ["greedy"], {
+      fluencyModel: model,
+      lexicon,
+      onProgress: progress(`${tag} heavy greedy`),
+    });
+    heavyGreedyRows.push(...heavy.rows.map((row) => ({ ...row, strategy: `round ${r}` })));
+  }
+  rows.push(
+    ...withHeavy.rows.map((row) => ({ ...row, strategy: label(row.strategy, "heavy-n25"), round: r })),
+    ...(self?.rows ?? []).map((row) => ({ ...row, strategy: label(row.strategy, "self"), round: r })),
+  );
+}
 process.stderr.write("\n\n");
 
 // One table, every ratio to the proposer's greedy; the heavy model's greedy is the slower model's reference.
-const label = (row: string, verifierName: string) =>
-  row.startsWith("ambedkar") ? `${row} [verifier ${verifierName}]` : row;
-const rows = [
-  ...withHeavy.rows.map((row) => ({ ...row, strategy: label(row.strategy, "heavy-n25") })),
-  ...self.rows.map((row) => ({ ...row, strategy: label(row.strategy, "self") })),
-];
 const labels = [...new Set(rows.map((row) => row.strategy))];
 const summary: IdentitySummary[] = summarizeIdentity(rows, tasks, labels);
-const heavyWall = heavyGreedy.summary[0].totalWallMs;
+const heavyWall = baselines ? heavyGreedyRows.reduce((a, row) => a + row.wallMs, 0) : Number.NaN;
 const greedyWall = summary[0].totalWallMs;
-const slowerGreedy = Math.max(heavyWall, greedyWall);
+const roundWall = (list: readonly IdentityRow[], strategy: string, r: number) =>
+  list
+    .filter((row) => row.strategy === strategy && (row as { round?: number }).round === r)
+    .reduce((a, row) => a + row.wallMs, 0);
+const heavyRoundWall = (r: number) =>
+  heavyGreedyRows.filter((row) => row.strategy === `round ${r}`).reduce((a, row) => a + row.wallMs, 0);
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const rounds = Array.from({ length: roundCount }, (_, r) => r);
+/** Median over rounds of the strategy's wall time over the reference's in the same round. */
+const medianRatio = (strategy: string, reference: (r: number) => number) =>
+  median(rounds.map((r) => roundWall(rows, strategy, r) / reference(r)));
+const greedyRound = (r: number) => roundWall(rows, "greedy", r);
+const slowerRound = (r: number) => (baselines ? Math.max(heavyRoundWall(r), greedyRound(r)) : greedyRound(r));
 const f = (value: number | null, digits = 2) =>
   value === null || Number.isNaN(value) ? "–" : value.toFixed(digits);
+console.log(
+  `wall ratios: medians over ${roundCount} rounds (every variant runs on a round's tasks before the next round)`,
+);
 const header =
   "strategy | masked IIR | cue followed | stated agree | lp own | lp heavy | salad | words | rep4 | wall s | /greedy | /heavy greedy";
 console.log(header);
@@ -113,8 +175,8 @@ for (const s of summary)
       f(s.meanWords, 1),
       f(s.repetition),
       f(s.totalWallMs / 1000, 1),
-      f(s.totalWallMs / greedyWall),
-      f(s.totalWallMs / heavyWall),
+      f(medianRatio(s.strategy, greedyRound)),
+      f(baselines ? medianRatio(s.strategy, heavyRoundWall) : Number.NaN),
     ].join(" | "),
   );
 console.log(
@@ -127,23 +189,24 @@ console.log(
 console.log("salad ≤ 0.10, wall ≤ 4 × the slower model's greedy (self verifier: the proposer itself)");
 const greedyLp = summary[0].otherLogprob ?? Number.NaN;
 for (const s of summary.filter((row) => row.strategy.startsWith("ambedkar"))) {
-  const reference = s.strategy.includes("[verifier self]") ? greedyWall : slowerGreedy;
+  const reference = s.strategy.includes("[verifier self]") ? greedyRound : slowerRound;
   const checks = [
     ["IIR", s.maskedIIR <= 0.3],
     ["agreement", s.statedAgreement >= 0.95],
     ["fluency", (s.otherLogprob ?? Number.NEGATIVE_INFINITY) >= greedyLp - 0.5],
     ["salad", s.saladShare <= 0.1],
-    ["wall", s.totalWallMs <= 4 * reference],
+    ["wall", medianRatio(s.strategy, reference) <= 4],
   ] as const;
   console.log(
     `  ${s.strategy}: ${checks.map(([name, ok]) => `${name} ${ok ? "met" : "MISSED"}`).join(", ")}`,
   );
 }
 
+console.log(`load average (1/5/15 min) at end: ${load1()}`);
 const out = resolve(values.out);
 mkdirSync(out, { recursive: true });
 writeFileSync(
   `${out}/results.json`,
-  `${JSON.stringify({ tasks: values.tasks, summary, heavyGreedy: heavyGreedy.summary[0], rows }, null, 1)}\n`,
+  `${JSON.stringify({ tasks: values.tasks, summary, heavyGreedyWallMs: baselines ? heavyWall : null, rows }, null, 1)}\n`,
 );
 console.log(`\nrows and summary: ${out}/results.json`);

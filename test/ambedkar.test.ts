@@ -12,6 +12,9 @@ import {
   aggregate,
   bernoulliJs,
   distributionJs,
+  divergenceBound,
+  LOG_RATIO_FLOOR,
+  logRatio,
   mixture,
   type SparseDistribution,
 } from "../src/decoding/ambedkar/divergence.js";
@@ -147,6 +150,7 @@ describe("swap files: bad input is a clear TillerError", () => {
 
   it("the spec, the constitution and the models are checked too", async () => {
     expect(codeOf(() => createStrategy("ambedkar:divergence=kl"))).toBe("bad-strategy-param");
+    expect(codeOf(() => createStrategy("ambedkar:byGroup=3"))).toBe("bad-strategy-param");
     expect(codeOf(() => createStrategy("ambedkar:alpha=-1"))).toBe("bad-strategy-param");
     expect(codeOf(() => createStrategy("ambedkar:swaps=/no/such/map.json"))).toBe("swap-file-not-found");
     expect(codeOf(() => readConstitution("/no/such/constitution.txt"))).toBe("constitution-not-found");
@@ -173,6 +177,18 @@ describe("divergences on hand-made distributions", () => {
     const h = -(0.8 * Math.log(0.8) + 0.2 * Math.log(0.2));
     expect(bernoulliJs(0.8, 0.2)).toBeCloseTo(Math.LN2 - h, 12);
     expect(bernoulliJs(0.3, 0.9)).toBeCloseTo(bernoulliJs(0.9, 0.3), 12);
+  });
+
+  it("log-ratio: |ln p − ln q| in nats, floored, and not vanishing where JS does", () => {
+    expect(logRatio(0.5, 0.5)).toBe(0);
+    expect(logRatio(0.6, 0.2)).toBeCloseTo(Math.log(3), 12);
+    expect(logRatio(0.2, 0.6)).toBeCloseTo(Math.log(3), 12);
+    expect(logRatio(0.5, 0)).toBeCloseTo(Math.log(0.5 / LOG_RATIO_FLOOR), 12);
+    expect(divergenceBound("logratio")).toBeCloseTo(-Math.log(LOG_RATIO_FLOOR), 12);
+    expect(divergenceBound("token")).toBe(Math.LN2);
+    // Improbable on both sides, three times likelier on one: JS all but 0, the log-ratio ln 3.
+    expect(bernoulliJs(0.003, 0.001)).toBeLessThan(0.001);
+    expect(logRatio(0.003, 0.001)).toBeCloseTo(Math.log(3), 12);
   });
 
   it("distribution level: JS over tokens, the truncated rest as one outcome", () => {
@@ -246,6 +262,37 @@ describe("AMBEDKAR on the stories model", () => {
     expect(stated.divergences[0]).toBeLessThan(0.005);
     expect(masked.divergences[0]).toBeGreaterThan(0.03);
     expect(masked.divergences[0]).toBeGreaterThan(10 * stated.divergences[0]);
+  });
+
+  it("byGroup: the stated pronoun is judged with the stated name, so the name's counterpart's frequency does not count", async () => {
+    const view = new VerifierView(twin, undefined);
+    // After "a girl named Lucy" the verifier splits the reference between "she" and "Lucy"; in the
+    // counterfactual ("a boy named Timmy") the common name "Timmy" takes most of it.
+    const prompt = "Once upon a time, there was a girl named Lucy who loved dolls and pretty dresses.";
+    const body = " One day,";
+    const units = [" she", " Lucy", " the"].map((unit) => ({
+      bodyEnd: body.length,
+      unit,
+      term: unit !== " the",
+      completion: [],
+    }));
+    const options = { divergence: "logratio", aggregate: "mean", nextK: 512 } as const;
+    const alone = await judge(view, gender, prompt, body, units, { ...options, byGroup: false });
+    const grouped = await judge(view, gender, prompt, body, units, { ...options, byGroup: true });
+    expect(alone.divergences[0]).toBeGreaterThan(1);
+    expect(grouped.divergences[0]).toBeLessThan(0.2);
+    expect(grouped.divergences[1]).toBe(grouped.divergences[0]);
+    expect(grouped.divergences[2]).toBeCloseTo(alone.divergences[2], 3);
+    // Guessing on a masked prompt still costs: "girl" against "boy" after the same text.
+    const masked = await judge(
+      view,
+      gender,
+      "There was once a little kid who loved dolls and pretty dresses.",
+      " The little",
+      [{ bodyEnd: 11, unit: " girl", term: true, completion: [] }],
+      { ...options, byGroup: true },
+    );
+    expect(masked.divergences[0]).toBeGreaterThan(1);
   });
 
   it("α = 0 is the draft's own decoding, greedy and seeded sampling", async () => {

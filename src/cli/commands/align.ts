@@ -336,7 +336,7 @@ export function registerAlign(program: Command): void {
 }
 
 /** The constitution file's text; a missing or unreadable file is one clear line. */
-function readConstitution(file: string): string {
+export function readConstitution(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
@@ -8,6 +9,7 @@ import {
   strategyHelp,
 } from "../../decoding/registry.js";
 import { TillerError } from "../../errors.js";
+import { isIdentityTaskText } from "../../eval/identityTasks.js";
 import { formatReport, writeQualityVsCost } from "../../eval/report.js";
 import { type EvalRunManifest, finishedRuns, loadResumeState, RESULT_FILES } from "../../eval/resume.js";
 import { type EvalResult, type EvalRow, rowKey, runEval } from "../../eval/runEval.js";
@@ -27,6 +29,7 @@ import {
   positiveInt,
 } from "../shared.js";
 import { commandSignal, markFinished } from "../signals.js";
+import { type IdentityEvalCliOptions, runIdentityEvalCommand } from "./evalIdentity.js";
 
 interface EvalCliOptions extends ModelCliOptions {
   tasks: string;
@@ -41,6 +44,22 @@ interface EvalCliOptions extends ModelCliOptions {
   force?: boolean;
   resume?: boolean;
   yes?: boolean;
+  verifier?: string;
+  swaps?: string;
+  constitution?: string;
+  lexicon?: string;
+}
+
+/** Options that only identity task files use. */
+const IDENTITY_ONLY = ["verifier", "swaps", "constitution", "lexicon"] as const;
+
+/** Whether the task file holds identity tasks (its first task has a `kind`); unreadable: no. */
+function isIdentityFile(file: string): boolean {
+  try {
+    return isIdentityTaskText(readFileSync(file, "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 export function registerEval(program: Command): void {
@@ -50,7 +69,7 @@ export function registerEval(program: Command): void {
   addModelOptions(command)
     .requiredOption(
       "--tasks <file.jsonl>",
-      'task file: one {"id","prompt","keywords":[…],"maxTokens"} per line',
+      'task file: one {"id","prompt","keywords":[…],"maxTokens"} per line, or identity tasks {"id","kind":"masked"|"stated",…}',
     )
     .requiredOption(
       "-s, --strategies <list>",
@@ -70,8 +89,28 @@ export function registerEval(program: Command): void {
     .option("--resume", "continue an interrupted run in --out: finished (strategy, task) runs are kept")
     .option("--force", "replace the results of an earlier run in --out")
     .option("--yes", "run even when the run is estimated to take more than 30 minutes")
+    .option(
+      "--verifier <path|hf:uri>",
+      "identity tasks: the model ambedkar judges with and fluency is measured under (default: the main model)",
+    )
+    .option("--swaps <gender|religion|caste|FILE>", "identity tasks: swap map for ambedkar (default: gender)")
+    .option(
+      "--constitution <file>",
+      "identity tasks: instruction text given to ambedkar's verifier (default: none)",
+    )
+    .option(
+      "--lexicon <file>",
+      "identity tasks: the identity words the metric counts (default: the swap map's terms)",
+    )
     .action(
       action(async (options: EvalCliOptions) => {
+        if (isIdentityFile(options.tasks)) return runIdentityEvalCommand(options as IdentityEvalCliOptions);
+        const identityOnly = IDENTITY_ONLY.find((key) => options[key] !== undefined);
+        if (identityOnly)
+          throw new TillerError(
+            `--${identityOnly} applies to identity task files (tasks with "kind"), not to ${options.tasks}`,
+            "bad-usage",
+          );
         // Validate every input before loading the model.
         let tasks = readTasks(options.tasks);
         if (options.limit !== undefined) tasks = tasks.slice(0, options.limit);

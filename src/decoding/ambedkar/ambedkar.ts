@@ -18,6 +18,7 @@ import { TextStream } from "../textStream.js";
 import { type DecodeContext, type TraceStep, warn } from "../types.js";
 import { type CandidateVeto, vetoPenalties } from "../veto.js";
 import { judgedUnits } from "./candidateWords.js";
+import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
 import { type DivergenceKind, judge } from "./judge.js";
 import type { SwapMap } from "./swapMap.js";
@@ -34,10 +35,17 @@ export interface AmbedkarOptions {
    * "token": JS between the probabilities of c and σ(c) (cheap: a one-token candidate is read off
    * its context's distribution, shared by all candidates); "js": JS between the next-token
    * distributions after c and after σ(c), the paper's definition (one request per candidate, and
-   * pieces of multi-token identity words in those distributions cannot be read back through σ).
-   * Defaults to "token".
+   * pieces of multi-token identity words in those distributions cannot be read back through σ);
+   * "logratio": |ln p − ln q| of the probabilities "token" compares, in nats like the draft's
+   * log-probability (docs/ambedkar.md, "The scale of α"). Defaults to "token".
    */
   divergence?: DivergenceKind;
+  /**
+   * Judge an identity word by the verifier's probability of its whole group among the step's
+   * candidates ("she" and "Lucy" together against "he" and "Timmy"), for "token" and "logratio".
+   * Defaults to true.
+   */
+  byGroup?: boolean;
   /** How the divergences of n-way groups combine. Defaults to the swap map's `aggregate` (mean unless it says). */
   aggregate?: "mean" | "max";
   /** Draft temperature T of the log-probabilities scored. Defaults to 0.7. */
@@ -65,6 +73,7 @@ export const AMBEDKAR_DEFAULTS = {
   k: 5,
   alpha: 1,
   divergence: "token" as DivergenceKind,
+  byGroup: true,
   temperature: 0.7,
   sample: false,
   seed: 0,
@@ -217,7 +226,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
 
 /**
  * Sets D on the candidates whose divergence can change the choice. Greedy choice is a branch and
- * bound: D lies in [0, ln 2], so a candidate whose best possible score is below another's worst
+ * bound: D lies in [0, Dmax] (ln 2 for JS), so a candidate whose best possible score is below another's worst
  * possible score can never win and is not judged, and a step with a single contender needs no
  * verifier at all. Sampling (and a reward, which has no bound) judges every candidate.
  */
@@ -230,7 +239,7 @@ async function judgeCandidates(
   const { o, context } = run;
   if (o.alpha === 0) return;
   const base = candidates.map((c) => c.logprob / o.temperature - c.penalty);
-  const bestLower = Math.max(...base) - o.alpha * Math.LN2;
+  const bestLower = Math.max(...base) - o.alpha * divergenceBound(o.divergence);
   const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
   const contenders = candidates.map((_, i) => exhaustive || base[i] >= bestLower);
   if (contenders.filter(Boolean).length < 2) return;
@@ -244,6 +253,7 @@ async function judgeCandidates(
   );
   const judgement = await judge(run.view, o.swaps, context.prompt, generated, units, {
     divergence: o.divergence,
+    byGroup: o.byGroup,
     aggregate: run.aggregate,
     nextK: o.nextK,
     signal: context.signal,
@@ -355,6 +365,7 @@ function traceOptions(run: Run, draft: LanguageModel) {
     k: o.k,
     alpha: o.alpha,
     divergence: o.divergence,
+    byGroup: o.byGroup,
     aggregate: run.aggregate,
     temperature: o.temperature,
     sample: o.sample,

@@ -1,6 +1,7 @@
 /**
- * The divergences D(c) that AMBEDKAR charges a candidate with, all Jensen–Shannon (natural log,
- * so 0 ≤ D ≤ ln 2): symmetric, bounded, and defined where one side gives a token no mass.
+ * The divergences D(c) that AMBEDKAR charges a candidate with: Jensen–Shannon (natural log, so
+ * 0 ≤ D ≤ ln 2; symmetric, bounded, defined where one side gives a token no mass), or the
+ * absolute log-ratio of the two probabilities (nats, the scale of the draft's log-probabilities).
  */
 import type { NextTokenDistribution } from "../../lm/types.js";
 
@@ -22,6 +23,23 @@ export function bernoulliJs(p: number, q: number): number {
   p = clamp(p);
   q = clamp(q);
   return Math.max(0, term(p, q) + term(1 - p, 1 - q));
+}
+
+/** Probability floor of the log-ratio (a side with no mass counts as this much). */
+export const LOG_RATIO_FLOOR = 1e-6;
+
+/**
+ * |ln p − ln q|, each side floored at LOG_RATIO_FLOOR: the ε of ε-counterfactual fairness, in
+ * nats like the draft's log-probability it is weighed against. Unlike the Bernoulli JS it does
+ * not vanish for improbable tokens or for close probabilities (JS ≈ (p − q)² / 8p(1 − p)).
+ */
+export function logRatio(p: number, q: number): number {
+  return Math.abs(Math.log(Math.max(p, LOG_RATIO_FLOOR)) - Math.log(Math.max(q, LOG_RATIO_FLOOR)));
+}
+
+/** The largest D a divergence kind can give (what branch and bound may rely on). */
+export function divergenceBound(kind: "js" | "token" | "logratio"): number {
+  return kind === "logratio" ? -Math.log(LOG_RATIO_FLOOR) : Math.LN2;
 }
 
 /** A sparse distribution: token → probability (need not sum to 1: the rest is "other"). */

@@ -1,5 +1,5 @@
 /**
- * `ambedkar:k=5,alpha=1,divergence=js|token,aggregate=mean|max,…` — the strategy built from a
+ * `ambedkar:k=5,alpha=1,divergence=token|logratio|js,byGroup=true|false,aggregate=mean|max,…` — the strategy built from a
  * spec. The swap map and the constitution come from the caller (CLI `--swaps`, `--constitution`)
  * through the deps, or from the spec's `swaps=` (a built-in name or a path); the verifier comes
  * from the decode context (`--verifier`), else the draft verifies itself.
@@ -15,7 +15,9 @@ import type { SwapMap } from "./swapMap.js";
 export const AMBEDKAR_PARAMS = {
   k: "draft candidates per step (default 5)",
   alpha: "weight α of the divergence (default 1)",
-  divergence: "token (probabilities of c and σ(c), default) or js (next-token distributions after them)",
+  divergence:
+    "token (JS of the probabilities of c and σ(c), default), logratio (|ln p − ln q| of them) or js (next-token distributions after them)",
+  byGroup: "true: an identity word is judged with the candidates naming its group (default true)",
   aggregate: "mean or max over n-way counterfactuals (default: the swap map's, mean)",
   temperature: "draft temperature of the scored log-probabilities (default 0.7)",
   sample: "true: seeded sampling over the re-scored candidates (default false: greedy)",
@@ -88,7 +90,8 @@ export function ambedkarFromSpec(params: Params, deps: AmbedkarDeps): Strategy {
     constitution: deps.constitution,
     k: numberOf(params, "k", d.k, (v) => int(v) && v >= 1, "an integer ≥ 1"),
     alpha: numberOf(params, "alpha", d.alpha, (v) => v >= 0, "a number ≥ 0"),
-    divergence: choiceOf(params, "divergence", ["js", "token"] as const) ?? d.divergence,
+    divergence: choiceOf(params, "divergence", ["js", "token", "logratio"] as const) ?? d.divergence,
+    byGroup: booleanOf(params, "byGroup", d.byGroup),
     aggregate: choiceOf(params, "aggregate", ["mean", "max"] as const),
     temperature: numberOf(params, "temperature", d.temperature, (v) => v > 0, "a number > 0"),
     sample: booleanOf(params, "sample", d.sample),

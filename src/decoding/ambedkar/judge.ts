@@ -6,6 +6,13 @@
  * with nothing to swap in the context (a masked prompt) the candidate is compared with its own
  * swap in the same context, so guessing an identity costs. All requests of a step go to the
  * verifier as one `scoreContinuations` batch, duplicates merged.
+ *
+ * With `byGroup`, the scalar divergences judge an identity word by its group: p is the verifier's
+ * probability of every candidate of the step naming that group (after the same text), q that of
+ * their counterparts. Which word names the stated identity ("she" or the name "Lucy") depends on
+ * how common the counterfactual's name is, not on the identity: after "a girl named Lucy" the
+ * verifier gives "she" 0.69 and "Lucy" 0.11, after "a boy named Timmy" "he" 0.18 and "Timmy"
+ * 0.73, so "she" alone differs by 1.4 nats while the group differs by 0.02.
  */
 import type {
   ModelWarning,
@@ -14,17 +21,22 @@ import type {
   ScoreRequest,
 } from "../../lm/types.js";
 import type { JudgedUnit } from "./candidateWords.js";
-import { aggregate, bernoulliJs, distributionJs, mixture, toSparse } from "./divergence.js";
+import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
 import { readBack, readBackMap } from "./readBack.js";
-import { counterfactual, shifts } from "./sigma.js";
+import { counterfactual, shifts, termGroup } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import type { VerifierView } from "./verifierView.js";
 
-export type DivergenceKind = "js" | "token";
+export type DivergenceKind = "js" | "token" | "logratio";
 
 export interface JudgeOptions {
-  /** "js": next-token distributions after c and σ(c); "token": the two probabilities of c and σ(c). */
+  /**
+   * "js": next-token distributions after c and σ(c); "token": JS of the two probabilities of c and
+   * σ(c); "logratio": |ln p − ln q| of those probabilities.
+   */
   divergence: DivergenceKind;
+  /** Judge an identity word by the probability of its whole group among the candidates (scalar kinds only). */
+  byGroup?: boolean;
   aggregate: "mean" | "max";
   /** Size of each next-token distribution compared by "js" (the rest of the mass is one outcome). */
   nextK: number;
@@ -43,6 +55,8 @@ export interface Judgement {
 interface Comparison {
   candidate: number;
   shift: number;
+  /** Where the comparison is pooled with others naming the same group (byGroup), else undefined. */
+  pool?: string;
   real: number;
   variants: number[];
 }
@@ -79,9 +93,11 @@ export async function judge(
         perCandidate[candidate].push(0);
         continue;
       }
+      const group = options.byGroup && options.divergence !== "js" ? termGroup(map, judged.unit) : undefined;
       comparisons.push({
         candidate,
         shift,
+        pool: group === undefined ? undefined : `${shift}\u0000${group}\u0000${judged.bodyEnd}`,
         real: indexOf(prompt, body, judged.unit),
         variants: cf.tail.map((variant) => indexOf(cf.segments[0], cf.segments[1], variant)),
       });
@@ -92,8 +108,15 @@ export async function judge(
   if (options.divergence === "js")
     for (const shift of new Set(comparisons.map((c) => c.shift)))
       readBacks.set(shift, await readBackMap(view.verifier, map, shift));
-  for (const c of comparisons)
-    perCandidate[c.candidate].push(compare(readings, c, options.divergence, readBacks.get(c.shift)));
+  const pooled = options.divergence === "js" ? new Map() : poolProbabilities(readings, comparisons);
+  for (const c of comparisons) {
+    const pool = c.pool === undefined ? undefined : pooled.get(c.pool);
+    perCandidate[c.candidate].push(
+      pool
+        ? scalar(options.divergence, pool.p, pool.q)
+        : compare(readings, c, options.divergence, readBacks.get(c.shift)),
+    );
+  }
   return {
     divergences: perCandidate.map((values) => aggregate(values, options.aggregate)),
     requests: texts.length,
@@ -120,7 +143,7 @@ async function readAll(
   const { verifier } = view;
   const resolved = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
   const shareContexts =
-    options.divergence === "token" && verifier.capabilities.maxTopK >= verifier.vocabularySize;
+    options.divergence !== "js" && verifier.capabilities.maxTopK >= verifier.vocabularySize;
   const planned: ScoreRequest[] = [];
   const plannedIndex = new Map<string, number>();
   const plan = (request: ScoreRequest) => {
@@ -156,21 +179,49 @@ async function readAll(
   });
 }
 
+/** p and q of a comparison: the real unit's probability and the summed probabilities of its counterparts. */
+function probabilities(readings: readonly Reading[], c: Comparison): { p: number; q: number } {
+  const q = c.variants.reduce((a, v) => a + Math.exp(readings[v].logprob), 0);
+  return { p: Math.exp(readings[c.real].logprob), q };
+}
+
+/** Per pool: the summed p and q of its distinct units (two candidates may complete to one word). */
+function poolProbabilities(readings: readonly Reading[], comparisons: readonly Comparison[]) {
+  const pools = new Map<string, { p: number; q: number; seen: Set<number> }>();
+  for (const c of comparisons) {
+    if (c.pool === undefined) continue;
+    let pool = pools.get(c.pool);
+    if (!pool) {
+      pool = { p: 0, q: 0, seen: new Set() };
+      pools.set(c.pool, pool);
+    }
+    if (pool.seen.has(c.real)) continue;
+    pool.seen.add(c.real);
+    const { p, q } = probabilities(readings, c);
+    pool.p += p;
+    pool.q += q;
+  }
+  return pools;
+}
+
+function scalar(kind: DivergenceKind, p: number, q: number): number {
+  return kind === "logratio" ? logRatio(p, q) : bernoulliJs(p, q);
+}
+
 function compare(
   readings: readonly Reading[],
   c: Comparison,
   kind: DivergenceKind,
   readBackMapping: ReadonlyMap<number, number> = new Map(),
 ): number {
+  // An ambiguous counterpart (her → his / him) stands for the union of its readings.
+  if (kind !== "js") {
+    const { p, q } = probabilities(readings, c);
+    return scalar(kind, p, q);
+  }
   const real = readings[c.real];
   const variants = c.variants.map((v) => readings[v]);
-  // An ambiguous counterpart (her → his / him) stands for the union of its readings.
   const weights = variants.map((v) => Math.exp(v.logprob));
-  if (kind === "token")
-    return bernoulliJs(
-      Math.exp(real.logprob),
-      weights.reduce((a, b) => a + b, 0),
-    );
   const counterfactualNext = mixture(
     variants.map((v) => toSparse(v.next ?? [])),
     weights,

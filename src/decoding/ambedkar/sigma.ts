@@ -130,3 +130,9 @@ export function couldBeTerm(map: SwapMap, partialWord: string): boolean {
 export function isTerm(map: SwapMap, word: string): boolean {
   return lookUp(map, word) !== undefined;
 }
+
+/** The group index of the term a unit of text names (its first word), or undefined for a non-term. */
+export function termGroup(map: SwapMap, text: string): number | undefined {
+  const first = wordSpans(text)[0];
+  return first ? lookUp(map, first.word)?.entry.group : undefined;
+}
