@@ -172,7 +172,14 @@ function identity(t: Tally): string {
 
 const rows: string[][] = [["measure", "wall ×", "CPU ×", "accept", "tok/call", "same text", "target"]];
 const verdicts: string[] = [];
+/** Prints what a section measured at once (to stderr), so a long run on a loaded machine leaves its figures as it goes. */
+function progress(lines: readonly string[][]): void {
+  console.error(`[${new Date().toISOString()} load ${os.loadavg()[0].toFixed(1)}]`);
+  for (const line of lines) console.error(`  ${line.join("  ")}`);
+}
+
 function report(section: string, tallies: Map<string, Tally>, target: number): void {
+  const first = rows.length;
   const plain = tallies.get("greedy") as Tally;
   for (const [label, t] of tallies) {
     if (label === "greedy") continue;
@@ -202,6 +209,7 @@ function report(section: string, tallies: Map<string, Tally>, target: number): v
     "",
     `${plain.tokens} tokens`,
   ]);
+  progress(rows.slice(first));
 }
 
 const dealRows: string[][] = [
@@ -219,6 +227,7 @@ const dealRows: string[][] = [
 ];
 /** DeAL rows: each variant's wall and CPU time over plain greedy's on the same tasks. */
 function reportDeal(section: string, tallies: readonly DealTally[]): void {
+  const first = dealRows.length;
   const [plain] = tallies;
   for (const t of tallies) {
     const wall = t.wallMs / plain.wallMs;
@@ -241,6 +250,7 @@ function reportDeal(section: string, tallies: readonly DealTally[]): void {
       `${wall <= TARGETS.deal ? "PASS" : "FAIL"} DeAL ${section}: ${t.label}: ${fmt(wall)}× plain greedy's wall time, target ≤ ${TARGETS.deal}× (moonshot ≤ ${TARGETS.dealMoonshot}×)${drafting && t.switchOffs ? `; drafting switched off ${t.switchOffs}×` : ""}`,
     );
   }
+  progress(dealRows.slice(first));
 }
 const dealTasks = parseTasks(fs.readFileSync(shared("eval/keywords-dev.jsonl"), "utf8")).slice(0, DEAL_TASKS);
 const loadAtStart = os.loadavg();

@@ -100,6 +100,9 @@ export async function dealSideBySide(
       if (fluencyOf(target, prompt, result.tokens, logprobs, result.text).salad) t.salad++;
       if (v.spec === DEAL_SPEC && !v.drafting) undrafted = result;
       if (v.drafting && result.text === undrafted?.text) t.sameAsUndrafted++;
+      console.error(
+        `  ${task.id} ${t.label}: ${result.stats.wallMs} ms wall, ${result.stats.evaluatedTokens} evaluated, coverage ${coverage.soft.toFixed(2)}`,
+      );
       const d = result.details;
       if (d?.strategy === "deal" && d.drafting) {
         t.drafted += d.drafting.drafted;
