@@ -44,7 +44,8 @@ function rightThenWrong(model: LlamaCppModel): Drafter {
 }
 
 const reward = keywordsReward(["elephant", "shop", "hug"]);
-const DEAL = "deal:natural=true,k=4,b=2";
+// l named: the rejection checks need drafts of 2+ tokens inside a lookahead (its first rounds are plain).
+const DEAL = "deal:natural=true,k=4,b=2,l=6";
 
 async function decode(spec: string, prompt: string, drafting?: SearchDrafting): Promise<GenerationResult> {
   const strategy = createStrategy(parseStrategySpec(spec), { reward });
