@@ -80,7 +80,7 @@ export function bestOfN(
   ): Promise<{ candidates: Candidate[]; drafting?: DraftingStats }> {
     const { model } = context;
     const seeds = streamSeeds(sampling.seed ?? 0, "bon", n);
-    const { rollouts: rollout, session } = searchRollouts(context);
+    const { rollouts: rollout, sessions } = searchRollouts(context);
     const rollouts = await rollout(
       seeds.map((seed) => ({ prefix: context.promptTokens, seed })),
       {
@@ -104,7 +104,7 @@ export function bestOfN(
     const rewards = await scoreAll(options.reward, inputs);
     return {
       candidates: texts.map((t, i) => ({ ...t, rollout: rollouts[i], reward: rewards[i], seed: seeds[i] })),
-      drafting: draftingStats(session),
+      drafting: draftingStats(sessions),
     };
   }
 

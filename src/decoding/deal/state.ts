@@ -78,8 +78,8 @@ export class DealRun {
   saturatedAt: number | undefined;
   /** How lookaheads and the saturation finish roll out: `model.rollouts`, or drafted when the context drafts. */
   readonly rollouts: RolloutFunction;
-  /** The drafting session behind `rollouts` (its stats go into the details); absent without drafting. */
-  readonly drafting: SpeculationSession | undefined;
+  /** The drafting sessions behind `rollouts` (their stats go into the details); absent without drafting. */
+  readonly drafting: readonly SpeculationSession[] | undefined;
   private readonly committed: SharedPrefixStream | undefined;
 
   constructor(
@@ -90,9 +90,9 @@ export class DealRun {
     this.stops = new StopStrings(context.stopStrings);
     this.log = new StepLog(context);
     this.calls = callOptions(context);
-    const { rollouts, session } = searchRollouts(context);
+    const { rollouts, sessions } = searchRollouts(context);
     this.rollouts = rollouts;
-    this.drafting = session;
+    this.drafting = sessions;
     this.committed = context.streaming
       ? new SharedPrefixStream(
           new TextStream(

@@ -1,8 +1,9 @@
 import type { DecodeContext } from "../types.js";
 import { type DrafterSpec, resolveDrafter } from "./createDrafter.js";
 import type { DraftTokens } from "./draftLength.js";
-import { type RolloutFunction, rolloutFunction } from "./rolloutFunction.js";
-import type { SpeculationSession } from "./session.js";
+import type { RolloutFunction } from "./rolloutFunction.js";
+import { speculativeRollouts } from "./rollouts.js";
+import { SpeculationSession } from "./session.js";
 import { acceptanceRate } from "./stats.js";
 
 /**
@@ -31,35 +32,54 @@ export interface DraftingStats {
   switchOffs: number;
 }
 
-/** A search's rollout function, and the drafting session behind it when the context drafts. */
+/** A search's rollout function, and the drafting sessions behind it when the context drafts. */
 export interface SearchRollouts {
   rollouts: RolloutFunction;
-  session?: SpeculationSession;
+  /** One session for single-rollout calls, one for batched calls (see `searchRollouts`). */
+  sessions?: SpeculationSession[];
 }
 
 /**
  * The rollout function for one search: `model.rollouts` when the context asks for no drafting;
- * otherwise speculative rollouts through one session for the whole search, so the draft length
- * and the payoff meter learned in one step carry over to the next. Greedy rollouts stay the
- * target's greedy tokens; sampled ones keep the target's distribution (speculative sampling).
+ * otherwise speculative rollouts through sessions kept for the whole search, so the draft length
+ * and the payoff meter learned in one step carry over to the next. Single rollouts (a saturation
+ * finish) and batched ones (a step's lookaheads) have a session each: a batch of ten keeps a CPU
+ * busy already, so verifying drafts there may cost more than it saves while one rollout gains —
+ * each payoff meter judges its own case. Greedy rollouts stay the target's greedy tokens; sampled
+ * ones keep the target's distribution (speculative sampling).
  */
 export function searchRollouts(context: Pick<DecodeContext, "model" | "draft" | "drafting">): SearchRollouts {
-  const { drafting } = context;
-  if (!drafting) return rolloutFunction(context.model);
+  const { drafting, model } = context;
+  if (!drafting) return { rollouts: (requests, options) => model.rollouts(requests, options) };
   const drafter = resolveDrafter(drafting.drafter, context);
-  return rolloutFunction(context.model, drafter, { draftTokens: drafting.draftTokens ?? "auto" });
+  const options = { draftTokens: drafting.draftTokens ?? "auto" };
+  const single = new SpeculationSession(drafter, options);
+  const batched = new SpeculationSession(drafter, options);
+  return {
+    sessions: [single, batched],
+    rollouts: (requests, rolloutOptions) =>
+      speculativeRollouts(model, drafter, requests, {
+        ...rolloutOptions,
+        session: requests.length > 1 ? batched : single,
+      }),
+  };
 }
 
-/** The session's stats as a strategy's details report them; undefined without drafting. */
-export function draftingStats(session: SpeculationSession | undefined): DraftingStats | undefined {
-  if (!session) return undefined;
-  const { stats } = session;
+/** The sessions' stats, summed, as a strategy's details report them; undefined without drafting. */
+export function draftingStats(
+  sessions: readonly SpeculationSession[] | undefined,
+): DraftingStats | undefined {
+  if (!sessions?.length) return undefined;
+  const sum = (key: "drafted" | "accepted" | "targetCalls" | "switchOffs") =>
+    sessions.reduce((total, session) => total + session.stats[key], 0);
+  const drafted = sum("drafted");
+  const accepted = sum("accepted");
   return {
-    drafter: stats.drafter,
-    drafted: stats.drafted,
-    accepted: stats.accepted,
-    acceptanceRate: acceptanceRate(stats),
-    targetCalls: stats.targetCalls,
-    switchOffs: stats.switchOffs,
+    drafter: sessions[0].stats.drafter,
+    drafted,
+    accepted,
+    acceptanceRate: acceptanceRate({ drafted, accepted }),
+    targetCalls: sum("targetCalls"),
+    switchOffs: sum("switchOffs"),
   };
 }
