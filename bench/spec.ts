@@ -13,11 +13,16 @@
  * 3. Sampling: a seeded chi-square test that speculative sampling (heavy-n25 drafted by
  *    stories260K, temperature 1) draws the first two tokens as the target does, and that the same
  *    test fails for a sampler that skips the residual resample.
+ * 4. DeAL (`deal:natural`) over the first 10 keyword dev tasks, without and with drafting (its
+ *    lookaheads and saturation finish), wall time / plain greedy's on the same tasks: heavy-n25
+ *    drafted by stories260K, and heavy drafted by prompt + corpus lookup (not by stories260K,
+ *    whose distributions equal heavy's). Coverage, salad share, evaluated tokens beside each.
  *
  * Every model runs on the CPU, 1 thread each. Time is reported as wall time (what a user waits)
  * and as this process's CPU time (what the work cost; steadier when other jobs share the cores).
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { plainDecoding } from "../src/decoding/greedy.js";
@@ -25,12 +30,14 @@ import { runStrategy } from "../src/decoding/run.js";
 import { DraftModelDrafter, speculative } from "../src/decoding/speculative/index.js";
 import type { Strategy } from "../src/decoding/strategy.js";
 import type { GenerationResult } from "../src/decoding/types.js";
+import { parseTasks } from "../src/eval/tasks.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { loadModel } from "../src/lm/load.js";
 import { buildIndex } from "../src/provenance/build-index.js";
 import { skipResidualAcceptance } from "../test/brokenAcceptance.js";
 import { testModelsPath } from "../test/models.js";
 import { speculativeSamplingCheck } from "../test/speculativeSamplingCheck.js";
+import { type DealTally, dealSideBySide } from "./specDeal.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PROMPTS = [
@@ -44,7 +51,8 @@ const MAX_TOKENS = 128;
 const SAMPLES = 2000;
 /** A prefix where the two models differ (Σ min(p, q) = 0.62 over the next token): a broken sampler shows. */
 const SAMPLING_PREFIX = "Ben had a red ball. He";
-const TARGETS = { draftModel: 2.0, corpus: 1.5 };
+const TARGETS = { draftModel: 2.0, corpus: 1.5, deal: 1.5, dealMoonshot: 1.0 };
+const DEAL_TASKS = 10;
 /** A top-2 gap this small is a tie that float order decides (batched and one-by-one differ by ~1e-3). */
 const NEAR_TIE_NATS = 0.01;
 
@@ -164,7 +172,14 @@ function identity(t: Tally): string {
 
 const rows: string[][] = [["measure", "wall ×", "CPU ×", "accept", "tok/call", "same text", "target"]];
 const verdicts: string[] = [];
+/** Prints what a section measured at once (to stderr), so a long run on a loaded machine leaves its figures as it goes. */
+function progress(lines: readonly string[][]): void {
+  console.error(`[${new Date().toISOString()} load ${os.loadavg()[0].toFixed(1)}]`);
+  for (const line of lines) console.error(`  ${line.join("  ")}`);
+}
+
 function report(section: string, tallies: Map<string, Tally>, target: number): void {
+  const first = rows.length;
   const plain = tallies.get("greedy") as Tally;
   for (const [label, t] of tallies) {
     if (label === "greedy") continue;
@@ -194,10 +209,55 @@ function report(section: string, tallies: Map<string, Tally>, target: number): v
     "",
     `${plain.tokens} tokens`,
   ]);
+  progress(rows.slice(first));
 }
 
+const dealRows: string[][] = [
+  [
+    "DeAL (deal:natural)",
+    "wall ×",
+    "CPU ×",
+    "eval tok",
+    "cov soft/hard",
+    "salad",
+    "accept",
+    "same",
+    "target",
+  ],
+];
+/** DeAL rows: each variant's wall and CPU time over plain greedy's on the same tasks. */
+function reportDeal(section: string, tallies: readonly DealTally[]): void {
+  const first = dealRows.length;
+  const [plain] = tallies;
+  for (const t of tallies) {
+    const wall = t.wallMs / plain.wallMs;
+    const drafting = t.label === "deal+draft";
+    dealRows.push([
+      `${section}: ${t.label}`,
+      fmt(wall),
+      fmt(t.cpuMs / plain.cpuMs),
+      String(t.evaluatedTokens),
+      `${fmt(t.softCoverage / t.tasks)}/${fmt(t.hardCoverage / t.tasks)}`,
+      fmt(t.salad / t.tasks),
+      drafting ? `${fmt(t.accepted / Math.max(1, t.drafted))} (${t.drafted})` : "",
+      drafting ? `${t.sameAsUndrafted}/${t.tasks}` : "",
+      t.label === "greedy"
+        ? `${fmt(plain.wallMs / 1000, 1)} s`
+        : `≤ ${TARGETS.deal}× (${TARGETS.dealMoonshot}×)`,
+    ]);
+    if (t.label === "greedy") continue;
+    verdicts.push(
+      `${wall <= TARGETS.deal ? "PASS" : "FAIL"} DeAL ${section}: ${t.label}: ${fmt(wall)}× plain greedy's wall time, target ≤ ${TARGETS.deal}× (moonshot ≤ ${TARGETS.dealMoonshot}×)${drafting && t.switchOffs ? `; drafting switched off ${t.switchOffs}×` : ""}`,
+    );
+  }
+  progress(dealRows.slice(first));
+}
+const dealTasks = parseTasks(fs.readFileSync(shared("eval/keywords-dev.jsonl"), "utf8")).slice(0, DEAL_TASKS);
+const loadAtStart = os.loadavg();
+
 // --- 1. Draft model -----------------------------------------------------------------------------
-const small = await load(shared("models/stories260K.gguf"));
+// 16 sequences: DeAL batches a step's lookaheads (and their drafts) over up to k·b sequences.
+const small = await load(shared("models/stories260K.gguf"), 16);
 const heavyN25 = await load(testModelsPath("stories-heavy-n25.gguf"), 16);
 report(
   "n25 ← 260K",
@@ -222,10 +282,13 @@ const broken = await speculativeSamplingCheck(heavyN25, drafter, {
   sampling: { temperature: 1 },
   acceptance: skipResidualAcceptance,
 });
+
+// --- 4a. DeAL on the same pair -----------------------------------------------------------------------
+reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
 await heavyN25.dispose();
 
 // --- 2. Corpus lookup ---------------------------------------------------------------------------
-const heavy = await load(testModelsPath("stories-heavy.gguf"));
+const heavy = await load(testModelsPath("stories-heavy.gguf"), 16);
 const indexDir = join(root, "bench-out", "tinystories-index");
 if (!fs.existsSync(join(indexDir, "header.json"))) {
   console.error(`bench:spec: building the corpus index in ${indexDir} (once)…`);
@@ -239,12 +302,28 @@ report(
   ]),
   TARGETS.corpus,
 );
+// --- 4b. DeAL drafted by prompt + corpus lookup --------------------------------------------------------
+reportDeal(
+  "heavy ← prompt+corpus",
+  await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
+);
 await heavy.dispose();
 await small.dispose();
 
 // --- Report ---------------------------------------------------------------------------------------
-const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join("  "));
+const table = (lines: string[][]) => {
+  const widths = lines[0].map((_, c) => Math.max(...lines.map((r) => r[c].length)));
+  for (const r of lines) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join("  "));
+};
+const loadText = (avg: number[]) => avg.map((v) => v.toFixed(1)).join(" ");
+console.log(
+  `load average at start ${loadText(loadAtStart)}, at the end ${loadText(os.loadavg())} (${os.cpus().length} cores)\n`,
+);
+table(rows);
+console.log(
+  `\nDeAL over ${dealTasks.length} keyword dev tasks (${dealTasks[0].maxTokens} tokens each); × = Σ time / Σ plain greedy's time on the same tasks:`,
+);
+table(dealRows);
 console.log(
   `\nsampling (heavy-n25 ← 260K, T=1, "${SAMPLING_PREFIX}", ${SAMPLES} seeded samples, joint of the next 2 tokens, χ²):` +
     `\n  speculative sampling: p = ${lossless.pValue.toExponential(2)} (χ² ${fmt(lossless.statistic, 1)}, df ${lossless.degreesOfFreedom}, acceptance ${fmt(lossless.acceptanceRate)})` +

@@ -74,7 +74,12 @@ export interface AlignOptions {
   signal?: AbortSignal;
   /** Other models by role: a draft model for speculative drafting, a verifier for AMBEDKAR. Defaults to none. */
   models?: { draft?: LanguageModel; verifier?: LanguageModel; judge?: LanguageModel };
-  /** Speculative drafting: `model` (the draft model), `prompt`, `index:DIR`. Defaults to the strategy's own choice. */
+  /**
+   * Speculative drafting: `model` (the draft model), `prompt`, `index:DIR`. The `speculative`
+   * strategy drafts with it; DeAL's lookaheads and Best-of-N's samples are drafted through it too
+   * (same greedy output, same sampling distribution, fewer target calls). Defaults to none (the
+   * speculative strategy's own choice; plain rollouts elsewhere).
+   */
   drafter?: string;
   /** Draft tokens per round: N or `auto`. Defaults to `auto`. */
   draftTokens?: number | "auto";
@@ -141,6 +146,10 @@ export async function align(model: LanguageModel, options: AlignOptions): Promis
     stopStrings: options.stopStrings,
     signal: options.signal,
     trace: options.trace,
+    drafting:
+      options.drafter === undefined
+        ? undefined
+        : { drafter: options.drafter, draftTokens: options.draftTokens },
     // The result event waits for the rewards below.
     emit: onEvent && ((event) => event.type !== "result" && onEvent(event)),
   });

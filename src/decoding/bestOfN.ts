@@ -5,6 +5,8 @@ import { scoreAll } from "../rewards/types.js";
 import { callOptions } from "./calls.js";
 import { type RolloutText, rolloutText } from "./rolloutText.js";
 import { streamSeeds } from "./seeds.js";
+import type { DraftingStats } from "./speculative/searchDrafting.js";
+import { draftingStats, searchRollouts } from "./speculative/searchDrafting.js";
 import { StepLog } from "./steps.js";
 import type { DecodeOutput, Strategy } from "./strategy.js";
 import { type DecodeContext, type GenerationResult, innerContext } from "./types.js";
@@ -69,9 +71,17 @@ export function bestOfN(
   const name = pick === "best" ? "bon" : "won";
 
   async function candidates(context: DecodeContext): Promise<Candidate[]> {
+    return (await sampleCandidates(context)).candidates;
+  }
+
+  /** The N samples (drafted when the context drafts: same distribution, fewer target calls). */
+  async function sampleCandidates(
+    context: DecodeContext,
+  ): Promise<{ candidates: Candidate[]; drafting?: DraftingStats }> {
     const { model } = context;
     const seeds = streamSeeds(sampling.seed ?? 0, "bon", n);
-    const rollouts = await model.rollouts(
+    const { rollouts: rollout, sessions } = searchRollouts(context);
+    const rollouts = await rollout(
       seeds.map((seed) => ({ prefix: context.promptTokens, seed })),
       {
         temperature: sampling.temperature,
@@ -92,14 +102,17 @@ export function bestOfN(
       finished: true,
     }));
     const rewards = await scoreAll(options.reward, inputs);
-    return texts.map((t, i) => ({ ...t, rollout: rollouts[i], reward: rewards[i], seed: seeds[i] }));
+    return {
+      candidates: texts.map((t, i) => ({ ...t, rollout: rollouts[i], reward: rewards[i], seed: seeds[i] })),
+      drafting: draftingStats(sessions),
+    };
   }
 
   return {
     name,
     candidates,
     async decode(context: DecodeContext): Promise<DecodeOutput> {
-      const all = await candidates(context);
+      const { candidates: all, drafting } = await sampleCandidates(context);
       const rewards = all.map((c) => c.reward);
       const chosen = pickIndex(rewards, pick);
       const best = all[chosen];
@@ -126,7 +139,7 @@ export function bestOfN(
         stopReason: best.rollout.stopReason,
         score: best.reward,
         trace: log.trace(name, { n, pick, reward: options.reward.name, ...sampling }),
-        details: { strategy: name, n, chosen, rewards },
+        details: { strategy: name, n, chosen, rewards, ...(drafting ? { drafting } : {}) },
       };
     },
   };

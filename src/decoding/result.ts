@@ -1,4 +1,5 @@
 import type { ModelUsage, ModelWarning, StopReason, Token } from "../lm/types.js";
+import type { DraftingStats } from "./speculative/searchDrafting.js";
 
 /** One step of a search, for the JSON trace and the live `step` events (a later page draws it). */
 export interface TraceStep {
@@ -85,6 +86,8 @@ export type StrategyDetails =
       chosen: number;
       /** Every candidate's reward, in order. */
       rewards: number[];
+      /** What drafting did for the samples; absent without drafting (`context.drafting`). */
+      drafting?: DraftingStats;
     }
   | {
       strategy: "deal";
@@ -94,6 +97,8 @@ export type StrategyDetails =
       lexicalCommits: number;
       /** Output tokens committed when the reward saturated and greedy decoding finished; absent if it never did. */
       saturatedAt?: number;
+      /** What drafting did for the lookaheads and the saturation finish; absent without drafting. */
+      drafting?: DraftingStats;
     }
   | {
       strategy: "shield";

@@ -1,5 +1,6 @@
 import type { LanguageModel, ModelWarning, Token } from "../lm/types.js";
 import type { DecodeEvent } from "./events.js";
+import type { SearchDrafting } from "./speculative/searchDrafting.js";
 
 export type {
   GenerationResult,
@@ -41,6 +42,12 @@ export interface DecodeContext {
   streaming?: boolean;
   /** Record a search trace in the result. */
   trace?: boolean;
+  /**
+   * Drafting for the strategy's rollouts (DeAL's lookaheads, Best-of-N's samples): output as
+   * without it (greedy) or distributed as without it (sampled), in fewer target calls. Defaults to
+   * none (plain rollouts).
+   */
+  drafting?: SearchDrafting;
 }
 
 /**

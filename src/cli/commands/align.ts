@@ -99,7 +99,7 @@ export function registerAlign(program: Command): void {
     .option("--judge-model <path|hf:uri>", "model that answers judge:… rewards (default: the main model)")
     .option(
       "--draft <model|prompt|index:DIR>",
-      "speculative drafting (strategy speculative): a draft model's path, prompt lookup, or corpus lookup in an index",
+      "speculative drafting (strategy speculative; also DeAL's lookaheads and bon/won samples): a draft model's path, prompt lookup, or corpus lookup in an index",
     )
     .option("--draft-tokens <n|auto>", "draft tokens per round (default: auto)")
     .option("--verifier <path|hf:uri>", "the verifier model (strategy ambedkar; default: the main model)")

@@ -3,10 +3,12 @@ import type { Candidate, DealRun } from "./state.js";
 
 /**
  * Lookahead: an l-token greedy rollout after every candidate that does not end the text — all of
- * a step's rollouts in one batched call (speed-up 1), or one call each (the paper).
+ * a step's rollouts in one batched call (speed-up 1), or one call each (the paper). With drafting
+ * (`context.drafting`) the rollouts are speculative: the same greedy tokens in fewer target calls
+ * (CDSL's idea: a drafter writes the lookaheads, the target only verifies them).
  */
 export async function lookahead(run: DealRun, candidates: readonly Candidate[]): Promise<void> {
-  const { model, context, options } = run;
+  const { model, context, options, rollouts: rollout } = run;
   const rollable = candidates.filter(
     (c) =>
       !model.isStopToken(c.tokens[c.tokens.length - 1]) &&
@@ -18,10 +20,10 @@ export async function lookahead(run: DealRun, candidates: readonly Candidate[]):
   }));
   const rolloutOptions = { maxTokens: options.lookahead, stopStrings: context.stopStrings, ...run.calls };
   let rollouts: Rollout[];
-  if (options.batch) rollouts = await model.rollouts(requests, rolloutOptions);
+  if (options.batch) rollouts = await rollout(requests, rolloutOptions);
   else {
     rollouts = [];
-    for (const request of requests) rollouts.push(...(await model.rollouts([request], rolloutOptions)));
+    for (const request of requests) rollouts.push(...(await rollout([request], rolloutOptions)));
   }
   rollable.forEach((c, i) => {
     c.rollout = rollouts[i];

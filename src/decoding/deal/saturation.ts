@@ -9,12 +9,12 @@ export function saturated(run: DealRun, best: Beam): boolean {
 }
 
 /**
- * Saturation finish: the best beam is completed by plain greedy decoding — token by token when
- * there are vetoes, so every token is still offered to them. The other live beams had no better
+ * Saturation finish: the best beam is completed by plain greedy decoding (drafted when the
+ * context drafts) — token by token when there are vetoes, so every token is still offered to them. The other live beams had no better
  * reward and are dropped; the finished ones still compete in the final choice.
  */
 export async function finishGreedily(run: DealRun, best: Beam): Promise<void> {
-  const { model, context, options } = run;
+  const { context, options } = run;
   const rest = context.maxTokens - best.tokens.length;
   const prefix = run.prefix(best);
   run.saturatedAt = best.tokens.length;
@@ -25,7 +25,7 @@ export async function finishGreedily(run: DealRun, best: Beam): Promise<void> {
         options.vetoes,
       )
     : (
-        await model.rollouts([{ prefix }], {
+        await run.rollouts([{ prefix }], {
           maxTokens: rest,
           stopStrings: context.stopStrings,
           ...run.calls,

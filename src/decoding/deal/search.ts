@@ -1,6 +1,7 @@
 import type { LanguageModel, Token } from "../../lm/types.js";
 import { scoreAll } from "../../rewards/types.js";
 import { checkSearchWidth } from "../limits.js";
+import { draftingStats } from "../speculative/searchDrafting.js";
 import type { DecodeOutput } from "../strategy.js";
 import type { DecodeContext } from "../types.js";
 import { bridge } from "./bridge.js";
@@ -125,6 +126,7 @@ function output(run: DealRun, beam: Beam): DecodeOutput {
       steps: run.step,
       lexicalCommits: run.lexicalCommits,
       ...(run.saturatedAt === undefined ? {} : { saturatedAt: run.saturatedAt }),
+      ...(run.drafting ? { drafting: draftingStats(run.drafting) } : {}),
     },
   };
 }

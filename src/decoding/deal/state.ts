@@ -1,6 +1,9 @@
 import type { LanguageModel, ModelCallOptions, Rollout, StopReason, Token } from "../../lm/types.js";
 import type { RewardInput } from "../../rewards/types.js";
 import { callOptions } from "../calls.js";
+import type { RolloutFunction } from "../speculative/rolloutFunction.js";
+import { searchRollouts } from "../speculative/searchDrafting.js";
+import type { SpeculationSession } from "../speculative/session.js";
 import { StepLog } from "../steps.js";
 import { StopStrings } from "../stopStrings.js";
 import { SharedPrefixStream, TextStream } from "../textStream.js";
@@ -73,6 +76,10 @@ export class DealRun {
   step = 0;
   lexicalCommits = 0;
   saturatedAt: number | undefined;
+  /** How lookaheads and the saturation finish roll out: `model.rollouts`, or drafted when the context drafts. */
+  readonly rollouts: RolloutFunction;
+  /** The drafting sessions behind `rollouts` (their stats go into the details); absent without drafting. */
+  readonly drafting: readonly SpeculationSession[] | undefined;
   private readonly committed: SharedPrefixStream | undefined;
 
   constructor(
@@ -83,6 +90,9 @@ export class DealRun {
     this.stops = new StopStrings(context.stopStrings);
     this.log = new StepLog(context);
     this.calls = callOptions(context);
+    const { rollouts, sessions } = searchRollouts(context);
+    this.rollouts = rollouts;
+    this.drafting = sessions;
     this.committed = streamsText(context)
       ? new SharedPrefixStream(
           new TextStream(

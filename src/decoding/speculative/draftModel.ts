@@ -23,8 +23,8 @@ export interface DraftModelOptions {
 export const DRAFT_MODEL_DEFAULTS = { minProbability: 0.3 } as const;
 
 /**
- * Drafts with a smaller model of the same tokenizer. Greedy: one batched greedy `rollouts` call
- * (the draft's best guess). Sampling: token by token through `nextTokenDistributions`, drawing
+ * Drafts with a smaller model of the same tokenizer. Greedy: the draft's best guess, token by
+ * token while it is sure enough. Sampling: token by token through `nextTokenDistributions`, drawing
  * from the draft's sampler distribution and reporting it as q — a rollout would return only the
  * drawn tokens, and the residual resample needs all of q.
  */
@@ -54,25 +54,38 @@ export class DraftModelDrafter implements Drafter {
       ...options.sampling,
       temperature: this.options.temperature ?? options.sampling.temperature,
     };
-    if ((options.sampling.temperature ?? 0) <= 0) {
-      const rollouts = await this.draft.rollouts(
-        live.map((i) => ({ prefix: requests[i].context, maxTokens: limits[i] })),
-        {
-          maxTokens: Math.max(...live.map((i) => limits[i])),
-          signal: options.signal,
-          onWarning: options.onWarning,
-        },
-      );
-      const minLogprob = Math.log(this.options.minProbability ?? DRAFT_MODEL_DEFAULTS.minProbability);
-      live.forEach((i, j) => {
-        const { tokens, logprobs } = rollouts[j];
-        let n = 0;
-        while (n < tokens.length && logprobs[n] >= minLogprob) n++;
-        drafts[i].tokens = tokens.slice(0, n);
-      });
-      return drafts;
-    }
+    if ((options.sampling.temperature ?? 0) <= 0) return this.greedy(requests, limits, drafts, options);
     return this.sampled(requests, limits, drafts, sampling, options);
+  }
+
+  /**
+   * Greedy drafts token by token, one batched top-1 call per position, each request ending at
+   * the first token the draft gives less than `minProbability` (not drafted): a rollout of n
+   * tokens would compute the tokens after that cut too, and with `auto` (up to 16) they were most
+   * of the draft's cost.
+   */
+  private async greedy(
+    requests: readonly DraftRequest[],
+    limits: readonly number[],
+    drafts: Draft[],
+    options: DraftOptions,
+  ): Promise<Draft[]> {
+    const minLogprob = Math.log(this.options.minProbability ?? DRAFT_MODEL_DEFAULTS.minProbability);
+    let live = requests.map((_, i) => i).filter((i) => limits[i] > 0);
+    while (live.length > 0) {
+      const distributions = await this.draft.nextTokenDistributions(
+        live.map((i) => [...requests[i].context, ...drafts[i].tokens]),
+        { topK: 1, signal: options.signal, onWarning: options.onWarning },
+      );
+      live = live.filter((i, j) => {
+        const [top] = distributions[j];
+        if (!top || top.logprob < minLogprob) return false;
+        const tokens = drafts[i].tokens;
+        tokens.push(top.token);
+        return tokens.length < limits[i] && !this.draft.isStopToken(top.token);
+      });
+    }
+    return drafts;
   }
 
   /** Draws every request's draft token by token, one batched distribution call per position. */

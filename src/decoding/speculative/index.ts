@@ -17,6 +17,13 @@ export { PromptLookupDrafter, type PromptLookupOptions } from "./promptLookup.js
 export { type RolloutFunction, rolloutFunction } from "./rolloutFunction.js";
 export { type SpeculativeRolloutOptions, speculativeRollouts } from "./rollouts.js";
 export { checkSameTokenizer } from "./sameTokenizer.js";
+export {
+  type DraftingStats,
+  draftingStats,
+  type SearchDrafting,
+  type SearchRollouts,
+  searchRollouts,
+} from "./searchDrafting.js";
 export { type SpeculationOptions, SpeculationSession } from "./session.js";
 export { acceptanceRate, type SpeculativeStats } from "./stats.js";
 export { type SpeculativeOptions, speculative } from "./strategy.js";

@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { align } from "../src/align.js";
+import { createStrategy, parseStrategySpec } from "../src/decoding/registry.js";
+import { runStrategy } from "../src/decoding/run.js";
+import type { Draft, Drafter, DraftRequest } from "../src/decoding/speculative/index.js";
+import type { SearchDrafting } from "../src/decoding/speculative/searchDrafting.js";
+import type { DecodeContext, GenerationResult } from "../src/decoding/types.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { loadModel } from "../src/lm/load.js";
+import { keywordsReward } from "../src/rewards/index.js";
+import { loadTestModel } from "./helpers.js";
+import { testModelsPath } from "./models.js";
+
+let small: LlamaCppModel;
+let twin: LlamaCppModel;
+
+beforeAll(async () => {
+  small = await loadTestModel({ sequences: 8 });
+  // A second copy of stories260K's weights as the draft model ("model" drafts with it).
+  twin = await loadModel(testModelsPath("stories260K-chat.gguf"), { gpu: false, threads: 1, sequences: 8 });
+});
+afterAll(async () => {
+  await small?.dispose();
+  await twin?.dispose();
+});
+
+/**
+ * A drafter that is right for one token, then wrong: every draft of two or more tokens has a
+ * rejection, so the verification's reject-and-correct path runs inside the search.
+ */
+function rightThenWrong(model: LlamaCppModel): Drafter {
+  return {
+    name: "right-then-wrong",
+    async propose(requests: readonly DraftRequest[]): Promise<Draft[]> {
+      const rollouts = await model.rollouts(
+        requests.map((r) => ({ prefix: r.context, maxTokens: r.n })),
+        { maxTokens: Math.max(...requests.map((r) => r.n)) },
+      );
+      return rollouts.map(({ tokens }) => ({
+        tokens: tokens.map((t, i) => (i === 1 ? (t + 1) % model.vocabularySize : t)),
+      }));
+    },
+  };
+}
+
+const reward = keywordsReward(["elephant", "shop", "hug"]);
+// l named: the rejection checks need drafts of 2+ tokens inside a lookahead (its first rounds are plain).
+const DEAL = "deal:natural=true,k=4,b=2,l=6";
+
+async function decode(spec: string, prompt: string, drafting?: SearchDrafting): Promise<GenerationResult> {
+  const strategy = createStrategy(parseStrategySpec(spec), { reward });
+  const context: DecodeContext = {
+    model: small,
+    draft: twin,
+    prompt,
+    promptTokens: await small.tokenize(prompt),
+    maxTokens: 40,
+    drafting,
+  };
+  return runStrategy(strategy, context);
+}
+
+function draftingOf(result: GenerationResult) {
+  const d = result.details;
+  if (d?.strategy !== "deal" && d?.strategy !== "bon") throw new Error(`no search details: ${d?.strategy}`);
+  return d.drafting;
+}
+
+describe("DeAL's lookaheads drafted through the context's drafter", () => {
+  it("writes the same text as undrafted DeAL, for every drafter and several draft lengths", async () => {
+    for (const prompt of ["Tom had a red ball."]) {
+      const plain = await decode(DEAL, prompt);
+      expect(draftingOf(plain)).toBeUndefined();
+      const drafters: SearchDrafting["drafter"][] = ["model", "prompt", rightThenWrong(small)];
+      for (const drafter of drafters)
+        for (const draftTokens of [3, "auto"] as const) {
+          const drafted = await decode(DEAL, prompt, { drafter, draftTokens });
+          const label = `${typeof drafter === "string" ? drafter : drafter.name}, ${draftTokens}`;
+          expect(drafted.tokens, label).toEqual(plain.tokens);
+          expect(drafted.text, label).toBe(plain.text);
+          const stats = draftingOf(drafted);
+          expect(stats, label).toBeDefined();
+          expect(stats?.targetCalls, label).toBeGreaterThan(0);
+          expect(stats?.accepted, label).toBeLessThanOrEqual(stats?.drafted ?? 0);
+          if (drafter === "model") {
+            // Same weights: every greedy draft token is the target's.
+            expect(stats?.drafted, label).toBeGreaterThan(0);
+            expect(stats?.acceptanceRate, label).toBe(1);
+          }
+          if (typeof drafter !== "string") {
+            expect(stats?.drafted, label).toBeGreaterThan(0);
+            // The second token of every longer draft is rejected.
+            expect(stats?.accepted, label).toBeLessThan(stats?.drafted ?? 0);
+          }
+        }
+    }
+  });
+
+  it("with a draft model of the same weights, the lookaheads take fewer target evaluations per token", async () => {
+    const prompt = "One day, a girl named Mia";
+    const plain = await decode(DEAL, prompt);
+    const drafted = await decode(DEAL, prompt, { drafter: "model", draftTokens: 4 });
+    expect(drafted.tokens).toEqual(plain.tokens);
+    const stats = draftingOf(drafted);
+    // Each drafted round verifies up to 4 draft tokens plus one of the target's in one call.
+    expect(stats?.accepted ?? 0).toBeGreaterThan(stats?.targetCalls ?? 0);
+  });
+
+  it("align passes --draft to DeAL: drafting stats in the details", async () => {
+    const result = await align(small, {
+      prompt: "It was a sunny day.",
+      reward,
+      strategy: DEAL,
+      maxTokens: 32,
+      drafter: "prompt",
+      draftTokens: 3,
+    });
+    const stats = draftingOf(result);
+    expect(stats?.drafter).toBe("prompt");
+    expect(stats?.targetCalls).toBeGreaterThan(0);
+    const plain = await align(small, {
+      prompt: "It was a sunny day.",
+      reward,
+      strategy: DEAL,
+      maxTokens: 32,
+    });
+    expect(result.text).toBe(plain.text);
+  });
+
+  it('drafter "model" without a draft model is a clear error', async () => {
+    await expect(
+      align(small, { prompt: "It was a sunny day.", reward, strategy: DEAL, maxTokens: 8, drafter: "model" }),
+    ).rejects.toThrow(/needs a draft model/);
+  });
+});
+
+describe("Best-of-N's samples drafted", () => {
+  it("draws its samples through speculative sampling: stats, seeded, rewards of the texts it keeps", async () => {
+    const spec = "bon:n=4,seed=7";
+    const drafted = await decode(spec, "It was a sunny day.", {
+      drafter: rightThenWrong(small),
+      draftTokens: 4,
+    });
+    const again = await decode(spec, "It was a sunny day.", {
+      drafter: rightThenWrong(small),
+      draftTokens: 4,
+    });
+    expect(again.text).toBe(drafted.text);
+    const stats = draftingOf(drafted);
+    expect(stats?.drafted).toBeGreaterThan(0);
+    // Under sampling a deterministic draft is kept with probability p(token): some are, the
+    // corrupted second tokens (nearly) never are.
+    expect(stats?.accepted).toBeGreaterThan(0);
+    expect(stats?.accepted).toBeLessThan(stats?.drafted ?? 0);
+    const d = drafted.details;
+    if (d?.strategy !== "bon") throw new Error("no bon details");
+    expect(d.rewards).toHaveLength(4);
+    expect(d.rewards[d.chosen]).toBe(Math.max(...d.rewards));
+    expect(drafted.tokens.length).toBeGreaterThan(0);
+  });
+});
