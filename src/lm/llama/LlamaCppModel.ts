@@ -315,13 +315,10 @@ export class LlamaCppModel implements LanguageModel {
       });
       live = next;
       if (live.length === 0) break;
-      const step = live;
-      outputs = await this.pool.inPoolOrder(
-        step.map((i) => sequences[i]),
-        (j) =>
-          this.pool.evaluate(sequences[step[j]], [
-            [states[step[j]].tokens.at(-1) as never, { generateNext }],
-          ]),
+      outputs = await Promise.all(
+        live.map((i) =>
+          this.pool.evaluate(sequences[i], [[states[i].tokens.at(-1) as never, { generateNext }]]),
+        ),
       );
     }
     return states.map((state) => ({

@@ -19,8 +19,8 @@ const METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken"] as con
  * Whether llama.cpp returns this batch's outputs in batch order, so it records no reorder. With one
  * KV stream per sequence it splits a batch "equally": each micro-batch takes a run of consecutive
  * sequence ids, the same number of tokens from each. A batch whose sequences come in increasing
- * id order and add equally many tokens (the lockstep steps of rollouts, one token each) thus
- * stays in order.
+ * id order and add equally many tokens (e.g. lockstep rollout steps, one token each, whose
+ * sequences were assigned in order) thus stays in order.
  */
 export function inBatchOrder(items: readonly { sequence: number; tokens: number }[]): boolean {
   return items.every(

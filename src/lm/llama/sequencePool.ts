@@ -36,23 +36,6 @@ export class SequencePool {
     return this.sequences.length;
   }
 
-  /**
-   * Runs `evaluate(i)` for each of `sequences`, queued in pool order (results keep the indices).
-   * The pool's sequences were made in order, so pool order is llama.cpp sequence-id order, in
-   * which llama.cpp returns the outputs of a lockstep batch in batch order: then its logits need
-   * no reorder and may all be read in parallel at once (see logitReadGuard.ts).
-   */
-  inPoolOrder<T>(
-    sequences: readonly LlamaContextSequence[],
-    evaluate: (index: number) => Promise<T>,
-  ): Promise<T[]> {
-    const rank = sequences.map((sequence) => this.sequences.indexOf(sequence));
-    const order = rank.map((_, i) => i).sort((a, b) => rank[a] - rank[b]);
-    const results: Promise<T>[] = new Array(sequences.length);
-    for (const i of order) results[i] = evaluate(i);
-    return Promise.all(results);
-  }
-
   /** Swaps in new sequences (of a new context); call inside `exclusive`. */
   replace(sequences: readonly LlamaContextSequence[]): void {
     this.sequences = sequences;
@@ -124,7 +107,7 @@ export class SequencePool {
     const inputs = await Promise.all(
       prefixes.map((prefix, i) => this.preparePrefix(sequences[i], prefix, generateNext)),
     );
-    return this.inPoolOrder(sequences, (i) => this.evaluate(sequences[i], inputs[i]));
+    return Promise.all(inputs.map((input, i) => this.evaluate(sequences[i], input)));
   }
 
   /**
@@ -141,17 +124,18 @@ export class SequencePool {
     const inputs = await Promise.all(
       tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i])),
     );
-    return this.inPoolOrder(sequences, async (i) => {
-      const { input, skip } = inputs[i];
-      const output = await sequences[i].controlledEvaluate(input);
-      const out: Map<number, number>[] = [];
-      for (let j = skip; j < input.length; j++) {
-        const probabilities = output[j]?.next.probabilities;
-        if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
-        out.push(probabilities as Map<number, number>);
-      }
-      return out;
-    });
+    return Promise.all(
+      inputs.map(async ({ input, skip }, i) => {
+        const output = await sequences[i].controlledEvaluate(input);
+        const out: Map<number, number>[] = [];
+        for (let j = skip; j < input.length; j++) {
+          const probabilities = output[j]?.next.probabilities;
+          if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
+          out.push(probabilities as Map<number, number>);
+        }
+        return out;
+      }),
+    );
   }
 
   /**
