@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTillerError } from "../src/errors.js";
 import { RemoteModel } from "../src/lm/http/remoteModel.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
-import type { ModelWarning, NextTokenDistribution, Token } from "../src/lm/types.js";
+import type { ModelWarning, Token } from "../src/lm/types.js";
 import { loadTestModel } from "./helpers.js";
 import { loadExactModel, type RunningServer, startLlamaServer, twinModelPath } from "./llamaServer.js";
 
@@ -107,10 +107,7 @@ describe("llama-server dialect", () => {
     }
     prefixes.push([1, 200, 17, 300, 45]); // off-distribution tokens
     await exact.clearCache();
-    // The in-process reference one prefix per call: batched in-process calls through a reused pool
-    // sometimes return wrong distributions (a backend bug found this session, under investigation).
-    const here: NextTokenDistribution[] = [];
-    for (const prefix of prefixes) here.push(...(await exact.nextTokenDistributions([prefix], { topK: 10 })));
+    const here = await exact.nextTokenDistributions(prefixes, { topK: 10 });
     const there = await remote.nextTokenDistributions(prefixes, { topK: 10 });
     let worst = 0;
     there.forEach((distribution, i) => {

@@ -122,29 +122,22 @@ export function repetitionRate(text: string, n = 4): number {
 export const SALAD_NATS = -8;
 
 /**
- * The logprob of every token of each text (re-tokenized with `model`) after its prompt: fluency
- * as another model sees it. One text per call: llama.cpp batches of several sequences with reused
- * cache currently return wrong distributions for a few sequences now and then (seen on whole waves
- * of a 69-text batch), and a measurement must not depend on that.
+ * The logprob of every token of each text (re-tokenized with `model`) after its prompt, in one
+ * batched call: fluency as another model sees it.
  */
 export async function textLogprobs(
   model: LanguageModel,
   items: readonly { prompt: string; text: string }[],
   signal?: AbortSignal,
 ): Promise<number[][]> {
-  const out: number[][] = [];
-  for (const { prompt, text } of items) {
-    const [before, after] = await Promise.all([model.tokenize(prompt), model.tokenize(prompt + text)]);
-    let shared = 0;
-    while (shared < before.length && shared < after.length && before[shared] === after[shared]) shared++;
-    const split = Math.max(1, shared);
-    const [scored] = await model.scoreContinuations(
-      [{ prefix: after.slice(0, split), continuation: after.slice(split) }],
-      {
-        signal,
-      },
-    );
-    out.push(scored.logprobs);
-  }
-  return out;
+  const requests = await Promise.all(
+    items.map(async ({ prompt, text }) => {
+      const [before, after] = await Promise.all([model.tokenize(prompt), model.tokenize(prompt + text)]);
+      let shared = 0;
+      while (shared < before.length && shared < after.length && before[shared] === after[shared]) shared++;
+      return { prefix: after.slice(0, Math.max(1, shared)), continuation: after.slice(Math.max(1, shared)) };
+    }),
+  );
+  const scored = await model.scoreContinuations(requests, { signal });
+  return scored.map((s) => s.logprobs);
 }

@@ -21,6 +21,7 @@ import {
   type TokenLogprob,
 } from "../types.js";
 import { ChatTemplate } from "./chatTemplate.js";
+import { guardLogitReads } from "./logitReadGuard.js";
 import { SequencePool } from "./sequencePool.js";
 
 /** The in-process llama.cpp backend: one context with a pool of sequences. */
@@ -50,6 +51,7 @@ export class LlamaCppModel implements LanguageModel {
     /** Makes a context like the first one (for `clearCache`); without it the sequences are only emptied. */
     private readonly createContext?: () => Promise<LlamaContext>,
   ) {
+    guardLogitReads(context);
     this.pool = new SequencePool(sequences, this.usage);
     this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.bosToken = model.tokens.bos ?? undefined;
@@ -350,6 +352,7 @@ export class LlamaCppModel implements LanguageModel {
       const size = this.pool.size;
       await this.context.dispose();
       this.context = await create();
+      guardLogitReads(this.context);
       this.pool.replace(Array.from({ length: size }, () => this.context.getSequence()));
     });
   }
