@@ -46,13 +46,24 @@ export async function bridge(run: DealRun, candidates: readonly Candidate[]): Pr
     open.map((o) => o.prefix),
     { topK, ...run.calls },
   );
-  const requests: ScoreRequest[] = open.map((o, i) => {
+  const full: { candidate: Candidate; request: ScoreRequest }[] = [];
+  open.forEach((o, i) => {
+    o.candidate.after = next[i];
     const firstLogprob = (s: Token[]) => next[i].find((e) => e.token === s[0])?.logprob ?? NO_FIT;
     const best = o.spellings.reduce((a, b) => (firstLogprob(b) > firstLogprob(a) ? b : a));
-    return { prefix: o.prefix, continuation: best };
+    const first = firstLogprob(best);
+    // Screen: a keyword whose first token misses the floor cannot be placed there whatever its
+    // other tokens cost (its fit is at most the first token's logprob), so that logprob stands in.
+    if (options.bridgeScreen && (best.length === 1 || first < run.floorAt(o.candidate.beam)))
+      o.candidate.fit = Math.max(NO_FIT, first);
+    else full.push({ candidate: o.candidate, request: { prefix: o.prefix, continuation: best } });
   });
-  const scored = await model.scoreContinuations(requests, run.calls);
-  open.forEach(({ candidate }, i) => {
+  if (full.length === 0) return;
+  const scored = await model.scoreContinuations(
+    full.map((f) => f.request),
+    run.calls,
+  );
+  full.forEach(({ candidate }, i) => {
     candidate.fit = Math.max(NO_FIT, Math.min(...scored[i].logprobs));
   });
 }

@@ -24,9 +24,21 @@ export async function expand(
 ): Promise<NextTokenDistribution[]> {
   const k = cappedTopK(run.context, run.options.k, `deal: k=${run.options.k} candidates per beam`);
   const topK = wantsWords ? Math.max(k, Math.min(LEXICAL_TOP_K, run.model.capabilities.maxTopK)) : k;
-  return run.model.nextTokenDistributions(
-    live.map((beam) => run.prefix(beam)),
-    { topK, ...run.calls },
+  // A distribution bridging read after a committed lookahead is reused when it is wide enough.
+  const reusable = (beam: Beam) =>
+    beam.next !== undefined && (beam.next.length >= topK || beam.next.length >= run.model.vocabularySize);
+  const asked = live.filter((beam) => !reusable(beam));
+  const fetched =
+    asked.length === 0
+      ? []
+      : await run.model.nextTokenDistributions(
+          asked.map((beam) => run.prefix(beam)),
+          { topK, ...run.calls },
+        );
+  return live.map((beam) =>
+    reusable(beam)
+      ? (beam.next as NextTokenDistribution).slice(0, topK)
+      : (fetched[asked.indexOf(beam)] as NextTokenDistribution),
   );
 }
 
