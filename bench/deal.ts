@@ -2,11 +2,9 @@
  * `npm run bench:deal` — DeAL on the keyword dev set with the stories model, side by side in
  * one run: greedy, DeAL (tiller defaults), raw DeAL (`deal:raw`: no floor, no bridging),
  * Best-of-N at DeAL's evaluated-token budget, and on a subset the paper-faithful variant and one
- * ablation per older speed-up; then, on every task, the ablation of each fluency piece (bridging,
- * the floor's schedule, the lexical floor, patience, lookahead) and of each speed-up that serves
- * them (commitPlacing, bridgeScreen, reuseBridge) with word-salad share and worst-token logprob
- * beside coverage; last, greedy vs DeAL on the compute-bound twin (`--heavy`, first
- * `--heavy-tasks` tasks).
+ * ablation per speed-up; then, on every task, the ablation of each fluency piece (bridging,
+ * patience, lookahead, candidate slack) with word-salad share and worst-token logprob beside
+ * coverage; last, greedy vs DeAL on the compute-bound twin (`--heavy`, first `--heavy-tasks` tasks).
  *
  *   npm run bench:deal -- [--tasks FILE] [--model GGUF] [--subset N] [--out DIR]
  *                         [--heavy GGUF] [--heavy-tasks N]
@@ -58,6 +56,12 @@ const [greedy, dealRow] = main.summary;
 // 2. Best-of-N with the same evaluated-token budget as DeAL.
 const n = Math.max(1, Math.round(dealRow.meanEvaluatedTokens / Math.max(1, greedy.meanEvaluatedTokens)));
 const bon = await runEval(model, tasks, [`bon:n=${n}`], { onProgress: progress(`bon:n=${n}`) });
+// Each table is printed as soon as it is measured (a long run interrupted keeps what it found).
+const all: EvalRow[] = [...main.rows, ...bon.rows];
+const summary: StrategySummary[] = summarize(all, ["greedy", "deal", "deal:raw", `bon:n=${n}`]);
+process.stderr.write("\n");
+console.log(`All ${tasks.length} tasks (ratios vs greedy):`);
+console.log(formatTable(summary));
 
 // 3. On a subset: the paper-faithful variant (the prototype's settings) and one ablation per speed-up.
 const paperSpec = "deal:k=5,l=8,b=2,lambda=10,paper";
@@ -68,34 +72,29 @@ const ablations = [
   "deal:commit=false",
   "deal:saturation=false",
   "deal:lexical=false",
+  "deal:commitPlacing=false", // speed-up 5 off
+  "deal:bridgeScreen=false", // speed-up 6 off
+  "deal:reuseBridge=false", // speed-up 7 off
 ];
 const sub = await runEval(model, subset, ["greedy", "deal", ...ablations], {
   onProgress: progress("subset"),
 });
+process.stderr.write("\n");
+console.log(`\nFirst ${subset.length} tasks — paper-faithful variant and ablations (ratios vs greedy):`);
+console.log(formatTable(sub.summary));
 
-// 4. On every task: the ablation of each piece that keeps the text natural, and of the speed-ups
-// that pay for it. Greedy and DeAL are run again beside them (ratios side by side).
+// 4. On every task: the ablation of each piece that keeps the text natural, and of the candidate
+// slack. Greedy and DeAL are run again beside them (ratios side by side).
 const fluencyAblations = [
   "deal:bridge=0", // floor without bridging
-  "deal:floorStart=-6.5", // no floor schedule: the final floor from the start
-  "deal:lexicalFloor=false", // the floor on plain tokens only
-  "deal:patience=0.5", // the floor relaxes over the first half of the budget (before: −5.1 worst token)
-  "deal:l=5", // the lookahead before (deal:natural)
-  "deal:commitPlacing=false", // speed-up 5 off
-  "deal:bridgeScreen=false", // speed-up 6 off
-  "deal:reuseBridge=false", // speed-up 7 off
+  "deal:patience=0.5", // the floor relaxes over the first half of the budget (session 7)
+  "deal:l=5", // the lookahead of session 7 (deal:natural)
+  "deal:candidateSlack=false", // speed-up 8 off: all k plain candidates looked ahead of
 ];
 const pieces = await runEval(model, tasks, ["greedy", "deal", ...fluencyAblations], {
   onProgress: progress("fluency ablations"),
 });
 process.stderr.write("\n\n");
-
-const all: EvalRow[] = [...main.rows, ...bon.rows];
-const summary: StrategySummary[] = summarize(all, ["greedy", "deal", "deal:raw", `bon:n=${n}`]);
-console.log(`All ${tasks.length} tasks (ratios vs greedy):`);
-console.log(formatTable(summary));
-console.log(`\nFirst ${subset.length} tasks — paper-faithful variant and ablations (ratios vs greedy):`);
-console.log(formatTable(sub.summary));
 console.log(`\nAll ${tasks.length} tasks — what each fluency piece buys (ratios vs greedy):`);
 console.log(formatTable(pieces.summary));
 await writeQualityVsCost(

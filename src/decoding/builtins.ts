@@ -50,6 +50,7 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       batch: "batch a step's rollouts (true/false)",
       commit: "commit several lookahead tokens per step (true/false)",
       commitTokens: "lookahead tokens committed when rewards differ",
+      candidateSlack: "nats below the top token a plain candidate may cost (false: any of the k)",
       saturation: "finish greedily once the reward is saturated (true/false)",
       lexical: "also expand tokens that begin missing keywords (true/false)",
       slack: "nats a keyword may cost below the top token at first",
@@ -69,6 +70,8 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       // floor; named values still win.
       const raw = (booleanParam(spec, "raw") ?? false) || (booleanParam(spec, "paper") ?? false);
       const base = raw ? { ...DEAL_DEFAULTS, ...DEAL_RAW } : DEAL_DEFAULTS;
+      // `natural` (the defaults since session 8) is still read, so a bad value is an error.
+      booleanParam(spec, "natural");
       return deal({
         reward: deps.reward,
         vetoes: deps.vetoes,
@@ -79,6 +82,10 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         batch: flag("batch"),
         commit: flag("commit"),
         commitTokens: numberParam(spec, "commitTokens", base.commitTokens, { min: 0, integer: true }),
+        candidateSlack:
+          spec.params.candidateSlack === false
+            ? Number.POSITIVE_INFINITY
+            : numberParam(spec, "candidateSlack", base.candidateSlack, { min: 0 }),
         saturation: flag("saturation"),
         lexical: flag("lexical"),
         lexicalSlack: numberParam(spec, "slack", base.lexicalSlack, { min: 0 }),

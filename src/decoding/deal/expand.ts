@@ -42,9 +42,13 @@ export async function expand(
   );
 }
 
-/** The k most likely next tokens, one proposal each — those below the floor left out, except the top one. */
+/**
+ * The k most likely next tokens, one proposal each — those below the floor or more than
+ * `candidateSlack` below the top token left out, except the top one.
+ */
 export function topProposals(run: DealRun, beam: Beam, distribution: NextTokenDistribution): Proposal[] {
-  const floor = run.floorAt(beam);
+  // Below the floor, or further below the top token than `candidateSlack`: not worth a lookahead.
+  const floor = Math.max(run.floorAt(beam), distribution[0].logprob - run.options.candidateSlack);
   return distribution
     .slice(0, run.options.k)
     .filter((entry, i) => i === 0 || entry.logprob >= floor)

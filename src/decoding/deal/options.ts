@@ -34,6 +34,11 @@ export interface DealOptions {
   commit?: boolean;
   /** Lookahead tokens committed after the candidate when rewards differ. Defaults to 2. */
   commitTokens?: number;
+  /**
+   * (8) Nats below the top token a plain candidate may cost to be looked ahead of: fewer
+   * candidates, fewer sequences in every batched call. Infinity keeps all k. Defaults to 3.
+   */
+  candidateSlack?: number;
   /** (3) When the reward is saturated (can no longer change), finish with plain greedy decoding. Defaults to true. */
   saturation?: boolean;
   /**
@@ -109,6 +114,8 @@ export const DEAL_DEFAULTS = {
   batch: true,
   commit: true,
   commitTokens: 2,
+  // Dev set, stories model: 3 → 15% less CPU than all k, same coverage and worst token (0.975, −4.94).
+  candidateSlack: 3,
   saturation: true,
   lexical: true,
   lexicalSlack: 4,
@@ -130,7 +137,13 @@ export const DEAL_DEFAULTS = {
  * `deal:raw`: DeAL before the floor — no floor, no bridging, the lookahead and patience measured
  * for them. It forces keywords in (hard coverage 0.975) at the price of word salad in 2 of 3 outputs.
  */
-export const DEAL_RAW = { floor: Number.NEGATIVE_INFINITY, bridge: 0, lookahead: 8, patience: 0.5 } as const;
+export const DEAL_RAW = {
+  floor: Number.NEGATIVE_INFINITY,
+  bridge: 0,
+  lookahead: 8,
+  patience: 0.5,
+  candidateSlack: Number.POSITIVE_INFINITY,
+} as const;
 
 /** The options that reproduce the paper's algorithm (no tiller speed-ups). */
 export const PAPER_FAITHFUL = {
