@@ -1,15 +1,16 @@
 /**
  * `npm run bench:deal` — DeAL on the keyword dev set with the stories model, side by side in
- * one run: greedy, DeAL (tiller defaults), Best-of-N at DeAL's evaluated-token budget, and on a
- * subset the paper-faithful variant and one ablation per speed-up; then, on every task, the
- * ablation of each fluency piece (floor, its schedule, the lexical floor, bridging, beams) with
- * word-salad share and worst-token logprob beside coverage; last, greedy vs DeAL on the
- * compute-bound twin (`--heavy`, first `--heavy-tasks` tasks).
+ * one run: greedy, DeAL (tiller defaults), raw DeAL (`deal:raw`: no floor, no bridging),
+ * Best-of-N at DeAL's evaluated-token budget, and on a subset the paper-faithful variant and one
+ * ablation per speed-up; then, on every task, the ablation of each fluency piece (bridging,
+ * patience, lookahead, candidate slack) with word-salad share and worst-token logprob beside
+ * coverage; last, greedy vs DeAL on the compute-bound twin (`--heavy`, first `--heavy-tasks` tasks).
  *
  *   npm run bench:deal -- [--tasks FILE] [--model GGUF] [--subset N] [--out DIR]
  *                         [--heavy GGUF] [--heavy-tasks N]
  */
 import { mkdirSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatTable, writeQualityVsCost } from "../src/eval/report.js";
@@ -38,17 +39,29 @@ mkdirSync(out, { recursive: true });
 const progress = (label: string) => (p: { done: number; total: number }) =>
   process.stderr.write(`\r${label}: ${p.done}/${p.total}   `);
 
-console.log(`model ${model.id}, ${model.threads} thread(s); ${tasks.length} tasks from ${values.tasks}\n`);
+// Wall-time ratios are only as good as the machine is quiet: the load is printed at both ends.
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ");
+console.log(`model ${model.id}, ${model.threads} thread(s); ${tasks.length} tasks from ${values.tasks}`);
+console.log(`load average at start: ${load()}\n`);
 
-// 1. Greedy and DeAL on every task.
-const main = await runEval(model, tasks, ["greedy", "deal", "deal:natural"], {
-  onProgress: progress("greedy, deal, deal:natural"),
+// 1. Greedy, DeAL and raw DeAL on every task.
+const main = await runEval(model, tasks, ["greedy", "deal", "deal:raw"], {
+  onProgress: progress("greedy, deal, deal:raw"),
 });
 const [greedy, dealRow] = main.summary;
 
 // 2. Best-of-N with the same evaluated-token budget as DeAL.
 const n = Math.max(1, Math.round(dealRow.meanEvaluatedTokens / Math.max(1, greedy.meanEvaluatedTokens)));
 const bon = await runEval(model, tasks, [`bon:n=${n}`], { onProgress: progress(`bon:n=${n}`) });
+// Each table is printed as soon as it is measured (a long run interrupted keeps what it found).
+const all: EvalRow[] = [...main.rows, ...bon.rows];
+const summary: StrategySummary[] = summarize(all, ["greedy", "deal", "deal:raw", `bon:n=${n}`]);
+process.stderr.write("\n");
+console.log(`All ${tasks.length} tasks (ratios vs greedy):`);
+console.log(formatTable(summary));
 
 // 3. On a subset: the paper-faithful variant (the prototype's settings) and one ablation per speed-up.
 const paperSpec = "deal:k=5,l=8,b=2,lambda=10,paper";
@@ -59,31 +72,29 @@ const ablations = [
   "deal:commit=false",
   "deal:saturation=false",
   "deal:lexical=false",
+  "deal:commitPlacing=false", // speed-up 5 off
+  "deal:bridgeScreen=false", // speed-up 6 off
+  "deal:reuseBridge=false", // speed-up 7 off
 ];
 const sub = await runEval(model, subset, ["greedy", "deal", ...ablations], {
   onProgress: progress("subset"),
 });
+process.stderr.write("\n");
+console.log(`\nFirst ${subset.length} tasks — paper-faithful variant and ablations (ratios vs greedy):`);
+console.log(formatTable(sub.summary));
 
-// 4. On every task: the ablation of each piece that keeps the text natural.
+// 4. On every task: the ablation of each piece that keeps the text natural, and of the candidate
+// slack. Greedy and DeAL are run again beside them (ratios side by side).
 const fluencyAblations = [
-  "deal:natural,bridge=0", // floor without bridging
-  "deal:natural,floorStart=-6.5", // no floor schedule: the final floor from the start
-  "deal:natural,lexicalFloor=false", // the floor on plain tokens only
-  "deal:natural,floor=-5.5",
-  "deal:natural,l=8",
-  "deal:natural,b=2",
+  "deal:bridge=0", // floor without bridging
+  "deal:patience=0.5", // the floor relaxes over the first half of the budget (session 7)
+  "deal:l=5", // the lookahead of session 7 (deal:natural)
+  "deal:candidateSlack=false", // speed-up 8 off: all k plain candidates looked ahead of
 ];
-const pieces = await runEval(model, tasks, ["greedy", "deal", "deal:natural", ...fluencyAblations], {
+const pieces = await runEval(model, tasks, ["greedy", "deal", ...fluencyAblations], {
   onProgress: progress("fluency ablations"),
 });
 process.stderr.write("\n\n");
-
-const all: EvalRow[] = [...main.rows, ...bon.rows];
-const summary: StrategySummary[] = summarize(all, ["greedy", "deal", `bon:n=${n}`]);
-console.log(`All ${tasks.length} tasks (ratios vs greedy):`);
-console.log(formatTable(summary));
-console.log(`\nFirst ${subset.length} tasks — paper-faithful variant and ablations (ratios vs greedy):`);
-console.log(formatTable(sub.summary));
 console.log(`\nAll ${tasks.length} tasks — what each fluency piece buys (ratios vs greedy):`);
 console.log(formatTable(pieces.summary));
 await writeQualityVsCost(
@@ -93,19 +104,14 @@ await writeQualityVsCost(
 );
 
 const d = summary[1];
-const b = summary[2];
+const b = summary[3];
 const g = summary[0];
 const paper = sub.summary.find((s) => s.strategy === paperSpec) as StrategySummary;
 // 5. Greedy and DeAL on the compute-bound twin (same distributions, ~100× the compute per token).
 const heavyModel = await loadModel(resolve(values.heavy), { gpu: false, threads: 1 });
-const heavy = await runEval(
-  heavyModel,
-  tasks.slice(0, Number(values["heavy-tasks"])),
-  ["greedy", "deal:natural"],
-  {
-    onProgress: progress("heavy twin"),
-  },
-);
+const heavy = await runEval(heavyModel, tasks.slice(0, Number(values["heavy-tasks"])), ["greedy", "deal"], {
+  onProgress: progress("heavy twin"),
+});
 await heavyModel.dispose();
 process.stderr.write("\n\n");
 console.log(`\nCompute-bound twin ${values.heavy}, first ${heavy.taskIds.length} tasks:`);
@@ -143,5 +149,6 @@ for (const [name, ok, detail] of checks) console.log(`  ${ok ? "PASS" : "FAIL"} 
 console.log(
   `  info  paper-faithful (${paperSpec}) wall time ${paper.wallMsRatio.toFixed(1)}× greedy on the subset; soft ${paper.softCoverage.toFixed(3)}`,
 );
-console.log(`\nplot: ${out}/quality-vs-cost.svg / .png`);
+console.log(`\nload average at end: ${load()}`);
+console.log(`plot: ${out}/quality-vs-cost.svg / .png`);
 await model.dispose();

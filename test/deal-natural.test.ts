@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deal } from "../src/decoding/deal/index.js";
+import { DEAL_DEFAULTS, deal } from "../src/decoding/deal/index.js";
+import { createStrategy } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
 import {
   fluencyOf,
@@ -133,5 +134,31 @@ describe("DeAL without word salad", () => {
     );
     expect(keywordCoverage(result.text, ["dog"]).hard, result.text).toBe(1);
     expect(await subFloorPositions(tokens, result.tokens, floor), result.text).toEqual([]);
+  });
+
+  it("holds the floor by default, also with each of its speed-ups off; `deal:raw` is DeAL before the floor", async () => {
+    const prompt = "It was a sunny day.";
+    const tokens = await promptTokens(model, prompt);
+    const keywords = ["elephant", "lion", "shop"];
+    const run = (spec: string) =>
+      runStrategy(createStrategy(spec, { reward: keywordsReward(keywords, { inflections: true }) }), {
+        model,
+        prompt,
+        promptTokens: tokens,
+        maxTokens: 96,
+        trace: true,
+      });
+    expect(DEAL_DEFAULTS.floor).toBe(-6.5);
+    for (const spec of ["deal", "deal:commitPlacing=false,bridgeScreen=false,reuseBridge=false"]) {
+      const result = await run(spec);
+      expect(result.trace?.options).toMatchObject({ floor: -6.5, bridge: 1 });
+      expect(keywordCoverage(result.text, keywords, { inflections: true }).soft, spec).toBeGreaterThanOrEqual(
+        2 / 3,
+      );
+      expect(await subFloorPositions(tokens, result.tokens, DEAL_DEFAULTS.floor), spec).toEqual([]);
+    }
+    const raw = await run("deal:raw");
+    expect(raw.trace?.options).toMatchObject({ floor: Number.NEGATIVE_INFINITY, bridge: 0, lookahead: 8 });
+    expect(keywordCoverage(raw.text, keywords, { inflections: true }).soft).toBe(1);
   });
 });

@@ -162,8 +162,16 @@ describe("DeAL", () => {
       { reward: lengthReward({ min: 10, max: 30, unit: "words" }), weight: 0.5 },
     ]);
     const result = await run(
-      // No floor: every one of the k candidates is listed (the floor drops unlikely ones).
-      deal({ reward, k: 3, lookahead: 4, lambda: 20, beams: 2, floor: Number.NEGATIVE_INFINITY }),
+      // No floor, no candidate slack: every one of the k candidates is listed (both drop unlikely ones).
+      deal({
+        reward,
+        k: 3,
+        lookahead: 4,
+        lambda: 20,
+        beams: 2,
+        floor: Number.NEGATIVE_INFINITY,
+        candidateSlack: Number.POSITIVE_INFINITY,
+      }),
       "Once upon a time",
       24,
       true,

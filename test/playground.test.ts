@@ -173,6 +173,9 @@ describe("the playground page", () => {
     await page.fill("#max-tokens", "32");
     await setRewards(page, ["keywords:ball", "keywords:tree"]);
     await page.fill("#param-l", "4");
+    // Raw DeAL lists all k candidates each step (the default's floor and candidate slack drop unlikely ones).
+    await page.click(".more-params summary");
+    await page.selectOption("#param-raw", "true");
     await runAndWait(page);
 
     const run = await page.evaluate(() => {

@@ -100,11 +100,12 @@ describe("tiller serve: OpenAI API with the openai client", () => {
     const body = { model: "stories260K", prompt: PROMPT, max_tokens: 48, temperature: 0 };
     const plain = await openai.completions.create(body);
     const aligned = await openai.completions.create(
-      withAlignment(body, { rewards: ["keywords:dog,ball"], strategy: "deal:k=5,l=8" }),
+      // Raw DeAL (no floor) places both keywords within 48 tokens; the default waits for places where they fit.
+      withAlignment(body, { rewards: ["keywords:dog,ball"], strategy: "deal:k=5,l=8,raw" }),
     );
     const tiller = (aligned as unknown as { tiller: { rewards: Record<string, number>; strategy: string } })
       .tiller;
-    expect(tiller.strategy).toBe("deal:k=5,l=8");
+    expect(tiller.strategy).toBe("deal:k=5,l=8,raw");
     expect(tiller.rewards.keywords).toBe(coverage(aligned.choices[0].text));
     expect(coverage(aligned.choices[0].text)).toBeGreaterThan(coverage(plain.choices[0].text));
   });
@@ -144,7 +145,8 @@ describe("tiller serve: OpenAI API with the openai client", () => {
       prompt: PROMPT,
       max_tokens: 12,
       stream: true,
-      alignment: { rewards: "keywords:ball", strategy: "deal:k=3,l=4", trace: true },
+      // Raw DeAL lists all k candidates (the default's floor and candidate slack drop unlikely ones).
+      alignment: { rewards: "keywords:ball", strategy: "deal:k=3,l=4,raw", trace: true },
     });
     expect(reply.status).toBe(200);
     expect(reply.headers.get("content-type")).toMatch(/^text\/event-stream/);

@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import { getHeapStatistics } from "node:v8";
 import { InvalidArgumentError } from "commander";
-import { DEAL_DEFAULTS } from "../decoding/deal/options.js";
+import { DEAL_DEFAULTS, DEAL_RAW } from "../decoding/deal/options.js";
 import { checkSpecWidth, checkThreads } from "../decoding/limits.js";
 import type { StrategySpec } from "../decoding/registry.js";
 import { TillerError } from "../errors.js";
@@ -43,7 +43,14 @@ export function strategyTokens(spec: StrategySpec, maxTokens: number): number {
       return (
         num(spec, "b", DEAL_DEFAULTS.beams) *
         num(spec, "k", DEAL_DEFAULTS.k) *
-        (num(spec, "l", DEAL_DEFAULTS.lookahead) + 1) *
+        (num(
+          spec,
+          "l",
+          spec.params.raw === true || spec.params.paper === true
+            ? DEAL_RAW.lookahead
+            : DEAL_DEFAULTS.lookahead,
+        ) +
+          1) *
         maxTokens
       );
     default:

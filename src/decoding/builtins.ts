@@ -1,7 +1,7 @@
 import { AMBEDKAR_PARAMS, ambedkarFromSpec } from "./ambedkar/fromSpec.js";
 import { beamSearch } from "./beam.js";
 import { bestOfN } from "./bestOfN.js";
-import { DEAL_DEFAULTS, DEAL_NATURAL, deal, PAPER_FAITHFUL } from "./deal/index.js";
+import { DEAL_DEFAULTS, DEAL_RAW, deal, PAPER_FAITHFUL } from "./deal/index.js";
 import {
   booleanParam,
   numberParam,
@@ -43,58 +43,64 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       l: "greedy lookahead tokens per candidate",
       lambda: "reward weight λ against log-probability",
       b: "beams kept",
-      paper: "true: the paper's algorithm, all speed-ups, the floor and bridging off unless named",
-      natural:
-        "true: place keywords where they fit (floor −6.5 from −4, bridging, l=5) — no word salad, lower coverage",
+      paper:
+        "true: the paper's algorithm: all speed-ups off, and the raw settings (floor and bridging off) unless named",
+      raw: "true: DeAL before the floor (floor and bridging off, l=8, patience 0.5): forces keywords in, word salad",
+      natural: "true: the defaults (kept for older specs)",
       batch: "batch a step's rollouts (true/false)",
       commit: "commit several lookahead tokens per step (true/false)",
       commitTokens: "lookahead tokens committed when rewards differ",
+      candidateSlack: "nats below the top token a plain candidate may cost (false: any of the k)",
       saturation: "finish greedily once the reward is saturated (true/false)",
       lexical: "also expand tokens that begin missing keywords (true/false)",
       slack: "nats a keyword may cost below the top token at first",
       patience: "share of the budget over which that allowance grows by λ (0: always)",
       floor: "logprob floor of committed tokens, reached after the patience share (false: none)",
       floorStart: "the floor at the start of the text",
+      floorCurve: "power of the floor's relaxation (1: linear; above 1: relaxes late)",
       lexicalFloor: "keywords proposed only where each token clears the floor (true/false)",
       bridge: "weight of how well a missing keyword fits after the lookahead (0: off)",
+      commitPlacing: "commit the winner's whole lookahead when it places a keyword (true/false)",
+      bridgeScreen: "score a keyword in full only where its first token clears the floor (true/false)",
+      reuseBridge: "reuse the distribution bridging read after a committed lookahead (true/false)",
     },
     create: (spec, deps) => {
       const flag = speedUpFlag(spec);
-      // The paper has neither a floor nor bridging; named values still win.
-      const paper = booleanParam(spec, "paper") ?? false;
-      // `natural`: the floor and bridging on, with the lookahead measured for them.
-      const natural = booleanParam(spec, "natural") ?? false;
+      // `raw` (and the paper, which has neither a floor nor bridging): the settings before the
+      // floor; named values still win.
+      const raw = (booleanParam(spec, "raw") ?? false) || (booleanParam(spec, "paper") ?? false);
+      const base = raw ? { ...DEAL_DEFAULTS, ...DEAL_RAW } : DEAL_DEFAULTS;
+      // `natural` (the defaults since session 8) is still read, so a bad value is an error.
+      booleanParam(spec, "natural");
       return deal({
         reward: deps.reward,
         vetoes: deps.vetoes,
-        k: numberParam(spec, "k", DEAL_DEFAULTS.k, { min: 1, integer: true }),
-        lookahead: numberParam(spec, "l", natural ? DEAL_NATURAL.lookahead : DEAL_DEFAULTS.lookahead, {
-          min: 0,
-          integer: true,
-        }),
-        lambda: numberParam(spec, "lambda", DEAL_DEFAULTS.lambda, { min: 0 }),
-        beams: numberParam(spec, "b", DEAL_DEFAULTS.beams, { min: 1, integer: true }),
+        k: numberParam(spec, "k", base.k, { min: 1, integer: true }),
+        lookahead: numberParam(spec, "l", base.lookahead, { min: 0, integer: true }),
+        lambda: numberParam(spec, "lambda", base.lambda, { min: 0 }),
+        beams: numberParam(spec, "b", base.beams, { min: 1, integer: true }),
         batch: flag("batch"),
         commit: flag("commit"),
-        commitTokens: numberParam(spec, "commitTokens", DEAL_DEFAULTS.commitTokens, {
-          min: 0,
-          integer: true,
-        }),
+        commitTokens: numberParam(spec, "commitTokens", base.commitTokens, { min: 0, integer: true }),
+        candidateSlack:
+          spec.params.candidateSlack === false
+            ? Number.POSITIVE_INFINITY
+            : numberParam(spec, "candidateSlack", base.candidateSlack, { min: 0 }),
         saturation: flag("saturation"),
         lexical: flag("lexical"),
-        lexicalSlack: numberParam(spec, "slack", DEAL_DEFAULTS.lexicalSlack, { min: 0 }),
-        patience: numberParam(spec, "patience", DEAL_DEFAULTS.patience, { min: 0 }),
+        lexicalSlack: numberParam(spec, "slack", base.lexicalSlack, { min: 0 }),
+        patience: numberParam(spec, "patience", base.patience, { min: 0 }),
         floor:
           spec.params.floor === false
             ? Number.NEGATIVE_INFINITY
-            : numberParam(spec, "floor", natural && !paper ? DEAL_NATURAL.floor : DEAL_DEFAULTS.floor, {
-                max: 0,
-              }),
-        floorStart: numberParam(spec, "floorStart", DEAL_DEFAULTS.floorStart, { max: 0 }),
-        lexicalFloor: booleanParam(spec, "lexicalFloor") ?? DEAL_DEFAULTS.lexicalFloor,
-        bridge: numberParam(spec, "bridge", natural && !paper ? DEAL_NATURAL.bridge : DEAL_DEFAULTS.bridge, {
-          min: 0,
-        }),
+            : numberParam(spec, "floor", base.floor, { max: 0 }),
+        floorStart: numberParam(spec, "floorStart", base.floorStart, { max: 0 }),
+        floorCurve: numberParam(spec, "floorCurve", base.floorCurve, { min: 0.1 }),
+        lexicalFloor: booleanParam(spec, "lexicalFloor") ?? base.lexicalFloor,
+        bridge: numberParam(spec, "bridge", base.bridge, { min: 0 }),
+        commitPlacing: flag("commitPlacing"),
+        bridgeScreen: flag("bridgeScreen"),
+        reuseBridge: flag("reuseBridge"),
       });
     },
   },

@@ -1,4 +1,4 @@
-import type { ScoreRequest, Token } from "../../lm/types.js";
+import type { NextTokenDistribution, ScoreRequest, Token } from "../../lm/types.js";
 import { spellingsOf } from "./lexical.js";
 import type { Candidate, DealRun } from "./state.js";
 
@@ -46,15 +46,58 @@ export async function bridge(run: DealRun, candidates: readonly Candidate[]): Pr
     open.map((o) => o.prefix),
     { topK, ...run.calls },
   );
-  const requests: ScoreRequest[] = open.map((o, i) => {
-    const firstLogprob = (s: Token[]) => next[i].find((e) => e.token === s[0])?.logprob ?? NO_FIT;
-    const best = o.spellings.reduce((a, b) => (firstLogprob(b) > firstLogprob(a) ? b : a));
-    return { prefix: o.prefix, continuation: best };
+  const first = await firstTokenLogprobs(run, open, next);
+  const full: { candidate: Candidate; request: ScoreRequest }[] = [];
+  open.forEach((o, i) => {
+    o.candidate.after = next[i];
+    const b = first[i].indexOf(Math.max(...first[i]));
+    const best = o.spellings[b];
+    // Screen: a keyword whose first token misses the floor cannot be placed there whatever its
+    // other tokens cost (its fit is at most the first token's logprob), so that logprob stands in.
+    if (options.bridgeScreen && (best.length === 1 || first[i][b] < run.floorAt(o.candidate.beam)))
+      o.candidate.fit = Math.max(NO_FIT, first[i][b]);
+    else full.push({ candidate: o.candidate, request: { prefix: o.prefix, continuation: best } });
   });
-  const scored = await model.scoreContinuations(requests, run.calls);
-  open.forEach(({ candidate }, i) => {
+  if (full.length === 0) return;
+  const scored = await model.scoreContinuations(
+    full.map((f) => f.request),
+    run.calls,
+  );
+  full.forEach(({ candidate }, i) => {
     candidate.fit = Math.max(NO_FIT, Math.min(...scored[i].logprobs));
   });
+}
+
+/**
+ * The exact logprob of each spelling's first token after each lookahead: read from the
+ * distribution, or — where a backend's capped slice does not reach it — scored (one call for
+ * all), so a capped backend bridges exactly as a full one does.
+ */
+async function firstTokenLogprobs(
+  run: DealRun,
+  open: readonly { prefix: Token[]; spellings: Token[][] }[],
+  next: readonly NextTokenDistribution[],
+): Promise<number[][]> {
+  const missing: { i: number; j: number }[] = [];
+  const first = open.map((o, i) =>
+    o.spellings.map((s, j) => {
+      const entry = next[i].find((e) => e.token === s[0]);
+      if (entry) return entry.logprob;
+      // The whole vocabulary was returned: the token has no probability at all.
+      if (next[i].length < run.model.vocabularySize) missing.push({ i, j });
+      return Number.NEGATIVE_INFINITY;
+    }),
+  );
+  if (missing.length > 0) {
+    const scored = await run.model.scoreContinuations(
+      missing.map(({ i, j }) => ({ prefix: open[i].prefix, continuation: [open[i].spellings[j][0]] })),
+      run.calls,
+    );
+    missing.forEach(({ i, j }, m) => {
+      first[i][j] = scored[m].logprobs[0];
+    });
+  }
+  return first;
 }
 
 /** Whether the candidate's lookahead ends where a missing keyword fits (each token clears the floor). */

@@ -25,7 +25,7 @@ export async function commit(
     // A lookahead that ends where a keyword fits is committed whole: the keyword is proposed there next.
     let take = !options.commit
       ? 0
-      : (tied && !c.lexical) || bridgesToKeyword(run, c)
+      : (tied && !c.lexical) || bridgesToKeyword(run, c) || placesKeyword(run, c)
         ? lookahead.length
         : Math.min(options.commitTokens, lookahead.length);
     // Lookahead tokens were never offered to the vetoes; commit only up to the first one a veto
@@ -37,6 +37,8 @@ export async function commit(
     // The model's logprobs stay exact; a soft-veto penalty only lowers the search score.
     const beam = extend(c.beam, tokens, logprobs);
     beam.logprob -= c.penalty;
+    // The whole lookahead committed: the distribution bridging read after it comes next.
+    if (options.reuseBridge && c.after && take === lookahead.length && take > 0) beam.next = c.after;
     beam.score = c.score;
     beam.reward = c.reward;
     if (c.lexical) run.lexicalCommits++;
@@ -47,6 +49,19 @@ export async function commit(
     else next.push(beam);
   }
   return next;
+}
+
+/**
+ * Whether the candidate's lookahead places a word the reward still wants after the candidate
+ * (speed-up 5, `commitPlacing`): that greedy text is what won the step, so it is committed whole
+ * instead of being searched again token by token.
+ */
+function placesKeyword(run: DealRun, c: Candidate): boolean {
+  const { commitPlacing, reward } = run.options;
+  if (!commitPlacing || !reward.wantedWords || !c.rollout?.tokens.length) return false;
+  const before = [...c.beam.tokens, ...c.tokens];
+  const wantedBefore = reward.wantedWords(run.inputOf(before, false)).length;
+  return wantedBefore > reward.wantedWords(run.inputOf([...before, ...c.rollout.tokens], false)).length;
 }
 
 /** How many of `tokens`, appended one by one after `context`, pass every veto with no penalty. */

@@ -24,15 +24,31 @@ export async function expand(
 ): Promise<NextTokenDistribution[]> {
   const k = cappedTopK(run.context, run.options.k, `deal: k=${run.options.k} candidates per beam`);
   const topK = wantsWords ? Math.max(k, Math.min(LEXICAL_TOP_K, run.model.capabilities.maxTopK)) : k;
-  return run.model.nextTokenDistributions(
-    live.map((beam) => run.prefix(beam)),
-    { topK, ...run.calls },
+  // A distribution bridging read after a committed lookahead is reused when it is wide enough.
+  const reusable = (beam: Beam) =>
+    beam.next !== undefined && (beam.next.length >= topK || beam.next.length >= run.model.vocabularySize);
+  const asked = live.filter((beam) => !reusable(beam));
+  const fetched =
+    asked.length === 0
+      ? []
+      : await run.model.nextTokenDistributions(
+          asked.map((beam) => run.prefix(beam)),
+          { topK, ...run.calls },
+        );
+  return live.map((beam) =>
+    reusable(beam)
+      ? (beam.next as NextTokenDistribution).slice(0, topK)
+      : (fetched[asked.indexOf(beam)] as NextTokenDistribution),
   );
 }
 
-/** The k most likely next tokens, one proposal each — those below the floor left out, except the top one. */
+/**
+ * The k most likely next tokens, one proposal each — those below the floor or more than
+ * `candidateSlack` below the top token left out, except the top one.
+ */
 export function topProposals(run: DealRun, beam: Beam, distribution: NextTokenDistribution): Proposal[] {
-  const floor = run.floorAt(beam);
+  // Below the floor, or further below the top token than `candidateSlack`: not worth a lookahead.
+  const floor = Math.max(run.floorAt(beam), distribution[0].logprob - run.options.candidateSlack);
   return distribution
     .slice(0, run.options.k)
     .filter((entry, i) => i === 0 || entry.logprob >= floor)

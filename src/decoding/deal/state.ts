@@ -1,4 +1,11 @@
-import type { LanguageModel, ModelCallOptions, Rollout, StopReason, Token } from "../../lm/types.js";
+import type {
+  LanguageModel,
+  ModelCallOptions,
+  NextTokenDistribution,
+  Rollout,
+  StopReason,
+  Token,
+} from "../../lm/types.js";
 import type { RewardInput } from "../../rewards/types.js";
 import { callOptions } from "../calls.js";
 import type { RolloutFunction } from "../speculative/rolloutFunction.js";
@@ -20,6 +27,8 @@ export interface Beam {
   /** Score of the step that produced this beam (for the final choice). */
   score: number;
   reward: number;
+  /** The next-token distribution after the beam, when bridging already read it (see `reuseBridge`). */
+  next?: NextTokenDistribution;
 }
 
 /** A continuation proposed for a beam: one token, or for a lexical proposal a whole word. */
@@ -41,6 +50,8 @@ export interface Candidate extends Proposal {
   rollout?: Rollout;
   /** How well a missing keyword fits after the lookahead (see `bridge`); absent when not bridging. */
   fit?: number;
+  /** The next-token distribution after the lookahead, when bridging read it. */
+  after?: NextTokenDistribution;
   reward: number;
   score: number;
 }
@@ -143,10 +154,10 @@ export class DealRun {
    * fit well are placed early, and only what has found no good place by then pays more.
    */
   floorAt(beam: Beam): number {
-    const { floor, floorStart, patience } = this.options;
+    const { floor, floorStart, floorCurve, patience } = this.options;
     // No floor (−∞) stays none: interpolating toward −∞ would give NaN at the start.
     if (patience <= 0 || floorStart <= floor || !Number.isFinite(floor)) return floor;
-    const progress = Math.min(1, beam.tokens.length / (patience * this.context.maxTokens));
+    const progress = Math.min(1, beam.tokens.length / (patience * this.context.maxTokens)) ** floorCurve;
     return floorStart + (floor - floorStart) * progress;
   }
 
