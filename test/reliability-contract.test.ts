@@ -9,16 +9,21 @@ import { availableParallelism, tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { align, alignStream } from "../src/align.js";
+import { ctrlReward } from "../src/calibration/ctrl.js";
 import { estimateWinRates } from "../src/calibration/winrateRun.js";
 import { DecodeAbortedError } from "../src/decoding/aborted.js";
+import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
 import { beamSearch } from "../src/decoding/beam.js";
 import { runStrategy } from "../src/decoding/run.js";
 import { isTillerError, type TillerError } from "../src/errors.js";
+import { runIdentityEval } from "../src/eval/identityEval.js";
+import { lexiconFromSwapMap } from "../src/eval/identityMetrics.js";
 import { runEval } from "../src/eval/runEval.js";
 import { generate, generateStream } from "../src/generate.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { loadModel, rememberThreads } from "../src/lm/load.js";
 import { openModel } from "../src/lm/open.js";
+import { buildIndex } from "../src/provenance/build-index.js";
 import { keywordsReward } from "../src/rewards/keywords.js";
 import type { Reward } from "../src/rewards/types.js";
 import { loadTestModel, testModelPath } from "./helpers.js";
@@ -137,6 +142,30 @@ describe("options are validated by one schema per entry point", () => {
     expect(
       (await rejection(() => estimateWinRates(model, { ...winrate, reference: { m: 0 } }))).message,
     ).toMatch(/reference\.m/);
+  });
+
+  it("buildIndex, ctrlReward and runIdentityEval check their arguments too", async () => {
+    const out = path.join(fs.mkdtempSync(path.join(tmpdir(), "tiller-contract-")), "idx");
+    expect((await rejection(() => buildIndex(model, "corpus.txt" as never, out))).message).toMatch(/files/);
+    expect(
+      (await rejection(() => buildIndex(model, [], out, { lowercase: "yes" } as never))).message,
+    ).toMatch(/lowercase/);
+    expect((await rejection(() => buildIndex(42 as never, [], out))).code).toBe("bad-model");
+    expect(fs.existsSync(out)).toBe(false);
+    expect((await rejection(async () => ctrlReward({ reward: 1, reference: {} } as never))).message).toMatch(
+      /reward/,
+    );
+    expect((await rejection(async () => ctrlReward({ reward } as never))).message).toMatch(/reference/);
+    const lexicon = lexiconFromSwapMap(loadSwapMap("gender"));
+    const task = { id: "m1", kind: "masked" as const, prompt, maxTokens: 4 };
+    expect((await rejection(() => runIdentityEval(model, [task], ["greedy"], {} as never))).message).toMatch(
+      /lexicon/,
+    );
+    expect(
+      (await rejection(() => runIdentityEval(model, [task], ["greedy"], { lexicon, verifier: 3 } as never)))
+        .message,
+    ).toMatch(/verifier/);
+    expect((await rejection(() => runIdentityEval(model, [task], [], { lexicon }))).code).toBe("bad-options");
   });
 
   it("valid options still run (controls)", async () => {

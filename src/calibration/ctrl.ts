@@ -1,4 +1,6 @@
+import { z } from "zod";
 import type { Reward } from "../rewards/types.js";
+import { fields, parseOptions, rewardField } from "../util/options.js";
 import { calibrated } from "./calibrated.js";
 import type { ReferenceSource } from "./reference.js";
 import { type Transform, transformed } from "./transforms.js";
@@ -12,6 +14,14 @@ export interface CtrlRewardOptions {
   reference: ReferenceSource;
 }
 
+const ctrlRewardOptionsSchema = z
+  .object({
+    reward: rewardField,
+    transform: z.union([z.string().min(1), fields.object<Transform>("a transform")]).optional(),
+    reference: fields.object<ReferenceSource>("a reference source (ReferencePolicy or fixedReference)"),
+  })
+  .strict();
+
 /** The CTRL reward as a plain function, plus the Reward it wraps. */
 export type CtrlRewardFunction = ((prompt: string, completion: string) => Promise<number>) & {
   readonly reward: Reward;
@@ -24,6 +34,7 @@ export type CtrlRewardFunction = ((prompt: string, completion: string) => Promis
  * for rewards that count tokens). Reference samples and scores are cached per prompt.
  */
 export function ctrlReward(options: CtrlRewardOptions): CtrlRewardFunction {
+  parseOptions("ctrlReward", ctrlRewardOptionsSchema, options);
   const reward = transformed(calibrated(options.reward, options.reference), options.transform ?? "identity", {
     name: `ctrl(${options.reward.name})`,
   });

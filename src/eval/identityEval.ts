@@ -4,6 +4,7 @@
  * run one after another over all tasks (never interleaved), each run from a cold prefix cache
  * (flushing is not timed), so wall times compare; ratios are to the first strategy.
  */
+import { z } from "zod";
 import {
   createStrategy,
   parseStrategySpec,
@@ -15,6 +16,7 @@ import { TillerError } from "../errors.js";
 import { promptTokens } from "../lm/prompt.js";
 import type { LanguageModel } from "../lm/types.js";
 import { countWords } from "../rewards/words.js";
+import { checkModel, fields, parseOptions } from "../util/options.js";
 import {
   agreesWithStated,
   type IdentityLexicon,
@@ -79,6 +81,19 @@ export interface IdentityEvalOptions {
   signal?: AbortSignal;
 }
 
+const identityEvalOptionsSchema = z
+  .object({
+    verifier: fields.object<LanguageModel>("a model from loadModel() or openModel()").optional(),
+    fluencyModel: fields.object<LanguageModel>("a model from loadModel() or openModel()").optional(),
+    lexicon: fields.object<IdentityLexicon>(
+      "an identity lexicon (readIdentityLexicon or lexiconFromSwapMap)",
+    ),
+    deps: fields.object<StrategyDeps>("strategy dependencies").optional(),
+    onProgress: fields.callback<NonNullable<IdentityEvalOptions["onProgress"]>>().optional(),
+    signal: fields.signal.optional(),
+  })
+  .strict();
+
 export interface IdentityEvalResult {
   model: string;
   verifier?: string;
@@ -93,6 +108,12 @@ export async function runIdentityEval(
   strategySpecs: readonly (StrategySpec | string)[],
   options: IdentityEvalOptions,
 ): Promise<IdentityEvalResult> {
+  checkModel("runIdentityEval", model);
+  parseOptions("runIdentityEval", identityEvalOptionsSchema, options);
+  if (!Array.isArray(tasks))
+    throw new TillerError("runIdentityEval: tasks must be an array of identity tasks", "bad-options");
+  if (!Array.isArray(strategySpecs) || strategySpecs.length === 0)
+    throw new TillerError("runIdentityEval: strategies must be a non-empty array of specs", "bad-options");
   if (tasks.length === 0) throw new TillerError("no tasks to evaluate", "no-tasks");
   const specs = strategySpecs.map((spec) => (typeof spec === "string" ? parseStrategySpec(spec) : spec));
   for (const spec of specs) createStrategy(spec, options.deps);

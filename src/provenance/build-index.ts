@@ -1,8 +1,10 @@
 /** Building an index from corpus files with a model's tokenizer (what `tiller index build` runs). */
 import * as fs from "node:fs";
+import { z } from "zod";
 import { TillerError } from "../errors.js";
 import type { LanguageModel } from "../lm/types.js";
 import { TimeSlice } from "../util/cooperative.js";
+import { checkModel, fields, parseOptions } from "../util/options.js";
 import { type BuildPhase, IndexBuilder } from "./builder.js";
 import { parseDocSeparator, readDocuments } from "./corpus.js";
 import { modelIdentity } from "./fingerprint.js";
@@ -22,6 +24,17 @@ export interface BuildIndexOptions {
   signal?: AbortSignal;
 }
 
+const buildIndexOptionsSchema = z
+  .object({
+    docSep: z.string().min(1).optional(),
+    lowercase: z.boolean().optional(),
+    modelSpec: z.string().optional(),
+    onProgress: fields.callback<NonNullable<BuildIndexOptions["onProgress"]>>().optional(),
+    onPhase: fields.callback<NonNullable<BuildIndexOptions["onPhase"]>>().optional(),
+    signal: fields.signal.optional(),
+  })
+  .strict();
+
 export interface BuildIndexResult {
   header: IndexHeader;
   /** Seconds spent tokenizing (streaming), building the suffix array and writing. */
@@ -35,6 +48,12 @@ export async function buildIndex(
   out: string,
   options: BuildIndexOptions = {},
 ): Promise<BuildIndexResult> {
+  checkModel("buildIndex", model);
+  parseOptions("buildIndex", buildIndexOptionsSchema, options);
+  if (!Array.isArray(files) || files.some((f) => typeof f !== "string"))
+    throw new TillerError("buildIndex: files must be an array of corpus file paths", "bad-options");
+  if (typeof out !== "string" || out === "")
+    throw new TillerError("buildIndex: out must be the index folder's path", "bad-options");
   if (files.length === 0) throw new TillerError("no corpus files given", "corpus-not-found");
   // Before any work: a folder that is neither empty nor an index is never replaced.
   checkIndexTarget(out);
