@@ -13,7 +13,7 @@
  * 3. Sampling: a seeded chi-square test that speculative sampling (heavy-n25 drafted by
  *    stories260K, temperature 1) draws the first two tokens as the target does, and that the same
  *    test fails for a sampler that skips the residual resample.
- * 4. DeAL (`deal:natural`) over the first 10 keyword dev tasks, without and with drafting (its
+ * 4. DeAL (`deal`, natural placement by default) over the first 10 keyword dev tasks, without and with drafting (its
  *    lookaheads and saturation finish), wall time / plain greedy's on the same tasks: heavy-n25
  *    drafted by stories260K, and heavy drafted by prompt + corpus lookup (not by stories260K,
  *    whose distributions equal heavy's). Coverage, salad share, evaluated tokens beside each.
@@ -214,7 +214,7 @@ function report(section: string, tallies: Map<string, Tally>, target: number): v
 
 const dealRows: string[][] = [
   [
-    "DeAL (deal:natural)",
+    "DeAL (deal, natural placement)",
     "wall ×",
     "CPU ×",
     "eval tok",
