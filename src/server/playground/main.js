@@ -90,7 +90,11 @@ byId("controls").addEventListener("submit", async (event) => {
   event.preventDefault();
   if (running) return;
   runButton.disabled = true;
+  // Marked at once, so a script waiting for "done" never reads the previous run's state while the
+  // rewards are validated.
+  document.body.dataset.run = "starting";
   if (!(await validator.ensure())) {
+    document.body.dataset.run = "failed";
     updateRunButton();
     return;
   }
