@@ -298,7 +298,11 @@ describe("faults after opening", () => {
         // The refused run, then one request per position; nothing retried, the server still in.
         expect(model.stats.scoreRequests - before.scoreRequests).toBe(greedy.tokens.length);
         expect(model.stats.retries).toBe(before.retries);
-        expect(model.stats.endpoints[0].healthy).toBe(true);
+        // Not counted against the server. (Compared with the state before: a stale keep-alive
+        // socket left by an earlier fault test can take the server out for a moment, until its
+        // health probe brings it back.)
+        expect(model.stats.endpoints[0].failures).toBe(before.endpoints[0].failures);
+        if (before.endpoints[0].healthy) expect(model.stats.endpoints[0].healthy).toBe(true);
         const worst = Math.max(...fallback.logprobs.map((lp, i) => Math.abs(lp - run.logprobs[i])));
         expect(worst).toBeLessThan(1e-3);
       }
