@@ -115,21 +115,11 @@ export type StrategyDetails =
       /** The accepted attempt's own details (e.g. DeAL's), when its strategy reports any. */
       inner?: StrategyDetails;
     }
-  | {
+  | ({
       strategy: "speculative";
-      /** Who drafted: "model:FILE", "prompt", "index:DIR". */
-      drafter: string;
-      /** Draft tokens proposed; of those accepted; accepted / drafted. */
-      drafted: number;
-      accepted: number;
-      acceptanceRate: number;
-      /** Target verification calls (plain decoding makes one per token). */
-      targetCalls: number;
-      /** Times the drafter was switched off for not paying for itself. */
-      switchOffs: number;
       /** Draft length at the end (`auto` adapts it). */
       draftTokens: number;
-    }
+    } & DraftingStats)
   | {
       strategy: "ambedkar";
       steps: number;
