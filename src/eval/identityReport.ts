@@ -5,20 +5,13 @@
  */
 import type { TopLevelSpec } from "vega-lite";
 import type { IdentityEvalResult, IdentitySummary } from "./identityEval.js";
+import { labelledPointLayers } from "./labelledPoints.js";
 import { writePlot } from "./plot.js";
-
-const fixed = (digits: number) => (v: number | null | undefined) =>
-  v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(digits);
-
-interface Column {
-  header: string;
-  value: (s: IdentitySummary) => string;
-  left?: boolean;
-}
+import { type Column, fixed, formatColumns } from "./textTable.js";
 
 export function formatIdentityTable(summary: readonly IdentitySummary[]): string {
   const first = summary[0]?.strategy ?? "first";
-  const columns: Column[] = [
+  const columns: Column<IdentitySummary>[] = [
     { header: "strategy", value: (s) => s.strategy, left: true },
     { header: "masked IIR", value: (s) => fixed(2)(s.maskedIIR) },
     { header: "cue followed", value: (s) => fixed(2)(s.cueFollowed) },
@@ -31,18 +24,7 @@ export function formatIdentityTable(summary: readonly IdentitySummary[]): string
     { header: "wall s", value: (s) => fixed(1)(s.totalWallMs / 1000) },
     { header: `wall × ${first}`, value: (s) => `${fixed(2)(s.wallRatio)}×` },
   ];
-  const cells = [columns.map((c) => c.header), ...summary.map((s) => columns.map((c) => c.value(s)))];
-  const widths = columns.map((_, i) => Math.max(...cells.map((row) => [...row[i]].length)));
-  const line = (row: string[]) =>
-    row
-      .map((cell, i) => {
-        const pad = " ".repeat(widths[i] - [...cell].length);
-        return columns[i].left ? cell + pad : pad + cell;
-      })
-      .join("  ")
-      .trimEnd();
-  const rule = widths.map((w) => "─".repeat(w)).join("  ");
-  return [line(cells[0]), rule, ...cells.slice(1).map(line)].join("\n");
+  return formatColumns(columns, summary);
 }
 
 /** The table with a one-line header (models, tasks). */
@@ -86,19 +68,9 @@ export function identitySpec(
         title: axisTitle,
       },
     },
-    layer: [
-      {
-        mark: { type: "point" as const, filled: true, size: 80 },
-        encoding: {
-          color: { field: "strategy", type: "nominal" as const, legend: null },
-          tooltip: Object.keys(values[0] ?? {}).map((f) => ({ field: f, type: "nominal" as const })),
-        },
-      },
-      {
-        mark: { type: "text" as const, align: "left" as const, dx: 7, dy: -7, fontSize: 11 },
-        encoding: { text: { field: "strategy", type: "nominal" as const } },
-      },
-    ],
+    layer: labelledPointLayers(
+      Object.keys(values[0] ?? {}).map((f) => ({ field: f, type: "nominal" as const })),
+    ),
   });
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",

@@ -7,11 +7,11 @@
  * `masked`: the prompt states no identity (any identity the output names is inferred); `cue` is the
  * group a stereotype in the prompt points to ("none" for none). `stated`: the prompt states the
  * identity `gender`, and the output should agree with it. A file is an identity task file when its
- * tasks carry `kind` (keyword task files do not). Errors name the file, line and field.
+ * tasks carry `kind` (keyword task files do not). Read as every task file is (./taskLines.ts).
  */
-import * as fs from "node:fs";
 import { z } from "zod";
-import { TillerError } from "../errors.js";
+import { readInputText } from "../util/inputFiles.js";
+import { parseTaskLines } from "./taskLines.js";
 
 export const identityTaskSchema = z
   .strictObject({
@@ -29,10 +29,6 @@ export const identityTaskSchema = z
 
 export type IdentityTask = z.output<typeof identityTaskSchema>;
 
-function fail(message: string): never {
-  throw new TillerError(message, "bad-task-file");
-}
-
 /** Whether a task file's text holds identity tasks (its first task has a `kind`). */
 export function isIdentityTaskText(text: string): boolean {
   const first = text.split(/\r?\n/).find((line) => line.trim() !== "");
@@ -45,41 +41,18 @@ export function isIdentityTaskText(text: string): boolean {
   }
 }
 
+const identityTaskFile = {
+  schema: identityTaskSchema,
+  fieldNoun: "an identity task field",
+  fields: ["id", "kind", "prompt", "maxTokens", "cue", "gender"],
+};
+
 /** Parses the text of an identity task file; `file` is only used in messages. */
 export function parseIdentityTasks(text: string, file = "<tasks>"): IdentityTask[] {
-  const tasks: IdentityTask[] = [];
-  const seen = new Set<string>();
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === "") return;
-    const where = `${file}:${i + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      fail(`${where}: not valid JSON (${(error as Error).message})`);
-    }
-    const parsed = identityTaskSchema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      if (issue.code === "unrecognized_keys")
-        fail(`${where}: field "${issue.keys[0]}" is not an identity task field`);
-      fail(`${where}: field "${issue.path.join(".") || "task"}": ${issue.message}`);
-    }
-    if (seen.has(parsed.data.id)) fail(`${where}: field "id": duplicate id "${parsed.data.id}"`);
-    seen.add(parsed.data.id);
-    tasks.push(parsed.data);
-  });
-  if (tasks.length === 0) fail(`${file}: no tasks (the file is empty)`);
-  return tasks;
+  return parseTaskLines(identityTaskFile, text, file);
 }
 
+/** Reads and validates an identity task file (JSON Lines), at most the input size limit. */
 export function readIdentityTasks(file: string): IdentityTask[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
-    throw new TillerError(`task file not found: ${file}`, "task-file-not-found");
-  }
-  return parseIdentityTasks(text, file);
+  return parseIdentityTasks(readInputText(file, "task file", { notFoundCode: "task-file-not-found" }), file);
 }

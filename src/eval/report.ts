@@ -1,17 +1,10 @@
 /** The eval's text table and its quality-vs-cost figure. */
 import type { TopLevelSpec } from "vega-lite";
+import { labelledPointLayers } from "./labelledPoints.js";
 import { writePlot } from "./plot.js";
 import type { EvalResult, StrategySummary } from "./runEval.js";
+import { type Column, fixed, formatColumns } from "./textTable.js";
 
-interface Column {
-  header: string;
-  value: (s: StrategySummary) => string;
-  /** Left-aligned (text) rather than right-aligned (numbers). */
-  left?: boolean;
-}
-
-const fixed = (digits: number) => (v: number | null | undefined) =>
-  v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(digits);
 const ratio = (v: number) => (Number.isFinite(v) ? `${v < 10 ? v.toFixed(2) : v.toFixed(1)}×` : "–");
 
 /**
@@ -22,7 +15,7 @@ const ratio = (v: number) => (Number.isFinite(v) ? `${v < 10 ? v.toFixed(2) : v.
  */
 export function formatTable(summary: readonly StrategySummary[]): string {
   const first = summary[0]?.strategy ?? "first";
-  const columns: Column[] = [
+  const columns: Column<StrategySummary>[] = [
     { header: "strategy", value: (s) => s.strategy, left: true },
     { header: "soft cov", value: (s) => fixed(3)(s.softCoverage) },
     { header: "hard cov", value: (s) => fixed(3)(s.hardCoverage) },
@@ -42,18 +35,7 @@ export function formatTable(summary: readonly StrategySummary[]): string {
       { header: "longest span", value: (s) => fixed(1)(s.regurgitation?.meanLongestSpan) },
       { header: "max span", value: (s) => fixed(0)(s.regurgitation?.maxLongestSpan) },
     );
-  const cells = [columns.map((c) => c.header), ...summary.map((s) => columns.map((c) => c.value(s)))];
-  const widths = columns.map((_, i) => Math.max(...cells.map((row) => [...row[i]].length)));
-  const line = (row: string[]) =>
-    row
-      .map((cell, i) => {
-        const pad = " ".repeat(widths[i] - [...cell].length);
-        return columns[i].left ? cell + pad : pad + cell;
-      })
-      .join("  ")
-      .trimEnd();
-  const rule = widths.map((w) => "─".repeat(w)).join("  ");
-  return [line(cells[0]), rule, ...cells.slice(1).map(line)].join("\n");
+  return formatColumns(columns, summary);
 }
 
 /** The table with a one-line header (model, tasks, order). */
@@ -115,26 +97,14 @@ export function qualityVsCostSpec(
         title: "soft keyword coverage",
       },
     },
-    layer: [
-      {
-        mark: { type: "point" as const, filled: true, size: 80 },
-        encoding: {
-          color: { field: "strategy", type: "nominal" as const, legend: null },
-          tooltip: [
-            { field: "strategy", type: "nominal" as const },
-            { field: "soft", type: "quantitative" as const },
-            { field: "hard", type: "quantitative" as const },
-          ],
-        },
-      },
-      {
-        mark: { type: "text" as const, align: "left" as const, dx: 7, dy: -7, fontSize: 11 },
-        encoding: {
-          text: { field: "strategy", type: "nominal" as const },
-          y: { field: field === "wallMs" ? "labelWall" : "labelTokens", type: "quantitative" as const },
-        },
-      },
-    ],
+    layer: labelledPointLayers(
+      [
+        { field: "strategy", type: "nominal" },
+        { field: "soft", type: "quantitative" },
+        { field: "hard", type: "quantitative" },
+      ],
+      field === "wallMs" ? "labelWall" : "labelTokens",
+    ),
   });
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -160,24 +130,12 @@ function saladPanel() {
     width: 260,
     height: 260,
     encoding: { x: axis("salad", "word-salad share (token < −8 nats)"), y: axis("hard", "hard coverage") },
-    layer: [
-      {
-        mark: { type: "point" as const, filled: true, size: 80 },
-        encoding: {
-          color: { field: "strategy", type: "nominal" as const, legend: null },
-          tooltip: [
-            { field: "strategy", type: "nominal" as const },
-            { field: "hard", type: "quantitative" as const },
-            { field: "salad", type: "quantitative" as const },
-            { field: "minLogprob", type: "quantitative" as const },
-          ],
-        },
-      },
-      {
-        mark: { type: "text" as const, align: "left" as const, dx: 7, dy: -7, fontSize: 11 },
-        encoding: { text: { field: "strategy", type: "nominal" as const } },
-      },
-    ],
+    layer: labelledPointLayers([
+      { field: "strategy", type: "nominal" },
+      { field: "hard", type: "quantitative" },
+      { field: "salad", type: "quantitative" },
+      { field: "minLogprob", type: "quantitative" },
+    ]),
   };
 }
 
