@@ -6,6 +6,7 @@ import type { ChatMessage, Token } from "../lm/types.js";
 import type { DecodePlan } from "./alignment.js";
 import { type ChoiceJob, type ChoiceOutcome, runChoice } from "./choice.js";
 import type { ServerContext } from "./context.js";
+import { inDecodingSlot } from "./decodingSlot.js";
 import { errorBody, toApiError } from "./errors.js";
 import { chatLogprobs, completionLogprobs, tillerBlock, tillerChoice, usageOf } from "./shapes.js";
 import { SseStream } from "./sse.js";
@@ -50,23 +51,22 @@ export async function respond(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
-  const disconnected = new AbortController();
-  reply.raw.on("close", () => {
-    if (!reply.raw.writableFinished) disconnected.abort(new Error("the client disconnected"));
-  });
   // One failed choice stops its siblings too.
   const failed = new AbortController();
-  const signal = AbortSignal.any([disconnected.signal, failed.signal, context.shutdown.signal]);
-  const release = await context.admission.acquire(signal);
-  try {
-    if (job.stream) await streamJob(context, job, request, reply, signal, () => failed.abort());
-    else await reply.send(await answerJob(context, job, signal));
-  } catch (error) {
-    failed.abort(error);
-    throw error;
-  } finally {
-    release();
-  }
+  await inDecodingSlot(
+    context,
+    reply,
+    async (signal) => {
+      try {
+        if (job.stream) await streamJob(context, job, request, reply, signal, () => failed.abort());
+        else await reply.send(await answerJob(context, job, signal));
+      } catch (error) {
+        failed.abort(error);
+        throw error;
+      }
+    },
+    [failed.signal],
+  );
 }
 
 function choiceJobs(job: GenerationJob, signal: AbortSignal): (ChoiceJob & { prompt: PreparedPrompt })[] {

@@ -10,6 +10,7 @@ import type { Reward, RewardInput } from "../../rewards/types.js";
 import { scoreAll } from "../../rewards/types.js";
 import { refuseFileAccess } from "../alignment.js";
 import type { ServerContext } from "../context.js";
+import { inDecodingSlot } from "../decodingSlot.js";
 import { toApiError } from "../errors.js";
 import { checkLimit, checkStrategyLimits } from "../limits.js";
 import { parseBody } from "../schemas.js";
@@ -116,19 +117,8 @@ export function registerPlaygroundApi(app: FastifyInstance, context: ServerConte
     } catch (error) {
       throw toApiError(error, "rewards");
     }
-    const disconnected = new AbortController();
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) disconnected.abort();
-    });
     // A judge reward asks the model: take a decoding slot like any other request.
-    const release = await context.admission.acquire(
-      AbortSignal.any([disconnected.signal, context.shutdown.signal]),
-    );
-    try {
-      return await rewardCurve(context, reward, body);
-    } finally {
-      release();
-    }
+    return inDecodingSlot(context, reply, () => rewardCurve(context, reward, body));
   });
 }
 

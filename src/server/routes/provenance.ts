@@ -4,6 +4,7 @@ import { excerpt, tokenOffsets } from "../../provenance/render.js";
 import { SHIELD_DEFAULTS, traceShield } from "../../provenance/shield.js";
 import type { TraceIndex } from "../../provenance/trace-index.js";
 import type { ServerContext } from "../context.js";
+import { inDecodingSlot } from "../decodingSlot.js";
 import { ApiError } from "../errors.js";
 import { checkLimit } from "../limits.js";
 import { attributeSchema, pairsSchema, parseBody } from "../schemas.js";
@@ -63,13 +64,7 @@ export function registerProvenanceRoutes(app: FastifyInstance, context: ServerCo
     checkLimit(context.limits, "pairSamples", n, "n", "n");
     const maxTokens = body.max_tokens ?? 64;
     checkLimit(context.limits, "maxTokens", maxTokens, "max_tokens", "max_tokens");
-    const disconnected = new AbortController();
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) disconnected.abort();
-    });
-    const signal = AbortSignal.any([disconnected.signal, context.shutdown.signal]);
-    const release = await context.admission.acquire(signal);
-    try {
+    return inDecodingSlot(context, reply, async (signal) => {
       const result = await preferencePairs(context.view(), index, body.prompts, {
         n,
         tau: body.tau,
@@ -84,9 +79,7 @@ export function registerProvenanceRoutes(app: FastifyInstance, context: ServerCo
         skipped: result.skipped,
         skipped_prompts: result.skippedPrompts,
       };
-    } finally {
-      release();
-    }
+    });
   });
 }
 

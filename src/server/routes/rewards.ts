@@ -4,6 +4,7 @@ import { parseRewardSpecs } from "../../rewards/spec.js";
 import { scoreAll } from "../../rewards/types.js";
 import { refuseFileAccess } from "../alignment.js";
 import type { ServerContext } from "../context.js";
+import { inDecodingSlot } from "../decodingSlot.js";
 import { toApiError } from "../errors.js";
 import { checkLimit } from "../limits.js";
 import { parseBody, scoreSchema } from "../schemas.js";
@@ -36,14 +37,7 @@ export function registerRewardRoutes(app: FastifyInstance, context: ServerContex
     const transform = at("transform", () => parseTransform(body.transform ?? "identity"));
     const scorer = context.references.scorer({ specs, weights: body.weights }, raw, transform, settings);
 
-    const disconnected = new AbortController();
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) disconnected.abort();
-    });
-    const release = await context.admission.acquire(
-      AbortSignal.any([disconnected.signal, context.shutdown.signal]),
-    );
-    try {
+    return inDecodingSlot(context, reply, async () => {
       const inputs = await Promise.all(
         body.pairs.map(async (pair) => ({
           prompt: pair.prompt,
@@ -63,9 +57,7 @@ export function registerRewardRoutes(app: FastifyInstance, context: ServerContex
         reference: settings,
         data: inputs.map((_, i) => ({ object: "reward", index: i, score: scores[i], raw: raws[i] })),
       };
-    } finally {
-      release();
-    }
+    });
   });
 }
 
