@@ -21,6 +21,7 @@ import { judgedUnits } from "./candidateWords.js";
 import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
 import { type DivergenceKind, judge } from "./judge.js";
+import { swapsNothing } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import { VerifierView } from "./verifierView.js";
 
@@ -133,6 +134,8 @@ interface Run {
   divergenceSum: number;
   judged: number;
   requests: number;
+  /** Steps whose leader was certified D = 0 without judging the others (leaderIsFree). */
+  skipped: number;
 }
 
 async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeOutput> {
@@ -149,6 +152,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     divergenceSum: 0,
     judged: 0,
     requests: 0,
+    skipped: 0,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -218,6 +222,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
       meanDivergence: run.judged > 0 ? run.divergenceSum / run.judged : 0,
       overridden,
       verifierRequests: run.requests,
+      freeLeaderSteps: run.skipped,
       verifierEvaluatedTokens: verifier.usage.evaluatedTokens - verifierBefore,
       verifier: verifier === draft ? "self" : verifier.id,
     },
@@ -243,6 +248,11 @@ async function judgeCandidates(
   const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
   const contenders = candidates.map((_, i) => exhaustive || base[i] >= bestLower);
   if (contenders.filter(Boolean).length < 2) return;
+  if (
+    !exhaustive &&
+    (await leaderIsFree(run, prefix, generated, candidates[base.indexOf(Math.max(...base))]))
+  )
+    return;
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -268,6 +278,39 @@ async function judgeCandidates(
     run.divergenceSum += c.divergence;
     run.judged++;
   });
+}
+
+/**
+ * Whether the greedy leader (the first candidate of the highest draft score) has D = 0 for
+ * certain: nothing in the context can be swapped, and the leader's judged unit (its whole word
+ * when it could become a term) is no term either. Then no candidate can beat it (D ≥ 0 only
+ * lowers scores, and ties keep the first), so the step needs neither the others' lookaheads nor
+ * the verifier — the choice is the one judging every contender would make. Most steps of a
+ * masked prompt are such. A context holding a term (a stated identity) is left to the full
+ * judgement at once, so this check never adds a round trip there.
+ */
+async function leaderIsFree(
+  run: Run,
+  prefix: readonly Token[],
+  generated: string,
+  leader: Candidate,
+): Promise<boolean> {
+  const { o, context } = run;
+  if (!swapsNothing(o.swaps, [context.prompt, generated])) return false;
+  const [unit] = await judgedUnits(context.model, o.swaps, prefix, generated, [leader.token], {
+    lookahead: o.lookahead,
+    memo: run.memo,
+    topK: run.pool,
+    signal: context.signal,
+  });
+  // A stop token is never judged (D = 0).
+  if (
+    unit !== undefined &&
+    !swapsNothing(o.swaps, [context.prompt, generated.slice(0, unit.bodyEnd), unit.unit])
+  )
+    return false;
+  run.skipped++;
+  return true;
 }
 
 /** Adds λ · reward of the text each candidate would make (only with a reward and λ > 0). */
