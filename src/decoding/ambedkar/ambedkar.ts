@@ -10,7 +10,7 @@
  */
 import { TillerError } from "../../errors.js";
 import { pickToken, seededRandom } from "../../lm/sampling.js";
-import type { LanguageModel, StopReason, Token } from "../../lm/types.js";
+import type { LanguageModel, ScoreRequest, StopReason, Token } from "../../lm/types.js";
 import type { Reward } from "../../rewards/types.js";
 import { scoreAll } from "../../rewards/types.js";
 import type { DecodeOutput, Strategy } from "../strategy.js";
@@ -136,6 +136,8 @@ interface Run {
   requests: number;
   /** Steps whose leader was certified D = 0 without judging the others (leaderIsFree). */
   skipped: number;
+  /** Draft distributions fetched in a verifier batch for the next step (nextDraftRequest). */
+  prefetched: number;
 }
 
 async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeOutput> {
@@ -153,6 +155,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     judged: 0,
     requests: 0,
     skipped: 0,
+    prefetched: 0,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -248,11 +251,9 @@ async function judgeCandidates(
   const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
   const contenders = candidates.map((_, i) => exhaustive || base[i] >= bestLower);
   if (contenders.filter(Boolean).length < 2) return;
-  if (
-    !exhaustive &&
-    (await leaderIsFree(run, prefix, generated, candidates[base.indexOf(Math.max(...base))]))
-  )
-    return;
+  const leader = candidates[base.indexOf(Math.max(...base))];
+  if (!exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
+  const prefetch = nextDraftRequest(run, prefix, leader);
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -268,8 +269,14 @@ async function judgeCandidates(
     nextK: o.nextK,
     signal: context.signal,
     onWarning: (warning) => warn(context, warning),
+    prefetch: prefetch ? [prefetch] : undefined,
   });
   run.requests += judgement.requests;
+  const next = judgement.prefetched?.[0];
+  if (prefetch && next && next.length >= run.pool) {
+    run.memo.set(prefetch.prefix, next);
+    run.prefetched++;
+  }
   candidates.forEach((c, i) => {
     if (!contenders[i]) return;
     c.unit = units[i]?.unit;
@@ -311,6 +318,20 @@ async function leaderIsFree(
     return false;
   run.skipped++;
   return true;
+}
+
+/**
+ * When the draft verifies itself, the step's verifier batch can also hold the draft's next step
+ * after the leader (the candidate most likely chosen): if it is chosen, that step reads its
+ * distribution from the memo instead of calling the model again. Undefined when the verifier is
+ * another model, when sampling, or when the memo already holds it (the leader's word lookahead).
+ */
+function nextDraftRequest(run: Run, prefix: readonly Token[], leader: Candidate): ScoreRequest | undefined {
+  const { context, o } = run;
+  if (run.verifier !== context.model || o.sample || context.model.isStopToken(leader.token)) return undefined;
+  const after = [...prefix, leader.token];
+  if (after.length >= context.model.contextSize || run.memo.get(after, run.pool)) return undefined;
+  return { prefix: after, continuation: [] };
 }
 
 /** Adds λ · reward of the text each candidate would make (only with a reward and λ > 0). */
