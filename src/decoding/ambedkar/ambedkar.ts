@@ -68,6 +68,13 @@ export interface AmbedkarOptions {
   vetoes?: readonly CandidateVeto[];
   /** Fail when the context names no verifier instead of letting the draft verify itself. Defaults to false. */
   requireVerifier?: boolean;
+  /**
+   * Skip model calls that cannot change the choice: a greedy step whose leader has D = 0 for
+   * certain judges nothing else, and a self-verifying draft fetches its next step in the
+   * verifier's batch. The text is the same either way (docs/ambedkar.md, "Cost"); false judges
+   * every contender, for checking. Defaults to true.
+   */
+  shortcuts?: boolean;
 }
 
 export const AMBEDKAR_DEFAULTS = {
@@ -81,6 +88,7 @@ export const AMBEDKAR_DEFAULTS = {
   lookahead: 3,
   nextK: 256,
   lambda: 0,
+  shortcuts: true,
 };
 
 /** Candidates fetched per step when vetoes may drop some of the top k. */
@@ -252,8 +260,8 @@ async function judgeCandidates(
   const contenders = candidates.map((_, i) => exhaustive || base[i] >= bestLower);
   if (contenders.filter(Boolean).length < 2) return;
   const leader = candidates[base.indexOf(Math.max(...base))];
-  if (!exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
-  const prefetch = nextDraftRequest(run, prefix, leader);
+  if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
+  const prefetch = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -435,6 +443,7 @@ function traceOptions(run: Run, draft: LanguageModel) {
     sample: o.sample,
     seed: o.seed,
     lookahead: o.lookahead,
+    shortcuts: o.shortcuts,
     swaps: o.swaps.name,
     constitution: o.constitution !== undefined,
     verifier: verifier === draft ? "self" : verifier.id,
