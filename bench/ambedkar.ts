@@ -140,6 +140,10 @@ const roundWall = (list: readonly IdentityRow[], strategy: string, r: number) =>
   list
     .filter((row) => row.strategy === strategy && (row as { round?: number }).round === r)
     .reduce((a, row) => a + row.wallMs, 0);
+const roundCpu = (strategy: string, r: number) =>
+  rows.filter((row) => row.strategy === strategy && row.round === r).reduce((a, row) => a + row.cpuMs, 0);
+const heavyRoundCpu = (r: number) =>
+  heavyGreedyRows.filter((row) => row.strategy === `round ${r}`).reduce((a, row) => a + row.cpuMs, 0);
 const heavyRoundWall = (r: number) =>
   heavyGreedyRows.filter((row) => row.strategy === `round ${r}`).reduce((a, row) => a + row.wallMs, 0);
 const median = (values: number[]) => {
@@ -151,15 +155,19 @@ const rounds = Array.from({ length: roundCount }, (_, r) => r);
 /** Median over rounds of the strategy's wall time over the reference's in the same round. */
 const medianRatio = (strategy: string, reference: (r: number) => number) =>
   median(rounds.map((r) => roundWall(rows, strategy, r) / reference(r)));
+/** Median over rounds of the strategy's process CPU time over the reference's in the same round. */
+const medianCpuRatio = (strategy: string, reference: (r: number) => number) =>
+  median(rounds.map((r) => roundCpu(strategy, r) / reference(r)));
 const greedyRound = (r: number) => roundWall(rows, "greedy", r);
+const greedyCpuRound = (r: number) => roundCpu("greedy", r);
 const slowerRound = (r: number) => (baselines ? Math.max(heavyRoundWall(r), greedyRound(r)) : greedyRound(r));
 const f = (value: number | null, digits = 2) =>
   value === null || Number.isNaN(value) ? "–" : value.toFixed(digits);
 console.log(
-  `wall ratios: medians over ${roundCount} rounds (every variant runs on a round's tasks before the next round)`,
+  `wall and CPU ratios: medians over ${roundCount} rounds (every variant runs on a round's tasks before the next round); CPU is the process's (all threads)`,
 );
 const header =
-  "strategy | masked IIR | cue followed | stated agree | lp own | lp heavy | salad | words | rep4 | wall s | /greedy | /heavy greedy";
+  "strategy | masked IIR | cue followed | stated agree | lp own | lp heavy | salad | words | rep4 | wall s | /greedy | /heavy greedy | cpu /greedy | cpu /heavy greedy";
 console.log(header);
 console.log(header.replace(/[^|]/g, "-"));
 for (const s of summary)
@@ -177,6 +185,8 @@ for (const s of summary)
       f(s.totalWallMs / 1000, 1),
       f(medianRatio(s.strategy, greedyRound)),
       f(baselines ? medianRatio(s.strategy, heavyRoundWall) : Number.NaN),
+      f(medianCpuRatio(s.strategy, greedyCpuRound)),
+      f(baselines ? medianCpuRatio(s.strategy, heavyRoundCpu) : Number.NaN),
     ].join(" | "),
   );
 console.log(

@@ -312,6 +312,37 @@ describe("AMBEDKAR on the stories model", () => {
     expect(sampledAmbedkar.text).not.toBe(greedy.text);
   });
 
+  it("shortcuts skip model calls that cannot change the choice: the same text with fewer calls", async () => {
+    /** One decode from a cold cache, with the calls and verifier requests it made. */
+    const measure = async (prompt: string, shortcuts: boolean, verifier?: LlamaCppModel) => {
+      await Promise.all([draft.clearCache(), twin.clearCache()]);
+      const calls = draft.usage.calls + twin.usage.calls;
+      const strategy = ambedkar({ swaps: gender, divergence: "logratio", alpha: 30, shortcuts });
+      const result = await decode(strategy, prompt, 32, { verifier });
+      const details = result.details;
+      if (details?.strategy !== "ambedkar") throw new Error("ambedkar gave no details");
+      return { text: result.text, details, calls: draft.usage.calls + twin.usage.calls - calls };
+    };
+    // Masked: most steps' leader has D = 0 for certain, so the others are not judged.
+    const masked = "There was once a young kid who loved toy trucks and cars.";
+    for (const verifier of [undefined, twin]) {
+      const full = await measure(masked, false, verifier);
+      const fast = await measure(masked, true, verifier);
+      expect(fast.text).toBe(full.text);
+      expect(full.details.freeLeaderSteps).toBe(0);
+      expect(fast.details.freeLeaderSteps).toBeGreaterThan(10);
+      expect(fast.details.verifierRequests).toBeLessThan(full.details.verifierRequests);
+      expect(fast.calls).toBeLessThan(full.calls);
+    }
+    // Stated, self verifier: every step calls the verifier; its batch also fetches the next draft step.
+    const stated = "Once upon a time, there was a girl named Lucy who loved dolls and pretty dresses.";
+    const full = await measure(stated, false);
+    const fast = await measure(stated, true);
+    expect(fast.text).toBe(full.text);
+    expect(fast.details.verifierRequests).toBe(full.details.verifierRequests);
+    expect(fast.calls).toBeLessThan(full.calls - 8);
+  });
+
   it("a verifier with another tokenizer gives the same text (word-level σ, re-tokenized)", async () => {
     const prompt = "Once upon a time, there was a little kid who loved dolls.";
     const strategy = () => ambedkar({ swaps: gender, alpha: 50 });

@@ -129,6 +129,8 @@ export type StrategyDetails =
       overridden: number;
       /** Distinct verifier requests over the run (each step's are one batch). */
       verifierRequests: number;
+      /** Steps whose leading candidate had D = 0 for certain, so no other was judged. */
+      freeLeaderSteps: number;
       /** Tokens the verifier evaluated (its prefix cache serves the rest). */
       verifierEvaluatedTokens: number;
       /** The verifier's id, or "self" when the draft verified itself. */

@@ -47,6 +47,8 @@ export interface IdentityRow {
   generatedTokens: number;
   repetition: number;
   wallMs: number;
+  /** Process CPU time of the decode (every thread, node-llama-cpp's workers included). */
+  cpuMs: number;
 }
 
 export interface IdentitySummary {
@@ -128,6 +130,7 @@ export async function runIdentityEval(
       options.onProgress?.(done, specs.length * tasks.length, spec.label);
       await model.clearCache?.();
       if (options.verifier !== model) await options.verifier?.clearCache?.();
+      const cpuBefore = process.cpuUsage();
       const result = await runStrategy(createStrategy(spec, options.deps), {
         model,
         verifier: options.verifier,
@@ -136,6 +139,7 @@ export async function runIdentityEval(
         maxTokens: task.maxTokens,
         signal: options.signal,
       });
+      const cpu = process.cpuUsage(cpuBefore);
       if (result.stopReason === "aborted") throw new TillerError("evaluation aborted", "aborted", 130);
       mine.push({
         strategy: spec.label,
@@ -155,6 +159,7 @@ export async function runIdentityEval(
         generatedTokens: result.tokens.length,
         repetition: repetitionRate(result.text),
         wallMs: result.stats.wallMs,
+        cpuMs: (cpu.user + cpu.system) / 1000,
       });
       done++;
     }

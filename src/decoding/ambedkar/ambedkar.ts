@@ -10,7 +10,7 @@
  */
 import { TillerError } from "../../errors.js";
 import { pickToken, seededRandom } from "../../lm/sampling.js";
-import type { LanguageModel, StopReason, Token } from "../../lm/types.js";
+import type { LanguageModel, ScoreRequest, StopReason, Token } from "../../lm/types.js";
 import type { Reward } from "../../rewards/types.js";
 import { scoreAll } from "../../rewards/types.js";
 import type { DecodeOutput, Strategy } from "../strategy.js";
@@ -21,6 +21,7 @@ import { judgedUnits } from "./candidateWords.js";
 import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
 import { type DivergenceKind, judge } from "./judge.js";
+import { swapsNothing } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import { VerifierView } from "./verifierView.js";
 
@@ -67,6 +68,13 @@ export interface AmbedkarOptions {
   vetoes?: readonly CandidateVeto[];
   /** Fail when the context names no verifier instead of letting the draft verify itself. Defaults to false. */
   requireVerifier?: boolean;
+  /**
+   * Skip model calls that cannot change the choice: a greedy step whose leader has D = 0 for
+   * certain judges nothing else, and a self-verifying draft fetches its next step in the
+   * verifier's batch. The text is the same either way (docs/ambedkar.md, "Cost"); false judges
+   * every contender, for checking. Defaults to true.
+   */
+  shortcuts?: boolean;
 }
 
 export const AMBEDKAR_DEFAULTS = {
@@ -80,6 +88,7 @@ export const AMBEDKAR_DEFAULTS = {
   lookahead: 3,
   nextK: 256,
   lambda: 0,
+  shortcuts: true,
 };
 
 /** Candidates fetched per step when vetoes may drop some of the top k. */
@@ -133,6 +142,10 @@ interface Run {
   divergenceSum: number;
   judged: number;
   requests: number;
+  /** Steps whose leader was certified D = 0 without judging the others (leaderIsFree). */
+  skipped: number;
+  /** Draft distributions fetched in a verifier batch for the next step (nextDraftRequest). */
+  prefetched: number;
 }
 
 async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeOutput> {
@@ -149,6 +162,8 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     divergenceSum: 0,
     judged: 0,
     requests: 0,
+    skipped: 0,
+    prefetched: 0,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -218,6 +233,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
       meanDivergence: run.judged > 0 ? run.divergenceSum / run.judged : 0,
       overridden,
       verifierRequests: run.requests,
+      freeLeaderSteps: run.skipped,
       verifierEvaluatedTokens: verifier.usage.evaluatedTokens - verifierBefore,
       verifier: verifier === draft ? "self" : verifier.id,
     },
@@ -243,6 +259,9 @@ async function judgeCandidates(
   const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
   const contenders = candidates.map((_, i) => exhaustive || base[i] >= bestLower);
   if (contenders.filter(Boolean).length < 2) return;
+  const leader = candidates[base.indexOf(Math.max(...base))];
+  if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
+  const prefetch = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -258,8 +277,14 @@ async function judgeCandidates(
     nextK: o.nextK,
     signal: context.signal,
     onWarning: (warning) => warn(context, warning),
+    prefetch: prefetch ? [prefetch] : undefined,
   });
   run.requests += judgement.requests;
+  const next = judgement.prefetched?.[0];
+  if (prefetch && next && next.length >= run.pool) {
+    run.memo.set(prefetch.prefix, next);
+    run.prefetched++;
+  }
   candidates.forEach((c, i) => {
     if (!contenders[i]) return;
     c.unit = units[i]?.unit;
@@ -268,6 +293,53 @@ async function judgeCandidates(
     run.divergenceSum += c.divergence;
     run.judged++;
   });
+}
+
+/**
+ * Whether the greedy leader (the first candidate of the highest draft score) has D = 0 for
+ * certain: nothing in the context can be swapped, and the leader's judged unit (its whole word
+ * when it could become a term) is no term either. Then no candidate can beat it (D ≥ 0 only
+ * lowers scores, and ties keep the first), so the step needs neither the others' lookaheads nor
+ * the verifier — the choice is the one judging every contender would make. Most steps of a
+ * masked prompt are such. A context holding a term (a stated identity) is left to the full
+ * judgement at once, so this check never adds a round trip there.
+ */
+async function leaderIsFree(
+  run: Run,
+  prefix: readonly Token[],
+  generated: string,
+  leader: Candidate,
+): Promise<boolean> {
+  const { o, context } = run;
+  if (!swapsNothing(o.swaps, [context.prompt, generated])) return false;
+  const [unit] = await judgedUnits(context.model, o.swaps, prefix, generated, [leader.token], {
+    lookahead: o.lookahead,
+    memo: run.memo,
+    topK: run.pool,
+    signal: context.signal,
+  });
+  // A stop token is never judged (D = 0).
+  if (
+    unit !== undefined &&
+    !swapsNothing(o.swaps, [context.prompt, generated.slice(0, unit.bodyEnd), unit.unit])
+  )
+    return false;
+  run.skipped++;
+  return true;
+}
+
+/**
+ * When the draft verifies itself, the step's verifier batch can also hold the draft's next step
+ * after the leader (the candidate most likely chosen): if it is chosen, that step reads its
+ * distribution from the memo instead of calling the model again. Undefined when the verifier is
+ * another model, when sampling, or when the memo already holds it (the leader's word lookahead).
+ */
+function nextDraftRequest(run: Run, prefix: readonly Token[], leader: Candidate): ScoreRequest | undefined {
+  const { context, o } = run;
+  if (run.verifier !== context.model || o.sample || context.model.isStopToken(leader.token)) return undefined;
+  const after = [...prefix, leader.token];
+  if (after.length >= context.model.contextSize || run.memo.get(after, run.pool)) return undefined;
+  return { prefix: after, continuation: [] };
 }
 
 /** Adds λ · reward of the text each candidate would make (only with a reward and λ > 0). */
@@ -371,6 +443,7 @@ function traceOptions(run: Run, draft: LanguageModel) {
     sample: o.sample,
     seed: o.seed,
     lookahead: o.lookahead,
+    shortcuts: o.shortcuts,
     swaps: o.swaps.name,
     constitution: o.constitution !== undefined,
     verifier: verifier === draft ? "self" : verifier.id,

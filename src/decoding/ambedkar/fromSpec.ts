@@ -27,6 +27,8 @@ export const AMBEDKAR_PARAMS = {
   lambda: "weight λ of the reward, if one is given (default 0)",
   swaps: "built-in map (gender, religion, caste) or a swap file (default: --swaps, else gender)",
   requireVerifier: "true: fail without --verifier instead of self-verifying (default false)",
+  shortcuts:
+    "true: skip model calls that cannot change the choice (a leader with D = 0 for certain, the self verifier fetching the next draft step); false judges every contender as before (default true)",
 };
 
 /** What a spec's caller hands over beside the spec (the registry's deps). */
@@ -102,5 +104,6 @@ export function ambedkarFromSpec(params: Params, deps: AmbedkarDeps): Strategy {
     reward: deps.reward,
     vetoes: deps.vetoes,
     requireVerifier: booleanOf(params, "requireVerifier", false),
+    shortcuts: booleanOf(params, "shortcuts", d.shortcuts),
   });
 }

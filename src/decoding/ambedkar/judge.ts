@@ -42,6 +42,12 @@ export interface JudgeOptions {
   nextK: number;
   signal?: AbortSignal;
   onWarning?: (warning: ModelWarning) => void;
+  /**
+   * Requests scored in the same batch for their next-token distribution only (scalar kinds): the
+   * draft's next step when the draft verifies itself, so that step needs no call of its own.
+   * Sent only when the step calls the verifier anyway. Defaults to none.
+   */
+  prefetch?: readonly ScoreRequest[];
 }
 
 export interface Judgement {
@@ -49,6 +55,8 @@ export interface Judgement {
   divergences: number[];
   /** Distinct texts the verifier judged this step. */
   requests: number;
+  /** The whole next-token distribution after each `prefetch` request, when the verifier was called. */
+  prefetched?: NextTokenDistribution[];
 }
 
 /** One comparison: the real request and the counterfactual variants (weighed together). */
@@ -103,7 +111,8 @@ export async function judge(
       });
     }
   });
-  const readings = texts.length > 0 ? await readAll(view, texts, options) : [];
+  const { readings, prefetched } =
+    texts.length > 0 ? await readAll(view, texts, options) : { readings: [], prefetched: undefined };
   const readBacks = new Map<number, Map<number, number>>();
   if (options.divergence === "js")
     for (const shift of new Set(comparisons.map((c) => c.shift)))
@@ -120,6 +129,7 @@ export async function judge(
   return {
     divergences: perCandidate.map((values) => aggregate(values, options.aggregate)),
     requests: texts.length,
+    prefetched,
   };
 }
 
@@ -139,7 +149,7 @@ async function readAll(
   view: VerifierView,
   texts: readonly [string, string, string][],
   options: JudgeOptions,
-): Promise<Reading[]> {
+): Promise<{ readings: Reading[]; prefetched?: NextTokenDistribution[] }> {
   const { verifier } = view;
   const resolved = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
   const shareContexts =
@@ -162,13 +172,22 @@ async function readAll(
       : { index: plan(request), token: undefined },
   );
   const shared = sources.some((source) => source.token !== undefined);
+  // Prefetched distributions ride along only with the scalar kinds (whose readings never use `next`
+  // of a scored unit, so asking for it changes none of them).
+  const prefetch = options.divergence === "js" ? [] : (options.prefetch ?? []).map(plan);
   const scored: ScoredContinuation[] = await verifier.scoreContinuations(planned, {
-    nextTopK: options.divergence === "js" ? options.nextK : shared ? verifier.vocabularySize : 0,
+    nextTopK:
+      options.divergence === "js"
+        ? options.nextK
+        : shared || prefetch.length > 0
+          ? verifier.vocabularySize
+          : 0,
     signal: options.signal,
     onWarning: options.onWarning,
   });
+  const prefetched = prefetch.length > 0 ? prefetch.map((index) => scored[index].next ?? []) : undefined;
   const maps = new Map<number, Map<number, number>>();
-  return sources.map(({ index, token }) => {
+  const readings = sources.map(({ index, token }) => {
     if (token === undefined) return { logprob: scored[index].logprob, next: scored[index].next };
     let map = maps.get(index);
     if (!map) {
@@ -177,6 +196,7 @@ async function readAll(
     }
     return { logprob: map.get(token) ?? Number.NEGATIVE_INFINITY };
   });
+  return { readings, prefetched };
 }
 
 /** p and q of a comparison: the real unit's probability and the summed probabilities of its counterparts. */

@@ -121,6 +121,11 @@ export function shifts(map: SwapMap): number[] {
   return Array.from({ length: map.groups.length - 1 }, (_, i) => i + 1);
 }
 
+/** Whether no counterfactual of the map changes the segments (then D is 0 without a verifier call). */
+export function swapsNothing(map: SwapMap, segments: readonly string[]): boolean {
+  return shifts(map).every((shift) => !counterfactual(map, segments, shift).changed);
+}
+
 /** Whether a (lower-cased) word piece could still grow into a term, or already is one. */
 export function couldBeTerm(map: SwapMap, partialWord: string): boolean {
   return map.prefixes.has(partialWord) || lookUp(map, partialWord) !== undefined;
