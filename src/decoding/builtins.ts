@@ -42,7 +42,8 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
     params: {
       k: "candidates expanded per beam",
       l: "greedy lookahead tokens per candidate",
-      lookahead: "who writes the lookaheads: target (default) or draft (the drafter; the target scores all in one call)",
+      lookahead:
+        "who writes the lookaheads: target (default) or draft (the drafter; the target scores all in one call)",
       lambda: "reward weight λ against log-probability",
       b: "beams kept",
       paper:

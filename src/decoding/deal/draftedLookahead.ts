@@ -1,7 +1,8 @@
 import { TillerError } from "../../errors.js";
 import { rolloutStopReason } from "../../lm/rolloutStop.js";
 import type { LanguageModel, NextTokenDistribution, Rollout, StopReason, Token } from "../../lm/types.js";
-import type { Draft } from "../speculative/drafter.js";
+import type { Draft, Drafter } from "../speculative/drafter.js";
+import { DraftModelDrafter } from "../speculative/draftModel.js";
 import type { SpeculationSession } from "../speculative/session.js";
 import { bridge } from "./bridge.js";
 import type { Candidate, DealRun } from "./state.js";
@@ -40,7 +41,7 @@ const AFTER_TOP_K = 1024;
 /** The target's own greedy text over a drafted lookahead, when known (draft mode: at scoring). */
 const exactText = new WeakMap<Candidate, { rollout: Rollout; after?: NextTokenDistribution }>();
 
-/** The drafting session whose drafter writes lookaheads (the batched one); a clear error without drafting. */
+/** The drafting session whose stats count the drafted lookaheads (the batched one); a clear error without drafting. */
 function lookaheadSession(run: DealRun): SpeculationSession {
   const session = run.drafting?.[run.drafting.length - 1];
   if (!session)
@@ -49,6 +50,25 @@ function lookaheadSession(run: DealRun): SpeculationSession {
       "no-drafter",
     );
   return session;
+}
+
+/** Lookahead drafters of draft models, one per model: drafting the whole lookahead. */
+const wholeDrafts = new WeakMap<LanguageModel, Drafter>();
+
+/**
+ * Who writes the lookaheads: the session's drafter, except that a draft model writes all l tokens
+ * (speculation stops a draft where the draft model is unsure, since the target rarely agrees
+ * there; a lookahead wants its full length, and the reward judges it whatever its confidence).
+ */
+function lookaheadDrafter(session: SpeculationSession): Drafter {
+  const { drafter } = session;
+  if (!(drafter instanceof DraftModelDrafter)) return drafter;
+  let whole = wholeDrafts.get(drafter.draft);
+  if (!whole) {
+    whole = new DraftModelDrafter(drafter.draft, { minProbability: 0 });
+    wholeDrafts.set(drafter.draft, whole);
+  }
+  return whole;
 }
 
 /**
@@ -67,7 +87,7 @@ export async function draftedLookahead(
   await session.prepare(model);
   if (rollable.length === 0) return;
   const prefixes = rollable.map((c) => run.prefix(c.beam, c.tokens));
-  const proposed = await session.drafter.propose(
+  const proposed = await lookaheadDrafter(session).propose(
     prefixes.map((prefix, i) => ({ context: prefix, n: lengths[i], random: () => 0.5 })),
     { sampling: { temperature: 0 }, ...run.calls },
   );
