@@ -18,7 +18,8 @@
  *    drafted by stories260K, and heavy drafted by prompt + corpus lookup (not by stories260K,
  *    whose distributions equal heavy's). Coverage, salad share, evaluated tokens beside each.
  *
- * `npm run bench:spec -- --deal-only` runs section 4 alone (the DeAL rows; quicker to rerun).
+ * `npm run bench:spec -- --deal-only` runs section 4 alone (the DeAL rows; quicker to rerun);
+ * `--deal-pair n25|heavy` runs one of its two pairs.
  *
  * Every model runs on the CPU, 1 thread each. Time is reported as wall time (what a user waits)
  * and as this process's CPU time (what the work cost; steadier when other jobs share the cores).
@@ -58,6 +59,10 @@ const TARGETS = { draftModel: 2.0, corpus: 1.5, deal: 1.5, dealMoonshot: 1.0 };
 const DEAL_TASKS = 10;
 /** `--deal-only`: section 4 alone. */
 const DEAL_ONLY = process.argv.includes("--deal-only");
+/** `--deal-pair n25` or `--deal-pair heavy`: that pair's DeAL rows only (two runs can share the work). */
+const pairArg = process.argv.indexOf("--deal-pair");
+const DEAL_PAIR = pairArg < 0 ? undefined : process.argv[pairArg + 1];
+const runsPair = (pair: "n25" | "heavy") => DEAL_PAIR === undefined || DEAL_PAIR === pair;
 /** A top-2 gap this small is a tie that float order decides (batched and one-by-one differ by ~1e-3). */
 const NEAR_TIE_NATS = 0.01;
 
@@ -294,7 +299,8 @@ const lossless = DEAL_ONLY ? undefined : await check();
 const broken = DEAL_ONLY ? undefined : await check(skipResidualAcceptance);
 
 // --- 4a. DeAL on the same pair -----------------------------------------------------------------------
-reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
+if (runsPair("n25"))
+  reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
 await heavyN25.dispose();
 
 // --- 2. Corpus lookup ---------------------------------------------------------------------------
@@ -314,10 +320,11 @@ if (!DEAL_ONLY)
     TARGETS.corpus,
   );
 // --- 4b. DeAL drafted by prompt + corpus lookup --------------------------------------------------------
-reportDeal(
-  "heavy ← prompt+corpus",
-  await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
-);
+if (runsPair("heavy"))
+  reportDeal(
+    "heavy ← prompt+corpus",
+    await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
+  );
 await heavy.dispose();
 await small.dispose();
 

@@ -41,6 +41,9 @@ const AFTER_TOP_K = 1024;
 /** The target's own greedy text over a drafted lookahead, when known (draft mode: at scoring). */
 const exactText = new WeakMap<Candidate, { rollout: Rollout; after?: NextTokenDistribution }>();
 
+/** The lookahead length each drafted candidate asked for (a lookup drafter may propose fewer). */
+const wanted = new WeakMap<Candidate, number>();
+
 /** The drafting session whose stats count the drafted lookaheads (the batched one); a clear error without drafting. */
 function lookaheadSession(run: DealRun): SpeculationSession {
   const session = run.drafting?.[run.drafting.length - 1];
@@ -99,6 +102,7 @@ export async function draftedLookahead(
       lengths[i],
     );
     session.stats.drafted += draft.tokens.length;
+    wanted.set(c, lengths[i]);
     // Unscored for now: draft-only mode never scores the losers.
     c.rollout = { ...draft, logprobs: draft.tokens.map(() => 0), logprob: 0 };
   });
@@ -124,8 +128,9 @@ async function scoreDrafts(
     rollout.logprobs = scored[i].logprobs;
     rollout.logprob = scored[i].logprob;
     // After a stop token there is nothing to bridge to; elsewhere bridging reuses this distribution.
-    if (rollout.stopReason !== "end-of-generation") c.after = scored[i].next;
-    const exact = agreeing(rollout, scored[i].top ?? [], scored[i].next);
+    const next = rollout.stopReason === "end-of-generation" ? undefined : scored[i].next;
+    c.after = next;
+    const exact = agreeing(rollout, scored[i].top ?? [], next, wanted.get(c) ?? 0);
     session.stats.accepted += exact.agreed;
     exactText.set(c, exact);
   });
@@ -133,17 +138,21 @@ async function scoreDrafts(
 
 /**
  * The target's greedy text over a drafted lookahead: the agreeing prefix, then the target's own
- * token where it first disagrees; the distribution after it only when the whole draft agreed.
+ * token where it first disagrees — or, after a whole draft shorter than asked (a lookup found
+ * little), the target's next token; the distribution after it only when the text is the draft.
  */
 function agreeing(
   draft: Rollout,
   top: readonly NextTokenDistribution[],
   next: NextTokenDistribution | undefined,
+  wantedLength: number,
 ): { rollout: Rollout; after?: NextTokenDistribution; agreed: number } {
   let agreed = 0;
   while (agreed < draft.tokens.length && top[agreed]?.[0]?.token === draft.tokens[agreed]) agreed++;
-  if (agreed === draft.tokens.length) return { rollout: draft, after: next, agreed };
-  const own = top[agreed][0];
+  const whole = agreed === draft.tokens.length;
+  const short = whole && draft.tokens.length < wantedLength && draft.stopReason === "max-tokens";
+  if (whole && !(short && next?.[0])) return { rollout: draft, after: next, agreed };
+  const own = whole ? (next as NextTokenDistribution)[0] : top[agreed][0];
   const tokens = [...draft.tokens.slice(0, agreed), own.token];
   const logprobs = [...draft.logprobs.slice(0, agreed), own.logprob];
   const rollout: Rollout = {
@@ -194,7 +203,7 @@ export async function settleDraftedLookaheads(run: DealRun, kept: readonly Candi
     unchecked.forEach((c, i) => {
       const draft = { ...(c.rollout as Rollout), logprobs: scored[i].logprobs, logprob: scored[i].logprob };
       const next = draft.stopReason === "end-of-generation" ? undefined : scored[i].next;
-      const exact = agreeing(draft, scored[i].top ?? [], next);
+      const exact = agreeing(draft, scored[i].top ?? [], next, wanted.get(c) ?? 0);
       session.stats.accepted += exact.agreed;
       exactText.set(c, exact);
     });
