@@ -107,7 +107,7 @@ export async function draftedLookahead(
     c.rollout = { ...draft, logprobs: draft.tokens.map(() => 0), logprob: 0 };
   });
   if (run.options.lookaheadFrom === "draft") await scoreDrafts(run, session, rollable, prefixes);
-  else await bridgeOnDraft(run, all);
+  else await bridgeOnDraft(run, session, all);
 }
 
 /** `draft` mode: the target scores every drafted lookahead in one batched call. */
@@ -167,11 +167,16 @@ function agreeing(
 
 /**
  * `draft-only` mode: bridging judges the drafted lookaheads on the draft model (the target's
- * distributions are not read), or on the target when the drafter is a lookup with no model.
- * The draft's distributions are then dropped: the next expansion must be the target's.
+ * distributions are not read), or on the target when the drafter is not a draft model (whose
+ * tokenizer `prepare` checked). The draft's distributions are then dropped: the next expansion
+ * must be the target's.
  */
-async function bridgeOnDraft(run: DealRun, all: readonly Candidate[]): Promise<void> {
-  const draft = run.context.draft;
+async function bridgeOnDraft(
+  run: DealRun,
+  session: SpeculationSession,
+  all: readonly Candidate[],
+): Promise<void> {
+  const draft = session.drafter instanceof DraftModelDrafter ? session.drafter.draft : undefined;
   await bridge(draft ? viewOn(run, draft) : run, all);
   if (draft) for (const c of all) c.after = undefined;
   // Marks bridging as done: bridge() skips candidates whose fit is set.
