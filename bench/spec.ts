@@ -18,6 +18,9 @@
  *    drafted by stories260K, and heavy drafted by prompt + corpus lookup (not by stories260K,
  *    whose distributions equal heavy's). Coverage, salad share, evaluated tokens beside each.
  *
+ * `npm run bench:spec -- --deal-only` runs section 4 alone (the DeAL rows; quicker to rerun);
+ * `--deal-pair n25|heavy` runs one of its two pairs.
+ *
  * Every model runs on the CPU, 1 thread each. Time is reported as wall time (what a user waits)
  * and as this process's CPU time (what the work cost; steadier when other jobs share the cores).
  */
@@ -27,6 +30,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { plainDecoding } from "../src/decoding/greedy.js";
 import { runStrategy } from "../src/decoding/run.js";
+import type { AcceptanceRule } from "../src/decoding/speculative/acceptance.js";
 import { DraftModelDrafter, speculative } from "../src/decoding/speculative/index.js";
 import type { Strategy } from "../src/decoding/strategy.js";
 import type { GenerationResult } from "../src/decoding/types.js";
@@ -53,6 +57,12 @@ const SAMPLES = 2000;
 const SAMPLING_PREFIX = "Ben had a red ball. He";
 const TARGETS = { draftModel: 2.0, corpus: 1.5, deal: 1.5, dealMoonshot: 1.0 };
 const DEAL_TASKS = 10;
+/** `--deal-only`: section 4 alone. */
+const DEAL_ONLY = process.argv.includes("--deal-only");
+/** `--deal-pair n25` or `--deal-pair heavy`: that pair's DeAL rows only (two runs can share the work). */
+const pairArg = process.argv.indexOf("--deal-pair");
+const DEAL_PAIR = pairArg < 0 ? undefined : process.argv[pairArg + 1];
+const runsPair = (pair: "n25" | "heavy") => DEAL_PAIR === undefined || DEAL_PAIR === pair;
 /** A top-2 gap this small is a tie that float order decides (batched and one-by-one differ by ~1e-3). */
 const NEAR_TIE_NATS = 0.01;
 
@@ -218,8 +228,11 @@ const dealRows: string[][] = [
     "wall ×",
     "CPU ×",
     "eval tok",
+    "calls",
     "cov soft/hard",
     "salad",
+    "min lp",
+    "mean lp",
     "accept",
     "same",
     "target",
@@ -231,14 +244,17 @@ function reportDeal(section: string, tallies: readonly DealTally[]): void {
   const [plain] = tallies;
   for (const t of tallies) {
     const wall = t.wallMs / plain.wallMs;
-    const drafting = t.label === "deal+draft";
+    const drafting = t.label !== "greedy" && t.label !== "deal";
     dealRows.push([
       `${section}: ${t.label}`,
       fmt(wall),
       fmt(t.cpuMs / plain.cpuMs),
       String(t.evaluatedTokens),
+      String(t.calls),
       `${fmt(t.softCoverage / t.tasks)}/${fmt(t.hardCoverage / t.tasks)}`,
       fmt(t.salad / t.tasks),
+      fmt(t.minLogprob / t.tasks),
+      fmt(t.meanLogprob / t.tasks),
       drafting ? `${fmt(t.accepted / Math.max(1, t.drafted))} (${t.drafted})` : "",
       drafting ? `${t.sameAsUndrafted}/${t.tasks}` : "",
       t.label === "greedy"
@@ -259,32 +275,32 @@ const loadAtStart = os.loadavg();
 // 16 sequences: DeAL batches a step's lookaheads (and their drafts) over up to k·b sequences.
 const small = await load(shared("models/stories260K.gguf"), 16);
 const heavyN25 = await load(testModelsPath("stories-heavy-n25.gguf"), 16);
-report(
-  "n25 ← 260K",
-  await sideBySide(heavyN25, small, [
-    { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
-    { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
-  ]),
-  TARGETS.draftModel,
-);
+if (!DEAL_ONLY)
+  report(
+    "n25 ← 260K",
+    await sideBySide(heavyN25, small, [
+      { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
+      { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
+    ]),
+    TARGETS.draftModel,
+  );
 
 // --- 3. Sampling (same pair) ----------------------------------------------------------------------
 const prefix = await heavyN25.tokenize(SAMPLING_PREFIX);
 const drafter = new DraftModelDrafter(small);
-const lossless = await speculativeSamplingCheck(heavyN25, drafter, {
-  prefix,
-  samples: SAMPLES,
-  sampling: { temperature: 1 },
-});
-const broken = await speculativeSamplingCheck(heavyN25, drafter, {
-  prefix,
-  samples: SAMPLES,
-  sampling: { temperature: 1 },
-  acceptance: skipResidualAcceptance,
-});
+const check = (acceptance?: AcceptanceRule) =>
+  speculativeSamplingCheck(heavyN25, drafter, {
+    prefix,
+    samples: SAMPLES,
+    sampling: { temperature: 1 },
+    acceptance,
+  });
+const lossless = DEAL_ONLY ? undefined : await check();
+const broken = DEAL_ONLY ? undefined : await check(skipResidualAcceptance);
 
 // --- 4a. DeAL on the same pair -----------------------------------------------------------------------
-reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
+if (runsPair("n25"))
+  reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
 await heavyN25.dispose();
 
 // --- 2. Corpus lookup ---------------------------------------------------------------------------
@@ -294,19 +310,21 @@ if (!fs.existsSync(join(indexDir, "header.json"))) {
   console.error(`bench:spec: building the corpus index in ${indexDir} (once)…`);
   await buildIndex(heavy, [shared("corpora/tinystories-4m.txt")], indexDir, { lowercase: true });
 }
-report(
-  "heavy ← corpus",
-  await sideBySide(heavy, undefined, [
-    { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
-    { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
-  ]),
-  TARGETS.corpus,
-);
+if (!DEAL_ONLY)
+  report(
+    "heavy ← corpus",
+    await sideBySide(heavy, undefined, [
+      { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
+      { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
+    ]),
+    TARGETS.corpus,
+  );
 // --- 4b. DeAL drafted by prompt + corpus lookup --------------------------------------------------------
-reportDeal(
-  "heavy ← prompt+corpus",
-  await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
-);
+if (runsPair("heavy"))
+  reportDeal(
+    "heavy ← prompt+corpus",
+    await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
+  );
 await heavy.dispose();
 await small.dispose();
 
@@ -324,13 +342,15 @@ console.log(
   `\nDeAL over ${dealTasks.length} keyword dev tasks (${dealTasks[0].maxTokens} tokens each); × = Σ time / Σ plain greedy's time on the same tasks:`,
 );
 table(dealRows);
-console.log(
-  `\nsampling (heavy-n25 ← 260K, T=1, "${SAMPLING_PREFIX}", ${SAMPLES} seeded samples, joint of the next 2 tokens, χ²):` +
-    `\n  speculative sampling: p = ${lossless.pValue.toExponential(2)} (χ² ${fmt(lossless.statistic, 1)}, df ${lossless.degreesOfFreedom}, acceptance ${fmt(lossless.acceptanceRate)})` +
-    `\n  skip-residual variant: p = ${broken.pValue.toExponential(2)} (χ² ${fmt(broken.statistic, 1)}, df ${broken.degreesOfFreedom})`,
-);
-verdicts.push(
-  `${lossless.pValue > 0.001 ? "PASS" : "FAIL"} sampling: speculative sampling's tokens follow the target (p = ${lossless.pValue.toExponential(2)} > 0.001)`,
-  `${broken.pValue < 1e-6 ? "PASS" : "FAIL"} sampling: the same test rejects the skip-residual variant (p = ${broken.pValue.toExponential(2)} < 1e-6)`,
-);
+if (lossless && broken) {
+  console.log(
+    `\nsampling (heavy-n25 ← 260K, T=1, "${SAMPLING_PREFIX}", ${SAMPLES} seeded samples, joint of the next 2 tokens, χ²):` +
+      `\n  speculative sampling: p = ${lossless.pValue.toExponential(2)} (χ² ${fmt(lossless.statistic, 1)}, df ${lossless.degreesOfFreedom}, acceptance ${fmt(lossless.acceptanceRate)})` +
+      `\n  skip-residual variant: p = ${broken.pValue.toExponential(2)} (χ² ${fmt(broken.statistic, 1)}, df ${broken.degreesOfFreedom})`,
+  );
+  verdicts.push(
+    `${lossless.pValue > 0.001 ? "PASS" : "FAIL"} sampling: speculative sampling's tokens follow the target (p = ${lossless.pValue.toExponential(2)} > 0.001)`,
+    `${broken.pValue < 1e-6 ? "PASS" : "FAIL"} sampling: the same test rejects the skip-residual variant (p = ${broken.pValue.toExponential(2)} < 1e-6)`,
+  );
+}
 console.log(`\n${verdicts.join("\n")}`);

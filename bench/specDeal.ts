@@ -1,8 +1,10 @@
 /**
  * bench:spec's DeAL rows: DeAL (`deal`, natural placement by default) over keyword tasks, without and with drafting of
- * its lookaheads and saturation finish, each timed against plain greedy on the same task. The
- * three runs of a task follow each other (greedy, DeAL, drafted DeAL), every one from a cold
- * cache, so a burst of load on a shared machine hits all three alike.
+ * its lookaheads and saturation finish (lossless), and with drafted lookaheads (`lookahead=draft`:
+ * scored by the target in one call; `lookahead=draft-only`: only the winner checked — CDSL's
+ * idea, not lossless), each timed against plain greedy on the same task. The runs of a task
+ * follow each other, every one from a cold cache, so a burst of load on a shared machine hits
+ * all of them alike.
  */
 
 import { createStrategy } from "../src/decoding/registry.js";
@@ -28,6 +30,11 @@ export interface DealTally {
   hardCoverage: number;
   /** Outputs with a token below e^-8 (src/eval/fluency.ts). */
   salad: number;
+  /** Σ over outputs of each output's least token logprob, and of its mean token logprob (target's). */
+  minLogprob: number;
+  meanLogprob: number;
+  /** Target model calls (a rollout call counts once, whatever its length). */
+  calls: number;
   tasks: number;
   drafted: number;
   accepted: number;
@@ -51,6 +58,9 @@ function empty(label: string): DealTally {
     softCoverage: 0,
     hardCoverage: 0,
     salad: 0,
+    minLogprob: 0,
+    meanLogprob: 0,
+    calls: 0,
     tasks: 0,
     drafted: 0,
     accepted: 0,
@@ -60,7 +70,18 @@ function empty(label: string): DealTally {
   };
 }
 
-/** Greedy, DeAL and drafted DeAL on every task; tallies keyed "greedy", "deal", "deal+draft". */
+/**
+ * The DeAL variants measured: DeAL, DeAL with lossless drafting, and the two drafted-lookahead
+ * modes (which need the drafter too).
+ */
+export const DEAL_VARIANTS = [
+  { label: "deal", spec: DEAL_SPEC, drafts: false },
+  { label: "deal+draft", spec: DEAL_SPEC, drafts: true },
+  { label: "lookahead=draft", spec: `${DEAL_SPEC}:lookahead=draft`, drafts: true },
+  { label: "lookahead=draft-only", spec: `${DEAL_SPEC}:lookahead=draft-only`, drafts: true },
+] as const;
+
+/** Greedy and every DEAL_VARIANTS entry on every task; tallies keyed by label, greedy first. */
 export async function dealSideBySide(
   target: LlamaCppModel,
   draft: LlamaCppModel | undefined,
@@ -68,9 +89,12 @@ export async function dealSideBySide(
   tasks: readonly EvalTask[],
 ): Promise<DealTally[]> {
   const variants = [
-    { tally: empty("greedy"), spec: "greedy", drafting: undefined },
-    { tally: empty("deal"), spec: DEAL_SPEC, drafting: undefined },
-    { tally: empty("deal+draft"), spec: DEAL_SPEC, drafting },
+    { tally: empty("greedy"), spec: "greedy", drafting: undefined as SearchDrafting | undefined },
+    ...DEAL_VARIANTS.map((v) => ({
+      tally: empty(v.label),
+      spec: v.spec,
+      drafting: v.drafts ? drafting : undefined,
+    })),
   ];
   for (const task of tasks) {
     const prompt = await promptTokens(target, task.prompt);
@@ -96,8 +120,12 @@ export async function dealSideBySide(
       const coverage = keywordCoverage(result.text, task.keywords, { inflections: true });
       t.softCoverage += coverage.soft;
       t.hardCoverage += coverage.hard;
+      t.calls += result.stats.usage.calls;
       const logprobs = await tokenLogprobs(target, prompt, result.tokens);
-      if (fluencyOf(target, prompt, result.tokens, logprobs, result.text).salad) t.salad++;
+      const fluency = fluencyOf(target, prompt, result.tokens, logprobs, result.text);
+      if (fluency.salad) t.salad++;
+      t.minLogprob += fluency.minToken?.logprob ?? 0;
+      t.meanLogprob += fluency.meanLogprob ?? 0;
       if (v.spec === DEAL_SPEC && !v.drafting) undrafted = result;
       if (v.drafting && result.text === undrafted?.text) t.sameAsUndrafted++;
       console.error(

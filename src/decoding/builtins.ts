@@ -2,6 +2,7 @@ import { AMBEDKAR_PARAMS, ambedkarFromSpec } from "./ambedkar/fromSpec.js";
 import { beamSearch } from "./beam.js";
 import { bestOfN } from "./bestOfN.js";
 import { DEAL_DEFAULTS, DEAL_RAW, deal, PAPER_FAITHFUL } from "./deal/index.js";
+import { lookaheadSourceParam } from "./deal/lookaheadSourceParam.js";
 import {
   booleanParam,
   numberParam,
@@ -41,6 +42,8 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
     params: {
       k: "candidates expanded per beam",
       l: "greedy lookahead tokens per candidate",
+      lookahead:
+        "who writes the lookaheads: target (default) or draft (the drafter; the target scores all in one call)",
       lambda: "reward weight λ against log-probability",
       b: "beams kept",
       paper:
@@ -101,6 +104,7 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         commitPlacing: flag("commitPlacing"),
         bridgeScreen: flag("bridgeScreen"),
         reuseBridge: flag("reuseBridge"),
+        lookaheadFrom: lookaheadSourceParam(spec),
       });
     },
   },

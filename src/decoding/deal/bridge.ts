@@ -26,6 +26,8 @@ export async function bridge(run: DealRun, candidates: readonly Candidate[]): Pr
   if (options.bridge <= 0 || options.lambda <= 0 || !options.reward.wantedWords) return;
   const open: { candidate: Candidate; prefix: Token[]; spellings: Token[][] }[] = [];
   for (const c of candidates) {
+    // Already bridged (a drafted lookahead bridged on the draft model, see draftedLookahead.ts).
+    if (c.fit !== undefined) continue;
     const after = [...c.tokens, ...(c.rollout?.tokens ?? [])];
     const words = options.reward.wantedWords(run.inputOf([...c.beam.tokens, ...after], false));
     // Nothing left to bridge to is the best fit; a text that ends with keywords missing, the worst.
@@ -41,11 +43,17 @@ export async function bridge(run: DealRun, candidates: readonly Candidate[]): Pr
   if (open.length === 0) return;
   // Cheap first pass: the distribution after each lookahead (its sequence is cached), to pick the
   // keyword whose first token is likeliest there; only that one is scored in full.
+  // A drafted lookahead (`lookahead=draft`) came with the distribution after it already.
   const topK = Math.min(BRIDGE_TOP_K, model.capabilities.maxTopK);
-  const next = await model.nextTokenDistributions(
-    open.map((o) => o.prefix),
-    { topK, ...run.calls },
-  );
+  const asked = open.filter((o) => !o.candidate.after);
+  const fetched =
+    asked.length === 0
+      ? []
+      : await model.nextTokenDistributions(
+          asked.map((o) => o.prefix),
+          { topK, ...run.calls },
+        );
+  const next = open.map((o) => o.candidate.after ?? fetched[asked.indexOf(o)]);
   const first = await firstTokenLogprobs(run, open, next);
   const full: { candidate: Candidate; request: ScoreRequest }[] = [];
   open.forEach((o, i) => {

@@ -1,5 +1,6 @@
 import type { Reward } from "../../rewards/types.js";
 import type { CandidateVeto } from "../veto.js";
+import type { DraftedLookaheadOptions } from "./draftedLookahead.js";
 
 /**
  * DeAL (Huang et al., 2024): decoding as heuristic-guided search. Each step expands the top-k
@@ -9,7 +10,7 @@ import type { CandidateVeto } from "../veto.js";
  * off, and `PAPER_FAITHFUL` (`deal:paper` on the command line) turns them all off so the original
  * can be measured beside them.
  */
-export interface DealOptions {
+export interface DealOptions extends DraftedLookaheadOptions {
   /** The heuristic h the search steers by. */
   reward: Reward;
   /** Candidates expanded per beam (k). Defaults to 5. */
@@ -157,7 +158,8 @@ export const PAPER_FAITHFUL = {
 } as const;
 
 /** Every option set: the caller's, defaults for the rest. */
-export type ResolvedDealOptions = Required<Omit<DealOptions, "vetoes">> & Pick<DealOptions, "vetoes">;
+export type ResolvedDealOptions = Required<Omit<DealOptions, "vetoes" | "lookaheadFrom">> &
+  Pick<DealOptions, "vetoes" | "lookaheadFrom">;
 
 export function resolveDealOptions(options: DealOptions): ResolvedDealOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));

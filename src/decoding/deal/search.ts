@@ -6,6 +6,7 @@ import type { DecodeOutput } from "../strategy.js";
 import type { DecodeContext } from "../types.js";
 import { bridge } from "./bridge.js";
 import { commit } from "./commit.js";
+import { settleDraftedLookaheads } from "./draftedLookahead.js";
 import { applyVetoes, expand, topProposals } from "./expand.js";
 import { lexicalProposals, spellOut, wantedWords } from "./lexical.js";
 import { lookahead } from "./lookahead.js";
@@ -59,6 +60,7 @@ export async function searchDeal(
     await bridge(run, candidates);
     const ranked = await score(run, candidates);
     const kept = ranked.slice(0, options.beams);
+    await settleDraftedLookaheads(run, kept);
     recordStep(run, live, ranked, kept);
     beams = await commit(run, candidates, kept);
     run.stream(beams);
