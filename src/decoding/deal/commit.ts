@@ -6,7 +6,8 @@ import { type Beam, type Candidate, type DealRun, extend } from "./state.js";
 /**
  * Commit: each kept candidate becomes a beam, followed by some of its lookahead (speed-up 2) —
  * the whole lookahead when no plain candidate's reward differs (no signal to search on), else
- * `commitTokens` of it; and the whole lookahead when it ends where a missing keyword fits. Beams that reach a stop token or a stop string are finished; the rest
+ * `commitTokens` of it; and the whole lookahead when it ends where a missing keyword fits; never
+ * past the token budget. Beams that reach a stop token or a stop string are finished; the rest
  * are returned to search on.
  */
 export async function commit(
@@ -32,13 +33,18 @@ export async function commit(
     // objects to (it becomes a candidate again next step, where the veto applies).
     if (take > 0 && options.vetoes?.length)
       take = await vetoFreeLength(options.vetoes, run.prefix(c.beam, c.tokens), lookahead.slice(0, take));
-    const tokens = [...c.tokens, ...lookahead.slice(0, take)];
-    const logprobs = [...c.logprobs, ...(c.rollout?.logprobs ?? []).slice(0, take)];
+    // The token budget is hard: a spelled-out keyword or a committed lookahead stops at it.
+    const room = run.context.maxTokens - c.beam.tokens.length;
+    const own = Math.min(c.tokens.length, room);
+    take = Math.min(take, room - own);
+    const tokens = [...c.tokens.slice(0, own), ...lookahead.slice(0, take)];
+    const logprobs = [...c.logprobs.slice(0, own), ...(c.rollout?.logprobs ?? []).slice(0, take)];
     // The model's logprobs stay exact; a soft-veto penalty only lowers the search score.
     const beam = extend(c.beam, tokens, logprobs);
     beam.logprob -= c.penalty;
     // The whole lookahead committed: the distribution bridging read after it comes next.
-    if (options.reuseBridge && c.after && take === lookahead.length && take > 0) beam.next = c.after;
+    if (options.reuseBridge && c.after && own === c.tokens.length && take === lookahead.length && take > 0)
+      beam.next = c.after;
     beam.score = c.score;
     beam.reward = c.reward;
     if (c.lexical) run.lexicalCommits++;

@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { align } from "../src/align.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { keywordsReward } from "../src/rewards/keywords.js";
+import { loadTestModel } from "./helpers.js";
+
+let model: LlamaCppModel;
+beforeAll(async () => {
+  model = await loadTestModel();
+});
+afterAll(async () => {
+  await model?.dispose();
+});
+
+// Prompts and keywords of the dev set where DeAL once committed a spelled-out keyword or a whole
+// lookahead past the budget (e.g. 22 tokens for maxTokens 17).
+const tasks = [
+  { prompt: "It was a sunny day.", keywords: ["elephant", "lion", "shop"] },
+  { prompt: "It was a sunny day.", keywords: ["shop", "doll", "hug"] },
+  { prompt: "Once upon a time", keywords: ["boat", "cookie", "duck"] },
+  { prompt: "The kids", keywords: ["truck", "dolls", "friends"] },
+];
+
+describe("DeAL keeps the token budget", () => {
+  for (const [strategy, drafter] of [
+    ["deal", undefined],
+    ["deal:raw", undefined],
+    ["deal:lookahead=draft-only", "prompt"],
+  ] as const)
+    it(`${strategy}: never more tokens than maxTokens, and a run that needs more stops at it`, async () => {
+      let atBudget = 0;
+      for (const task of tasks)
+        for (const maxTokens of [9, 17]) {
+          const result = await align(model, {
+            prompt: task.prompt,
+            reward: keywordsReward(task.keywords),
+            strategy,
+            maxTokens,
+            ...(drafter ? { drafter } : {}),
+          });
+          expect(
+            result.tokens.length,
+            `${task.keywords} at ${maxTokens}: ${result.text}`,
+          ).toBeLessThanOrEqual(maxTokens);
+          if (result.tokens.length === maxTokens) {
+            expect(result.stopReason).toBe("max-tokens");
+            atBudget++;
+          }
+        }
+      expect(atBudget).toBeGreaterThan(0);
+    });
+});
