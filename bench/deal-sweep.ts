@@ -1,7 +1,7 @@
 /**
  * `npx tsx bench/deal-sweep.ts [--model GGUF] [--tasks FILE] [--n N] [--rounds R] SPEC…` — greedy
  * and each DeAL spec on the first N keyword dev tasks, R rounds. Each round shuffles the task
- * order (seeded by the round) and rotates the order of the strategies, and runs them alternated
+ * order (seeded by the round, from `--seed`, default 1) and rotates the order of the strategies, and runs them alternated
  * task by task with a cold cache (a change of machine load hits them alike). Prints, per
  * strategy, the quality figures of `tiller eval` (hard coverage, salad share, mean min token
  * logprob, logprob/token, rep4) and the evaluated-token, wall and process-CPU ratios to greedy,
@@ -32,6 +32,7 @@ const { values, positionals } = parseArgs({
     n: { type: "string", default: "40" },
     rounds: { type: "string", default: "3" },
     rows: { type: "string" },
+    seed: { type: "string", default: "1" },
   },
 });
 const specs = ["greedy", ...positionals];
@@ -46,9 +47,10 @@ console.log(`model ${model.id}; ${tasks.length} tasks × ${values.rounds} rounds
 /** Fisher–Yates with a small seeded generator: round r's task order is the same on every rerun. */
 function shuffled<T>(items: readonly T[], seed: number): T[] {
   const out = [...items];
-  let s = seed * 2654435761 + 1;
+  let s = (seed * 2654435761 + 1) % 2147483648;
+  // A linear congruential step in 32-bit integer arithmetic (exact, unlike doubles past 2^53).
   const next = () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
+    s = ((Math.imul(s, 1103515245) + 12345) >>> 0) % 2147483648;
     return s / 2147483648;
   };
   for (let i = out.length - 1; i > 0; i--) {
@@ -110,7 +112,7 @@ const allRows: (EvalRow & { round: number })[] = [];
 const prompts = new Map<string, number[]>();
 for (const task of tasks) prompts.set(task.id, await promptTokens(model, task.prompt));
 for (let r = 0; r < Number(values.rounds); r++) {
-  const order = shuffled(tasks, r + 1);
+  const order = shuffled(tasks, r + Number(values.seed));
   const rows: EvalRow[] = [];
   const cpu = new Map<string, number>(specs.map((s) => [s, 0]));
   for (const [t, task] of order.entries()) {
