@@ -100,7 +100,8 @@ export interface DealOptions {
   reuseBridge?: boolean;
 }
 
-// k, l and candidateSlack (session 9, bench/deal-sweep.ts, dev set, stories model, 3 task orders):
+// k, l and candidateSlack (session 9, bench/deal-sweep.ts, dev set, stories model, 3 task orders,
+// quality identical in each; CPU time alternated with greedy):
 // k=5, l=4, slack 3 met every target but the worst token by a hair (hard 0.975, mean min token
 // −4.94, CPU 4.2× greedy); k=4, l=3, slack 2 keeps margin on all of them (0.95, −4.72, 3.5×).
 export const DEAL_DEFAULTS = {
@@ -120,14 +121,14 @@ export const DEAL_DEFAULTS = {
   commit: true,
   commitTokens: 2,
   // Dev set, stories model: 3 → 15% less CPU than all k, same coverage and worst token (0.975, −4.94);
-  // with l = 3, 2 → another 10% less and the same figures as 3 (0.95, −4.71).
+  // with l = 3, 2 → 10% less CPU than 3, same coverage (0.95), worst token −4.71 vs −4.78.
   candidateSlack: 2,
   saturation: true,
   lexical: true,
   lexicalSlack: 4,
   // A keyword waits longer for a place where it fits: the floor reaches its final value after
-  // 3/4 of the budget (0.5: mean worst token −4.95 to −5.1; 0.75: −4.72 to −4.96, same coverage;
-  // with l = 3, 0.6 → −4.88).
+  // 3/4 of the budget (l = 4: 0.5 → mean worst token −4.98, 0.75 → −4.94, same coverage; l = 3:
+  // 0.6 → −4.88, 0.75 → −4.72).
   patience: 0.75,
   // The floor ends word salad (0.675 → 0 of outputs on the dev set; `deal:raw` turns it off).
   floor: -6.5,
@@ -141,7 +142,7 @@ export const DEAL_DEFAULTS = {
 } as const;
 
 /**
- * `deal:raw`: DeAL before the floor — no floor, no bridging, the lookahead and patience measured
+ * `deal:raw`: DeAL before the floor — no floor, no bridging, the k, lookahead and patience measured
  * for them. It forces keywords in (hard coverage 0.975) at the price of word salad in 2 of 3 outputs.
  */
 export const DEAL_RAW = {
