@@ -3,7 +3,7 @@
  * one run: greedy, DeAL (tiller defaults), raw DeAL (`deal:raw`: no floor, no bridging),
  * Best-of-N at DeAL's evaluated-token budget, and on a subset the paper-faithful variant and one
  * ablation per speed-up; then, on every task, the ablation of each fluency piece (bridging,
- * patience, lookahead, candidate slack) with word-salad share and worst-token logprob beside
+ * patience, lookahead, k, candidate slack, and session 8's defaults) with word-salad share and worst-token logprob beside
  * coverage; last, greedy vs DeAL on the compute-bound twin (`--heavy`, first `--heavy-tasks` tasks).
  *
  *   npm run bench:deal -- [--tasks FILE] [--model GGUF] [--subset N] [--out DIR]
@@ -88,8 +88,10 @@ console.log(formatTable(sub.summary));
 const fluencyAblations = [
   "deal:bridge=0", // floor without bridging
   "deal:patience=0.5", // the floor relaxes over the first half of the budget (session 7)
-  "deal:l=5", // the lookahead of session 7 (deal:natural)
+  "deal:l=4", // the lookahead of session 8
+  "deal:k=5", // the k of session 8
   "deal:candidateSlack=false", // speed-up 8 off: all k plain candidates looked ahead of
+  "deal:k=5,l=4,candidateSlack=3", // the defaults of session 8
 ];
 const pieces = await runEval(model, tasks, ["greedy", "deal", ...fluencyAblations], {
   onProgress: progress("fluency ablations"),

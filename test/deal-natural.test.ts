@@ -158,7 +158,14 @@ describe("DeAL without word salad", () => {
       expect(await subFloorPositions(tokens, result.tokens, DEAL_DEFAULTS.floor), spec).toEqual([]);
     }
     const raw = await run("deal:raw");
-    expect(raw.trace?.options).toMatchObject({ floor: Number.NEGATIVE_INFINITY, bridge: 0, lookahead: 8 });
+    // Raw DeAL keeps the search it was measured with (k=5, l=8, every candidate), whatever the defaults.
+    expect(raw.trace?.options).toMatchObject({
+      floor: Number.NEGATIVE_INFINITY,
+      bridge: 0,
+      k: 5,
+      lookahead: 8,
+      candidateSlack: Number.POSITIVE_INFINITY,
+    });
     expect(keywordCoverage(raw.text, keywords, { inflections: true }).soft).toBe(1);
   });
 });

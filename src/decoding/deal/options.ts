@@ -13,9 +13,9 @@ import type { DraftedLookaheadOptions } from "./draftedLookahead.js";
 export interface DealOptions extends DraftedLookaheadOptions {
   /** The heuristic h the search steers by. */
   reward: Reward;
-  /** Candidates expanded per beam (k). Defaults to 5. */
+  /** Candidates expanded per beam (k). Defaults to 4. */
   k: number;
-  /** Greedy lookahead tokens per candidate (l). Defaults to 4. */
+  /** Greedy lookahead tokens per candidate (l). Defaults to 3. */
   lookahead: number;
   /** Weight of the reward against the model's log-probability (λ). Defaults to 50. */
   lambda: number;
@@ -37,7 +37,7 @@ export interface DealOptions extends DraftedLookaheadOptions {
   commitTokens?: number;
   /**
    * (8) Nats below the top token a plain candidate may cost to be looked ahead of: fewer
-   * candidates, fewer sequences in every batched call. Infinity keeps all k. Defaults to 3.
+   * candidates, fewer sequences in every batched call. Infinity keeps all k. Defaults to 2.
    */
   candidateSlack?: number;
   /** (3) When the reward is saturated (can no longer change), finish with plain greedy decoding. Defaults to true. */
@@ -101,12 +101,18 @@ export interface DealOptions extends DraftedLookaheadOptions {
   reuseBridge?: boolean;
 }
 
+// k, l and candidateSlack (session 9, bench/deal-sweep.ts, dev set, stories model, 3 task orders,
+// quality identical in each; CPU time alternated with greedy):
+// k=5, l=4, slack 3 met every target but the worst token by a hair (hard 0.975, mean min token
+// −4.94, CPU 4.2× greedy); k=4, l=3, slack 2 keeps margin on all of them (0.95, −4.72, 3.5×).
 export const DEAL_DEFAULTS = {
-  k: 5,
+  // Four plain candidates: with the candidate slack, the fifth is rarely within reach, and each
+  // one costs a lookahead per step (k=5 with l=3, slack 2: same quality, 10% more CPU).
+  k: 4,
   // With the floor and bridging, a shorter lookahead tests more places for a keyword per token
-  // and costs fewer rounds per step (dev set, stories model: l = 4 → hard coverage 0.95–0.975;
-  // l = 5 → 0.875–0.90; l = 8 → 0.825).
-  lookahead: 4,
+  // (dev set, stories model: l = 3 → mean worst token −4.71 … −4.78, l = 4 → −4.94; hard coverage
+  // 0.95 / 0.975; l = 5 → 0.875–0.90; l = 8 → 0.825).
+  lookahead: 3,
   // A keyword is worth 1/n of the keywords reward; inserting one costs the model several nats,
   // so λ must exceed n × that cost for the search to place it. Measured on the dev set with the
   // stories model: λ = 10 reaches 0.3 soft coverage, 30 → 0.8, 50 → 0.99 (fluency −0.27 nats/token).
@@ -115,13 +121,15 @@ export const DEAL_DEFAULTS = {
   batch: true,
   commit: true,
   commitTokens: 2,
-  // Dev set, stories model: 3 → 15% less CPU than all k, same coverage and worst token (0.975, −4.94).
-  candidateSlack: 3,
+  // Dev set, stories model: 3 → 15% less CPU than all k, same coverage and worst token (0.975, −4.94);
+  // with l = 3, 2 → 10% less CPU than 3, same coverage (0.95), worst token −4.71 vs −4.78.
+  candidateSlack: 2,
   saturation: true,
   lexical: true,
   lexicalSlack: 4,
   // A keyword waits longer for a place where it fits: the floor reaches its final value after
-  // 3/4 of the budget (0.5: mean worst token −5.1; 0.75: −4.8 to −4.96, same coverage).
+  // 3/4 of the budget (l = 4: 0.5 → mean worst token −4.98, 0.75 → −4.94, same coverage; l = 3:
+  // 0.6 → −4.88, 0.75 → −4.72).
   patience: 0.75,
   // The floor ends word salad (0.675 → 0 of outputs on the dev set; `deal:raw` turns it off).
   floor: -6.5,
@@ -135,12 +143,13 @@ export const DEAL_DEFAULTS = {
 } as const;
 
 /**
- * `deal:raw`: DeAL before the floor — no floor, no bridging, the lookahead and patience measured
+ * `deal:raw`: DeAL before the floor — no floor, no bridging, the k, lookahead and patience measured
  * for them. It forces keywords in (hard coverage 0.975) at the price of word salad in 2 of 3 outputs.
  */
 export const DEAL_RAW = {
   floor: Number.NEGATIVE_INFINITY,
   bridge: 0,
+  k: 5,
   lookahead: 8,
   patience: 0.5,
   candidateSlack: Number.POSITIVE_INFINITY,
