@@ -5,7 +5,8 @@
  *
  * 1. Draft model: target stories-heavy-n25 (a different model from stories260K over its tokenizer,
  *    ~20× its compute per token), drafted by stories260K. Plain greedy and speculative greedy
- *    (N = 3 and auto) on the same prompts, interleaved prompt by prompt so a burst of load on this
+ *    (N = 3 and auto, and auto drafted by prompt lookup first, the draft model where it has no match)
+ *    on the same prompts, interleaved prompt by prompt so a burst of load on this
  *    shared machine hits every variant alike. Speed-up = Σ plain time / Σ speculative time.
  * 2. Corpus lookup: target stories-heavy, drafted from a trace index of the shared TinyStories
  *    corpus (lowercased, as the corpus is; built once into bench-out/), alone and after prompt
@@ -309,6 +310,11 @@ if (SECTIONS.has("draft") || SECTIONS.has("sampling") || SECTIONS.has("deal")) {
       await sideBySide(heavyN25, small, [
         { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
         { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
+        // Prompt lookup first (free, and long where the story repeats itself), the draft model elsewhere.
+        {
+          label: "prompt+model auto",
+          make: () => speculative({ drafter: "prompt+model", draftTokens: "auto" }),
+        },
       ]),
       TARGETS.draftModel,
     );
