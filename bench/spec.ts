@@ -5,7 +5,8 @@
  *
  * 1. Draft model: target stories-heavy-n25 (a different model from stories260K over its tokenizer,
  *    ~20× its compute per token), drafted by stories260K. Plain greedy and speculative greedy
- *    (N = 3 and auto) on the same prompts, interleaved prompt by prompt so a burst of load on this
+ *    (N = 3 and auto, and auto drafted by prompt lookup first, the draft model where it has no match)
+ *    on the same prompts, interleaved prompt by prompt so a burst of load on this
  *    shared machine hits every variant alike. Speed-up = Σ plain time / Σ speculative time.
  * 2. Corpus lookup: target stories-heavy, drafted from a trace index of the shared TinyStories
  *    corpus (lowercased, as the corpus is; built once into bench-out/), alone and after prompt
@@ -18,8 +19,11 @@
  *    drafted by stories260K, and heavy drafted by prompt + corpus lookup (not by stories260K,
  *    whose distributions equal heavy's). Coverage, salad share, evaluated tokens beside each.
  *
- * `npm run bench:spec -- --deal-only` runs section 4 alone (the DeAL rows; quicker to rerun);
- * `--deal-pair n25|heavy` runs one of its two pairs.
+ * Options: `--sections draft,corpus,sampling,deal` (the default runs all four; e.g. `--sections
+ * draft,corpus` for the speed-ups alone) and `--rounds N` (default 1: every prompt decoded N times
+ * per variant, the order of the variants reversed every other round).
+ * `--deal-only` is `--sections deal` (the DeAL rows; quicker to rerun); `--deal-pair n25|heavy`
+ * runs one of its two pairs.
  *
  * Every model runs on the CPU, 1 thread each. Time is reported as wall time (what a user waits)
  * and as this process's CPU time (what the work cost; steadier when other jobs share the cores).
@@ -28,9 +32,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { plainDecoding } from "../src/decoding/greedy.js";
 import { runStrategy } from "../src/decoding/run.js";
-import type { AcceptanceRule } from "../src/decoding/speculative/acceptance.js";
 import { DraftModelDrafter, speculative } from "../src/decoding/speculative/index.js";
 import type { Strategy } from "../src/decoding/strategy.js";
 import type { GenerationResult } from "../src/decoding/types.js";
@@ -43,6 +47,16 @@ import { testModelsPath } from "../test/models.js";
 import { speculativeSamplingCheck } from "../test/speculativeSamplingCheck.js";
 import { type DealTally, dealSideBySide } from "./specDeal.js";
 
+const { values: args } = parseArgs({
+  options: {
+    sections: { type: "string", default: "draft,corpus,sampling,deal" },
+    rounds: { type: "string", default: "1" },
+    "deal-only": { type: "boolean", default: false },
+    "deal-pair": { type: "string" },
+  },
+});
+const SECTIONS = new Set(args["deal-only"] ? ["deal"] : args.sections.split(","));
+const ROUNDS = Math.max(1, Number.parseInt(args.rounds, 10) || 1);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PROMPTS = [
   "Once upon a time",
@@ -57,11 +71,8 @@ const SAMPLES = 2000;
 const SAMPLING_PREFIX = "Ben had a red ball. He";
 const TARGETS = { draftModel: 2.0, corpus: 1.5, deal: 1.5, dealMoonshot: 1.0 };
 const DEAL_TASKS = 10;
-/** `--deal-only`: section 4 alone. */
-const DEAL_ONLY = process.argv.includes("--deal-only");
 /** `--deal-pair n25` or `--deal-pair heavy`: that pair's DeAL rows only (two runs can share the work). */
-const pairArg = process.argv.indexOf("--deal-pair");
-const DEAL_PAIR = pairArg < 0 ? undefined : process.argv[pairArg + 1];
+const DEAL_PAIR = args["deal-pair"];
 const runsPair = (pair: "n25" | "heavy") => DEAL_PAIR === undefined || DEAL_PAIR === pair;
 /** A top-2 gap this small is a tie that float order decides (batched and one-by-one differ by ~1e-3). */
 const NEAR_TIE_NATS = 0.01;
@@ -134,30 +145,44 @@ async function sideBySide(
   const strategies = new Map(all.map((v) => [v.label, v.make()]));
   // Warm-up: first calls pay for allocations that later ones do not.
   for (const v of all) await runStrategy(strategies.get(v.label) as Strategy, await context(PROMPTS[0], 16));
-  for (const prompt of PROMPTS) {
-    const ctx = await context(prompt, MAX_TOKENS);
-    let reference: GenerationResult | undefined;
-    for (const v of all) {
-      const started = cpuMs();
-      const result = await runStrategy(strategies.get(v.label) as Strategy, ctx);
-      const tally = tallies.get(v.label) as Tally;
-      tally.cpuMs += cpuMs() - started;
-      tally.wallMs += result.stats.wallMs;
-      tally.tokens += result.tokens.length;
-      reference ??= result;
-      tally.prompts++;
-      if (result.text === reference.text) tally.identical++;
-      else tally.gaps.push(await tieGap(target, ctx.promptTokens, reference.tokens, result.tokens));
-      const d = result.details;
-      if (d?.strategy === "speculative") {
-        tally.drafted += d.drafted;
-        tally.accepted += d.accepted;
-        tally.targetCalls += d.targetCalls;
-        tally.switchOffs += d.switchOffs;
-      } else tally.targetCalls += result.tokens.length;
+  for (let round = 0; round < ROUNDS; round++)
+    for (const prompt of PROMPTS) {
+      const ctx = await context(prompt, MAX_TOKENS);
+      const results = new Map<string, GenerationResult>();
+      for (const v of round % 2 ? [...all].reverse() : all) {
+        const started = cpuMs();
+        const result = await runStrategy(strategies.get(v.label) as Strategy, ctx);
+        const tally = tallies.get(v.label) as Tally;
+        tally.cpuMs += cpuMs() - started;
+        tally.wallMs += result.stats.wallMs;
+        results.set(v.label, result);
+      }
+      const reference = results.get("greedy") as GenerationResult;
+      for (const [label, result] of results)
+        await count(target, tallies.get(label) as Tally, result, reference, ctx.promptTokens);
     }
-  }
   return tallies;
+}
+
+/** Adds one decode's tokens, identity with plain greedy, and drafting counts to its variant's tally. */
+async function count(
+  target: LlamaCppModel,
+  tally: Tally,
+  result: GenerationResult,
+  reference: GenerationResult,
+  prompt: readonly number[],
+) {
+  tally.tokens += result.tokens.length;
+  tally.prompts++;
+  if (result.text === reference.text) tally.identical++;
+  else tally.gaps.push(await tieGap(target, prompt, reference.tokens, result.tokens));
+  const d = result.details;
+  if (d?.strategy === "speculative") {
+    tally.drafted += d.drafted;
+    tally.accepted += d.accepted;
+    tally.targetCalls += d.targetCalls;
+    tally.switchOffs += d.switchOffs;
+  } else tally.targetCalls += result.tokens.length;
 }
 
 /** The top-2 logprob gap where two greedy outputs first differ (llama.cpp batched vs token by token). */
@@ -268,64 +293,77 @@ function reportDeal(section: string, tallies: readonly DealTally[]): void {
   }
   progress(dealRows.slice(first));
 }
+type SamplingCheck = Awaited<ReturnType<typeof speculativeSamplingCheck>>;
+
+/** The seeded χ² check of speculative sampling, and of the variant that skips the residual resample. */
+async function samplingChecks(target: LlamaCppModel, draft: LlamaCppModel) {
+  const prefix = await target.tokenize(SAMPLING_PREFIX);
+  const drafter = new DraftModelDrafter(draft);
+  const check = { prefix, samples: SAMPLES, sampling: { temperature: 1 } };
+  const lossless = await speculativeSamplingCheck(target, drafter, check);
+  const broken = await speculativeSamplingCheck(target, drafter, {
+    ...check,
+    acceptance: skipResidualAcceptance,
+  });
+  return { lossless, broken };
+}
+
 const dealTasks = parseTasks(fs.readFileSync(shared("eval/keywords-dev.jsonl"), "utf8")).slice(0, DEAL_TASKS);
 const loadAtStart = os.loadavg();
 
 // --- 1. Draft model -----------------------------------------------------------------------------
 // 16 sequences: DeAL batches a step's lookaheads (and their drafts) over up to k·b sequences.
 const small = await load(shared("models/stories260K.gguf"), 16);
-const heavyN25 = await load(testModelsPath("stories-heavy-n25.gguf"), 16);
-if (!DEAL_ONLY)
-  report(
-    "n25 ← 260K",
-    await sideBySide(heavyN25, small, [
-      { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
-      { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
-    ]),
-    TARGETS.draftModel,
-  );
-
-// --- 3. Sampling (same pair) ----------------------------------------------------------------------
-const prefix = await heavyN25.tokenize(SAMPLING_PREFIX);
-const drafter = new DraftModelDrafter(small);
-const check = (acceptance?: AcceptanceRule) =>
-  speculativeSamplingCheck(heavyN25, drafter, {
-    prefix,
-    samples: SAMPLES,
-    sampling: { temperature: 1 },
-    acceptance,
-  });
-const lossless = DEAL_ONLY ? undefined : await check();
-const broken = DEAL_ONLY ? undefined : await check(skipResidualAcceptance);
-
-// --- 4a. DeAL on the same pair -----------------------------------------------------------------------
-if (runsPair("n25"))
-  reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
-await heavyN25.dispose();
+let sampling: { lossless: SamplingCheck; broken: SamplingCheck } | undefined;
+if (SECTIONS.has("draft") || SECTIONS.has("sampling") || SECTIONS.has("deal")) {
+  const heavyN25 = await load(testModelsPath("stories-heavy-n25.gguf"), 16);
+  if (SECTIONS.has("draft"))
+    report(
+      "n25 ← 260K",
+      await sideBySide(heavyN25, small, [
+        { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
+        { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
+        // Prompt lookup first (free, and long where the story repeats itself), the draft model elsewhere.
+        {
+          label: "prompt+model auto",
+          make: () => speculative({ drafter: "prompt+model", draftTokens: "auto" }),
+        },
+      ]),
+      TARGETS.draftModel,
+    );
+  // --- 3. Sampling (same pair) --------------------------------------------------------------------
+  if (SECTIONS.has("sampling")) sampling = await samplingChecks(heavyN25, small);
+  // --- 4a. DeAL on the same pair ------------------------------------------------------------------
+  if (SECTIONS.has("deal") && runsPair("n25"))
+    reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
+  await heavyN25.dispose();
+}
 
 // --- 2. Corpus lookup ---------------------------------------------------------------------------
-const heavy = await load(testModelsPath("stories-heavy.gguf"), 16);
-const indexDir = join(root, "bench-out", "tinystories-index");
-if (!fs.existsSync(join(indexDir, "header.json"))) {
-  console.error(`bench:spec: building the corpus index in ${indexDir} (once)…`);
-  await buildIndex(heavy, [shared("corpora/tinystories-4m.txt")], indexDir, { lowercase: true });
+if (SECTIONS.has("corpus") || SECTIONS.has("deal")) {
+  const heavy = await load(testModelsPath("stories-heavy.gguf"), 16);
+  const indexDir = join(root, "bench-out", "tinystories-index");
+  if (!fs.existsSync(join(indexDir, "header.json"))) {
+    console.error(`bench:spec: building the corpus index in ${indexDir} (once)…`);
+    await buildIndex(heavy, [shared("corpora/tinystories-4m.txt")], indexDir, { lowercase: true });
+  }
+  if (SECTIONS.has("corpus"))
+    report(
+      "heavy ← corpus",
+      await sideBySide(heavy, undefined, [
+        { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
+        { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
+      ]),
+      TARGETS.corpus,
+    );
+  // --- 4b. DeAL drafted by prompt + corpus lookup -------------------------------------------------
+  if (SECTIONS.has("deal") && runsPair("heavy"))
+    reportDeal(
+      "heavy ← prompt+corpus",
+      await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
+    );
+  await heavy.dispose();
 }
-if (!DEAL_ONLY)
-  report(
-    "heavy ← corpus",
-    await sideBySide(heavy, undefined, [
-      { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
-      { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
-    ]),
-    TARGETS.corpus,
-  );
-// --- 4b. DeAL drafted by prompt + corpus lookup --------------------------------------------------------
-if (runsPair("heavy"))
-  reportDeal(
-    "heavy ← prompt+corpus",
-    await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
-  );
-await heavy.dispose();
 await small.dispose();
 
 // --- Report ---------------------------------------------------------------------------------------
@@ -338,11 +376,14 @@ console.log(
   `load average at start ${loadText(loadAtStart)}, at the end ${loadText(os.loadavg())} (${os.cpus().length} cores)\n`,
 );
 table(rows);
-console.log(
-  `\nDeAL over ${dealTasks.length} keyword dev tasks (${dealTasks[0].maxTokens} tokens each); × = Σ time / Σ plain greedy's time on the same tasks:`,
-);
-table(dealRows);
-if (lossless && broken) {
+if (dealRows.length > 1) {
+  console.log(
+    `\nDeAL over ${dealTasks.length} keyword dev tasks (${dealTasks[0].maxTokens} tokens each); × = Σ time / Σ plain greedy's time on the same tasks:`,
+  );
+  table(dealRows);
+}
+if (sampling) {
+  const { lossless, broken } = sampling;
   console.log(
     `\nsampling (heavy-n25 ← 260K, T=1, "${SAMPLING_PREFIX}", ${SAMPLES} seeded samples, joint of the next 2 tokens, χ²):` +
       `\n  speculative sampling: p = ${lossless.pValue.toExponential(2)} (χ² ${fmt(lossless.statistic, 1)}, df ${lossless.degreesOfFreedom}, acceptance ${fmt(lossless.acceptanceRate)})` +

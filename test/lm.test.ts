@@ -173,6 +173,21 @@ describe("rollouts and next-token distributions", () => {
     );
   });
 
+  it("top-1 (the argmax alone, computed without the full distribution) equals the head of the full distribution", async () => {
+    const prefixes = await Promise.all(
+      ["Once upon a time", "Tom and Sue went to the park. They", "The little dog"].map((text) =>
+        model.tokenize(text),
+      ),
+    );
+    const full = await model.nextTokenDistributions(prefixes, { topK: model.vocabularySize });
+    const top1 = await model.nextTokenDistributions(prefixes, { topK: 1 });
+    prefixes.forEach((_, i) => {
+      expect(top1[i]).toHaveLength(1);
+      expect(top1[i][0].token).toBe(full[i][0].token);
+      expect(Math.abs(top1[i][0].logprob - full[i][0].logprob)).toBeLessThan(1e-5);
+    });
+  });
+
   it("a reused (cached) sequence gives the same distributions as a fresh model", async () => {
     const prompt = await model.tokenize("Once upon a time");
     const [story] = await model.rollouts([{ prefix: prompt }], { maxTokens: 40 });

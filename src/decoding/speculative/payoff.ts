@@ -24,6 +24,8 @@ export interface RoundCost {
 
 /** Tokens a drafted round must add on average (a plain round adds 1) for the drafter to stay on. */
 const MIN_GAIN = 1.05;
+/** An estimate this close below `minSpeedup` (as a share of it) is judged again on more pairs before the drafter switches off. */
+const CLOSE = 0.75;
 
 type Phase =
   | { kind: "judging"; pairs: number }
@@ -39,8 +41,10 @@ type Phase =
  * estimated speed-up is (tokens / ms of the drafted rounds) / (tokens / ms of the plain ones), each
  * round's time clipped at three times its group's median (bursts). Below `minSpeedup` (or when
  * its drafts add under 1.05 tokens a round, so it cannot win however cheap it is) the drafter
- * switches off (plain rounds only) and is judged again after `retryAfter` rounds, a wait that
- * doubles each time it still does not pay (text that repeats its prompt may start paying later);
+ * switches off (plain rounds only; an estimate within 25% below `minSpeedup` is first judged
+ * again on twice `pairs` pairs, the earlier ones included) and is judged again after `retryAfter`
+ * rounds, a wait that doubles each time it still does not pay (text that repeats its prompt may
+ * start paying later);
  * otherwise it drafts for `trustRounds` rounds, then is judged again on fewer pairs.
  */
 export class PayoffMeter {
@@ -95,6 +99,10 @@ export class PayoffMeter {
     const gain = this.drafted.reduce((sum, r) => sum + r.tokens, 0) / this.drafted.length;
     if (this.speedup >= this.minSpeedup && gain >= MIN_GAIN)
       this.phase = { kind: "on", left: this.trustRounds };
+    else if (gain >= MIN_GAIN && this.speedup >= CLOSE * this.minSpeedup && phase.pairs < 2 * this.pairs)
+      // A close verdict on a few pairs says little on a loaded machine (one preempted round moves
+      // it by tens of percent): judge on more pairs, the ones measured so far included.
+      phase.pairs = 2 * this.pairs;
     else {
       this.phase = { kind: "off", left: this.retryAfter };
       this.retryAfter *= 2;

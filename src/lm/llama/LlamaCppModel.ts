@@ -235,9 +235,15 @@ export class LlamaCppModel implements LanguageModel {
         options.signal?.throwIfAborted();
         const wave = prefixes.slice(start, start + this.pool.size);
         const sequences = this.pool.assign(wave);
-        const outputs = await this.pool.evaluatePrefixes(sequences, wave, { probabilities: true });
+        // Top-1 (a greedy drafter's question) needs only the argmax and its probability: asking
+        // for the whole distribution costs a sort and a Map of the vocabulary per prefix.
+        const outputs = await this.pool.evaluatePrefixes(
+          sequences,
+          wave,
+          topK === 1 ? { token: true, confidence: true } : { probabilities: true },
+        );
         outputs.forEach((next, i) => {
-          results[start + i] = topEntries(next.probabilities, topK);
+          results[start + i] = topK === 1 ? argmaxEntry(next) : topEntries(next.probabilities, topK);
         });
       }
       return results;
@@ -361,6 +367,12 @@ export class LlamaCppModel implements LanguageModel {
     await this.context.dispose();
     await this.model.dispose();
   }
+}
+
+/** The argmax and its probability (full softmax, temperature 1), as a one-entry distribution. */
+function argmaxEntry(next: { token?: number | null; confidence?: number }): TokenLogprob[] {
+  if (next.token == null || next.confidence === undefined) throw new Error("llama.cpp returned no argmax");
+  return [{ token: next.token, logprob: Math.log(next.confidence) }];
 }
 
 /** The first `k` entries of node-llama-cpp's probability map (already sorted, most likely first). */
