@@ -38,7 +38,7 @@ export interface GroupTexts {
   counterparts: ScoredText[];
 }
 
-/** The site of a term unit, or undefined when the unit does not begin with a term of `group`. */
+/** The site where a unit naming `group` is judged (its spacing is what precedes its first word). */
 export function groupSite(unit: string, shift: number, group: number, bodyEnd: number): GroupSite {
   const first = wordSpans(unit)[0];
   return { shift, group, bodyEnd, leading: first ? unit.slice(0, first.start) : "" };
