@@ -209,8 +209,8 @@ function probabilities(readings: readonly Reading[], c: Comparison): { p: number
 /**
  * Per pool: p, the summed probabilities of the group's terms in the real text, and q, those of
  * their counterparts in the counterfactual (each distinct text once). A judged bare term is in
- * it even where the screen left it out, so an identity word the verifier finds improbable is not
- * judged on an empty pool (a suffixed one, "Lucy's", is already counted by its term, "Lucy").
+ * it even where the pool's rule (groupPool.ts) leaves it out, so a word is never judged on a pool
+ * without it; a suffixed one ("Lucy's") is not added, as "Lucy" counts it where the text uses it.
  */
 function groupProbabilities(
   readings: readonly Reading[],
