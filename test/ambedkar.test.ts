@@ -283,6 +283,12 @@ describe("AMBEDKAR on the stories model", () => {
     expect(grouped.divergences[0]).toBeLessThan(0.2);
     expect(grouped.divergences[1]).toBe(grouped.divergences[0]);
     expect(grouped.divergences[2]).toBeCloseTo(alone.divergences[2], 3);
+    // The pool is the group, not the step's candidates: the stated name with no pronoun beside
+    // it (the draft has written " L" of " Lucy") is judged as it is beside " she".
+    const nameOnly = await judge(view, gender, prompt, body, [units[1]], { ...options, byGroup: true });
+    expect(nameOnly.divergences[0]).toBeCloseTo(grouped.divergences[1], 6);
+    const nameAlone = await judge(view, gender, prompt, body, [units[1]], { ...options, byGroup: false });
+    expect(nameAlone.divergences[0]).toBeGreaterThan(1);
     // Guessing on a masked prompt still costs: "girl" against "boy" after the same text.
     const masked = await judge(
       view,

@@ -42,8 +42,8 @@ export interface AmbedkarOptions {
    */
   divergence?: DivergenceKind;
   /**
-   * Judge an identity word by the verifier's probability of its whole group among the step's
-   * candidates ("she" and "Lucy" together against "he" and "Timmy"), for "token" and "logratio".
+   * Judge an identity word by the verifier's probability of its whole group ("she" and "Lucy"
+   * together against "he" and "Timmy"; groupPool.ts), for "token" and "logratio".
    * Defaults to true.
    */
   byGroup?: boolean;

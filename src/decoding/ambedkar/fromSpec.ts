@@ -17,7 +17,7 @@ export const AMBEDKAR_PARAMS = {
   alpha: "weight α of the divergence (default 1)",
   divergence:
     "token (JS of the probabilities of c and σ(c), default), logratio (|ln p − ln q| of them) or js (next-token distributions after them)",
-  byGroup: "true: an identity word is judged with the candidates naming its group (default true)",
+  byGroup: "true: an identity word is judged by its group's mass (default true)",
   aggregate: "mean or max over n-way counterfactuals (default: the swap map's, mean)",
   temperature: "draft temperature of the scored log-probabilities (default 0.7)",
   sample: "true: seeded sampling over the re-scored candidates (default false: greedy)",

@@ -7,12 +7,12 @@
  * swap in the same context, so guessing an identity costs. All requests of a step go to the
  * verifier as one `scoreContinuations` batch, duplicates merged.
  *
- * With `byGroup`, the scalar divergences judge an identity word by its group: p is the verifier's
- * probability of every candidate of the step naming that group (after the same text), q that of
- * their counterparts. Which word names the stated identity ("she" or the name "Lucy") depends on
- * how common the counterfactual's name is, not on the identity: after "a girl named Lucy" the
- * verifier gives "she" 0.69 and "Lucy" 0.11, after "a boy named Timmy" "he" 0.18 and "Timmy"
- * 0.73, so "she" alone differs by 1.4 nats while the group differs by 0.02.
+ * With `byGroup`, the scalar divergences judge an identity word by its group (groupPool.ts): p is
+ * the verifier's probability that the next word is any term of that group (after the same text),
+ * q that of their counterparts. Which word names the stated identity ("she" or the name "Lucy")
+ * depends on how common the counterfactual's name is, not on the identity: after "a girl named
+ * Lucy" the verifier gives "she" 0.69 and "Lucy" 0.11, after "a boy named Timmy" "he" 0.18 and
+ * "Timmy" 0.73, so "she" alone differs by 1.4 nats while the group differs by 0.02.
  */
 import type {
   ModelWarning,
@@ -22,8 +22,9 @@ import type {
 } from "../../lm/types.js";
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
+import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
 import { readBack, readBackMap } from "./readBack.js";
-import { counterfactual, shifts, termGroup } from "./sigma.js";
+import { counterfactual, isBareTerm, shifts, termGroup } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import type { VerifierView } from "./verifierView.js";
 
@@ -35,7 +36,7 @@ export interface JudgeOptions {
    * σ(c); "logratio": |ln p − ln q| of those probabilities.
    */
   divergence: DivergenceKind;
-  /** Judge an identity word by the probability of its whole group among the candidates (scalar kinds only). */
+  /** Judge an identity word by the verifier's probability of any term of its group (scalar kinds only). */
   byGroup?: boolean;
   aggregate: "mean" | "max";
   /** Size of each next-token distribution compared by "js" (the rest of the mass is one outcome). */
@@ -65,6 +66,8 @@ interface Comparison {
   shift: number;
   /** Where the comparison is pooled with others naming the same group (byGroup), else undefined. */
   pool?: string;
+  /** Whether the unit is a bare term ("Lucy", not "Lucy's"), whose texts belong in the pool's sums. */
+  bare?: boolean;
   real: number;
   variants: number[];
 }
@@ -91,6 +94,7 @@ export async function judge(
   };
   const comparisons: Comparison[] = [];
   const perCandidate: number[][] = units.map(() => []);
+  const sites = new Map<string, GroupSite>();
   units.forEach((judged, candidate) => {
     if (!judged) return;
     const body = generated.slice(0, judged.bodyEnd);
@@ -102,22 +106,39 @@ export async function judge(
         continue;
       }
       const group = options.byGroup && options.divergence !== "js" ? termGroup(map, judged.unit) : undefined;
+      let pool: string | undefined;
+      if (group !== undefined) {
+        const site = groupSite(judged.unit, shift, group, judged.bodyEnd);
+        pool = siteKey(site);
+        sites.set(pool, site);
+      }
       comparisons.push({
         candidate,
         shift,
-        pool: group === undefined ? undefined : `${shift}\u0000${group}\u0000${judged.bodyEnd}`,
+        pool,
+        bare: pool !== undefined && isBareTerm(map, judged.unit),
         real: indexOf(prompt, body, judged.unit),
         variants: cf.tail.map((variant) => indexOf(cf.segments[0], cf.segments[1], variant)),
       });
     }
   });
+  const groups = new Map<string, { real: number[]; counterparts: number[] }>();
+  if (sites.size > 0) {
+    const found = await groupTexts(view, map, prompt, generated, [...sites.values()]);
+    [...sites.keys()].forEach((key, i) => {
+      groups.set(key, {
+        real: found[i].real.map((text) => indexOf(...text)),
+        counterparts: found[i].counterparts.map((text) => indexOf(...text)),
+      });
+    });
+  }
   const { readings, prefetched } =
     texts.length > 0 ? await readAll(view, texts, options) : { readings: [], prefetched: undefined };
   const readBacks = new Map<number, Map<number, number>>();
   if (options.divergence === "js")
     for (const shift of new Set(comparisons.map((c) => c.shift)))
       readBacks.set(shift, await readBackMap(view.verifier, map, shift));
-  const pooled = options.divergence === "js" ? new Map() : poolProbabilities(readings, comparisons);
+  const pooled = groupProbabilities(readings, comparisons, groups);
   for (const c of comparisons) {
     const pool = c.pool === undefined ? undefined : pooled.get(c.pool);
     perCandidate[c.candidate].push(
@@ -205,23 +226,32 @@ function probabilities(readings: readonly Reading[], c: Comparison): { p: number
   return { p: Math.exp(readings[c.real].logprob), q };
 }
 
-/** Per pool: the summed p and q of its distinct units (two candidates may complete to one word). */
-function poolProbabilities(readings: readonly Reading[], comparisons: readonly Comparison[]) {
-  const pools = new Map<string, { p: number; q: number; seen: Set<number> }>();
+/**
+ * Per pool: p, the summed probabilities of the group's terms in the real text, and q, those of
+ * their counterparts in the counterfactual (each distinct text once). A judged bare term is in
+ * it even where the pool's rule (groupPool.ts) leaves it out, so a word is never judged on a pool
+ * without it; a suffixed one ("Lucy's") is not added, as "Lucy" counts it where the text uses it.
+ */
+function groupProbabilities(
+  readings: readonly Reading[],
+  comparisons: readonly Comparison[],
+  groups: ReadonlyMap<string, { real: readonly number[]; counterparts: readonly number[] }>,
+): Map<string, { p: number; q: number }> {
+  const sets = new Map<string, { real: Set<number>; counterparts: Set<number> }>();
   for (const c of comparisons) {
     if (c.pool === undefined) continue;
-    let pool = pools.get(c.pool);
-    if (!pool) {
-      pool = { p: 0, q: 0, seen: new Set() };
-      pools.set(c.pool, pool);
+    let set = sets.get(c.pool);
+    if (!set) {
+      const group = groups.get(c.pool);
+      set = { real: new Set(group?.real), counterparts: new Set(group?.counterparts) };
+      sets.set(c.pool, set);
     }
-    if (pool.seen.has(c.real)) continue;
-    pool.seen.add(c.real);
-    const { p, q } = probabilities(readings, c);
-    pool.p += p;
-    pool.q += q;
+    if (!c.bare) continue;
+    set.real.add(c.real);
+    for (const v of c.variants) set.counterparts.add(v);
   }
-  return pools;
+  const sum = (indices: Set<number>) => [...indices].reduce((a, i) => a + Math.exp(readings[i].logprob), 0);
+  return new Map([...sets].map(([key, set]) => [key, { p: sum(set.real), q: sum(set.counterparts) }]));
 }
 
 function scalar(kind: DivergenceKind, p: number, q: number): number {

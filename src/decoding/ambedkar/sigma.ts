@@ -141,3 +141,9 @@ export function termGroup(map: SwapMap, text: string): number | undefined {
   const first = wordSpans(text)[0];
   return first ? lookUp(map, first.word)?.entry.group : undefined;
 }
+
+/** Whether a unit of text is exactly one term, spacing aside (" Lucy", not " Lucy's" or " Lucy,"). */
+export function isBareTerm(map: SwapMap, text: string): boolean {
+  const first = wordSpans(text)[0];
+  return first !== undefined && first.end === text.length && map.terms.has(first.word);
+}

@@ -1,0 +1,117 @@
+/**
+ * By-group judging: an identity word is judged by the verifier's probability that the next word
+ * names its group, p = Σ_t p_v(t | x, y) over the group's terms t, against the probability of
+ * their counterparts in the counterfactual, q = Σ_t p_v(σ(t) | σ(x), σ(y)). "she", "her" and the
+ * stated name "Lucy" are one reference to the stated girl; which of them the verifier prefers
+ * depends on the counterfactual's name, not on the identity.
+ *
+ * The terms pooled are the group's words that are one verifier token (the pronouns: read off the
+ * context's next-token distribution, at no cost) and the group's words the text itself uses (the
+ * stated name and noun, "Leo", "boy": one request each), plus the judged words. So a stated name
+ * is judged with the pronouns even when no pronoun is among the draft's candidates: after the
+ * draft has written " L" of " Leo", " Leo" is the only candidate naming the boy, and judged alone
+ * it differs by 0.4 nats from " Mary" in the counterfactual (the heavy verifier), 12 nats at
+ * α = 30. Every term of the group would be the exact mass, but most are several tokens (two case
+ * forms of ~50 words per group): a request each, ~150 per step.
+ */
+import { wordSpans } from "../../rewards/words.js";
+import { counterfactual, matchCase } from "./sigma.js";
+import type { SwapMap } from "./swapMap.js";
+import type { VerifierView } from "./verifierView.js";
+
+/** Where a group is judged: after the same text, in the same counterfactual, with the same spacing. */
+export interface GroupSite {
+  shift: number;
+  group: number;
+  /** Length of the generated text that stays context. */
+  bodyEnd: number;
+  /** What precedes the word in the judged unit (" ", "\n", ""). */
+  leading: string;
+}
+
+/** A text the verifier scores: prompt, generated body, unit. */
+export type ScoredText = [string, string, string];
+
+/** The texts of one group's mass: the real terms and their counterparts. */
+export interface GroupTexts {
+  real: ScoredText[];
+  counterparts: ScoredText[];
+}
+
+/** The site where a unit naming `group` is judged (its spacing is what precedes its first word). */
+export function groupSite(unit: string, shift: number, group: number, bodyEnd: number): GroupSite {
+  const first = wordSpans(unit)[0];
+  return { shift, group, bodyEnd, leading: first ? unit.slice(0, first.start) : "" };
+}
+
+export function siteKey(site: GroupSite): string {
+  return `${site.shift}\u0000${site.group}\u0000${site.bodyEnd}\u0000${site.leading}`;
+}
+
+/** Every term of `group`, as the next word: in lower case and capitalised (both name the group). */
+function renderings(map: SwapMap, group: number, leading: string): string[] {
+  const out = new Set<string>();
+  for (const [term, entry] of map.terms) {
+    if (entry.group !== group) continue;
+    out.add(leading + term);
+    out.add(leading + matchCase("X", term));
+  }
+  return [...out];
+}
+
+/** The words of `text` as written (case kept): what "the text uses" means for a term. */
+function usedWords(text: string): Set<string> {
+  return new Set(wordSpans(text).map((span) => text.slice(span.start, span.end)));
+}
+
+/**
+ * The texts whose summed probabilities are the group's mass in the real text and in the
+ * counterfactual: the group's one-token words and the words each text uses.
+ */
+export async function groupTexts(
+  view: VerifierView,
+  map: SwapMap,
+  prompt: string,
+  generated: string,
+  sites: readonly GroupSite[],
+): Promise<GroupTexts[]> {
+  return Promise.all(
+    sites.map(async (site) => {
+      const body = generated.slice(0, site.bodyEnd);
+      const real: ScoredText[] = [];
+      const counterparts: ScoredText[] = [];
+      let cfUsed: Set<string> | undefined;
+      for (const word of renderings(map, site.group, site.leading)) {
+        const cf = counterfactual(map, [prompt, body, word], site.shift);
+        if (!cf.changed) continue;
+        cfUsed ??= usedWords(cf.segments[0] + cf.segments[1]);
+        real.push([prompt, body, word]);
+        for (const variant of cf.tail) counterparts.push([cf.segments[0], cf.segments[1], variant]);
+      }
+      const used = usedWords(prompt + body);
+      return {
+        real: await pooled(view, dedupe(real), used),
+        counterparts: await pooled(view, dedupe(counterparts), cfUsed ?? new Set()),
+      };
+    }),
+  );
+}
+
+function dedupe(texts: ScoredText[]): ScoredText[] {
+  const seen = new Set<string>();
+  return texts.filter((text) => {
+    const key = text.join("\u0000");
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** The texts whose word is one verifier token after its context, or is used by the text. */
+async function pooled(view: VerifierView, texts: ScoredText[], used: ReadonlySet<string>) {
+  const requests = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
+  return texts.filter(([, , unit], i) => {
+    const word = unit.trimStart();
+    return requests[i].continuation.length === 1 || used.has(word);
+  });
+}
