@@ -27,7 +27,7 @@ describe("DeAL keeps the token budget", () => {
     ["deal:raw", undefined],
     ["deal:lookahead=draft-only", "prompt"],
   ] as const)
-    it(`${strategy}: never more tokens than maxTokens, and a run that needs more stops at it`, async () => {
+    it(`${strategy}: never more tokens than maxTokens, keywords kept whole, a run that needs more stops at it`, async () => {
       let atBudget = 0;
       for (const task of tasks)
         for (const maxTokens of [9, 17]) {
@@ -36,8 +36,13 @@ describe("DeAL keeps the token budget", () => {
             reward: keywordsReward(task.keywords),
             strategy,
             maxTokens,
+            trace: true,
             ...(drafter ? { drafter } : {}),
           });
+          // A keyword the search chose is committed whole: the budget never cuts one in half.
+          for (const step of result.trace?.steps ?? [])
+            for (const c of step.candidates.filter((c) => c.kept && c.lexical))
+              expect(result.text, `step ${step.step} kept "${c.text}"`).toContain(c.text.trim());
           expect(
             result.tokens.length,
             `${task.keywords} at ${maxTokens}: ${result.text}`,

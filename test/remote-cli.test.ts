@@ -22,7 +22,7 @@ const job = [
   "--reward",
   "keywords:elephant,lion",
   "--max-tokens",
-  "40",
+  "48",
   "--json",
 ];
 

@@ -33,7 +33,7 @@ export async function commit(
     // objects to (it becomes a candidate again next step, where the veto applies).
     if (take > 0 && options.vetoes?.length)
       take = await vetoFreeLength(options.vetoes, run.prefix(c.beam, c.tokens), lookahead.slice(0, take));
-    // The token budget is hard: a spelled-out keyword or a committed lookahead stops at it.
+    // The token budget is hard (a safety net: lexical proposals and lookaheads already fit in it).
     const room = run.context.maxTokens - c.beam.tokens.length;
     const own = Math.min(c.tokens.length, room);
     take = Math.min(take, room - own);

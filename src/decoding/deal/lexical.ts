@@ -94,7 +94,9 @@ export async function spellOut(
       Number.isFinite(c.penalty) &&
       Number.isFinite(c.logprob) &&
       (!c.lexical ||
-        (c.logprob >= topLogprob(c.beam) - run.allowance(c.beam) &&
+        // A keyword that does not fit in the tokens left is not proposed: cut, it would be a fragment.
+        (c.beam.tokens.length + c.tokens.length <= run.context.maxTokens &&
+          c.logprob >= topLogprob(c.beam) - run.allowance(c.beam) &&
           c.logprobs.every((lp) => lp >= run.lexicalFloorAt(c.beam)))),
   );
 }
