@@ -42,7 +42,11 @@ export function strategyTokens(spec: StrategySpec, maxTokens: number): number {
     case "deal":
       return (
         num(spec, "b", DEAL_DEFAULTS.beams) *
-        num(spec, "k", DEAL_DEFAULTS.k) *
+        num(
+          spec,
+          "k",
+          spec.params.raw === true || spec.params.paper === true ? DEAL_RAW.k : DEAL_DEFAULTS.k,
+        ) *
         (num(
           spec,
           "l",

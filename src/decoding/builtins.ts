@@ -43,7 +43,7 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       k: "candidates expanded per beam",
       l: "greedy lookahead tokens per candidate",
       lookahead:
-        "who writes the lookaheads: target (default) or draft (the drafter; the target scores all in one call)",
+        "who writes the lookaheads: target (default), draft (the drafter; the target scores all in one call) or draft-only (the drafter; the target checks only the kept ones)",
       lambda: "reward weight λ against log-probability",
       b: "beams kept",
       paper:

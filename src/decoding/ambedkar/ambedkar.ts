@@ -71,8 +71,9 @@ export interface AmbedkarOptions {
   /**
    * Skip model calls that cannot change the choice: a greedy step whose leader has D = 0 for
    * certain judges nothing else, and a self-verifying draft fetches its next step in the
-   * verifier's batch. The text is the same either way (docs/ambedkar.md, "Cost"); false judges
-   * every contender, for checking. Defaults to true.
+   * verifier's batch. The skip is exact; the prefetched distribution comes from another batch, so
+   * its logprobs may differ in the 7th digit and a near-tie that close could in principle flip
+   * (docs/ambedkar.md, "Cost"); false judges every contender, for checking. Defaults to true.
    */
   shortcuts?: boolean;
 }
@@ -278,6 +279,7 @@ async function judgeCandidates(
     signal: context.signal,
     onWarning: (warning) => warn(context, warning),
     prefetch: prefetch ? [prefetch] : undefined,
+    prefetchTopK: run.pool,
   });
   run.requests += judgement.requests;
   const next = judgement.prefetched?.[0];

@@ -49,6 +49,8 @@ export interface JudgeOptions {
    * Sent only when the step calls the verifier anyway. Defaults to none.
    */
   prefetch?: readonly ScoreRequest[];
+  /** Entries of each prefetched distribution (what the draft's step reads). Defaults to the whole vocabulary. */
+  prefetchTopK?: number;
 }
 
 export interface Judgement {
@@ -200,9 +202,11 @@ async function readAll(
     nextTopK:
       options.divergence === "js"
         ? options.nextK
-        : shared || prefetch.length > 0
+        : shared
           ? verifier.vocabularySize
-          : 0,
+          : prefetch.length > 0
+            ? Math.min(options.prefetchTopK ?? verifier.vocabularySize, verifier.capabilities.maxTopK)
+            : 0,
     signal: options.signal,
     onWarning: options.onWarning,
   });

@@ -224,6 +224,9 @@ export async function settleDraftedLookaheads(run: DealRun, kept: readonly Candi
     if (!exact) continue;
     c.rollout = exact.rollout;
     c.after = exact.after;
+    // The fit was judged after the drafter's text; where the target's text differs it no longer
+    // ends where the keyword fits, so commit takes `commitTokens` and the search looks again.
+    if (!exact.after) c.fit = undefined;
   }
 }
 

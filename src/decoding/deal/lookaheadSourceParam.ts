@@ -2,7 +2,7 @@ import { TillerError } from "../../errors.js";
 import type { StrategySpec } from "../definition.js";
 import { LOOKAHEAD_SOURCES, type LookaheadSource } from "./draftedLookahead.js";
 
-/** `deal:lookahead=target|draft`: who writes the lookaheads; "target" when absent. */
+/** `deal:lookahead=target|draft|draft-only`: who writes the lookaheads; "target" when absent. */
 export function lookaheadSourceParam(spec: StrategySpec): LookaheadSource {
   const value = spec.params.lookahead ?? "target";
   if (typeof value === "string" && (LOOKAHEAD_SOURCES as readonly string[]).includes(value))

@@ -1,6 +1,7 @@
+import { TillerError } from "../../errors.js";
 import type { Reward } from "../../rewards/types.js";
 import type { CandidateVeto } from "../veto.js";
-import type { DraftedLookaheadOptions } from "./draftedLookahead.js";
+import { type DraftedLookaheadOptions, LOOKAHEAD_SOURCES } from "./draftedLookahead.js";
 
 /**
  * DeAL (Huang et al., 2024): decoding as heuristic-guided search. Each step expands the top-k
@@ -171,6 +172,12 @@ export type ResolvedDealOptions = Required<Omit<DealOptions, "vetoes" | "lookahe
   Pick<DealOptions, "vetoes" | "lookaheadFrom">;
 
 export function resolveDealOptions(options: DealOptions): ResolvedDealOptions {
+  const source = options.lookaheadFrom;
+  if (source !== undefined && !(LOOKAHEAD_SOURCES as readonly string[]).includes(source))
+    throw new TillerError(
+      `deal: lookaheadFrom must be one of ${LOOKAHEAD_SOURCES.join(" | ")}, got ${JSON.stringify(source)}`,
+      "bad-strategy-param",
+    );
   const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
   return { ...DEAL_DEFAULTS, ...(defined as DealOptions) };
 }
