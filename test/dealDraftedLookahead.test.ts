@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deal } from "../src/decoding/deal/index.js";
+import { DEAL_DEFAULTS, deal } from "../src/decoding/deal/index.js";
 import { createStrategy, parseStrategySpec } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
 import type { Draft, Drafter, DraftRequest } from "../src/decoding/speculative/index.js";
@@ -164,7 +164,7 @@ describe("drafted lookahead: bad input", () => {
       /lookahead must be one of target \| draft \| draft-only/,
     );
     // The library's option is checked the same way (it once fell through to draft-only).
-    expect(() => deal({ reward, lookaheadFrom: "drafts" as never })).toThrow(
+    expect(() => deal({ ...DEAL_DEFAULTS, reward, lookaheadFrom: "drafts" as never })).toThrow(
       /deal: lookaheadFrom must be one of target \| draft \| draft-only, got "drafts"/,
     );
   });
