@@ -14,14 +14,11 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createStrategy } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
-import { fluencyOf, tokenLogprobs } from "../src/eval/fluency.js";
-import { type EvalRow, type StrategySummary, summarize } from "../src/eval/runEval.js";
+import { type EvalRow, type StrategySummary, summarize, taskMetrics } from "../src/eval/runEval.js";
 import { taskReward } from "../src/eval/taskReward.js";
 import { type EvalTask, readTasks } from "../src/eval/tasks.js";
 import { loadModel } from "../src/lm/load.js";
 import { promptTokens } from "../src/lm/prompt.js";
-import { keywordCoverage } from "../src/rewards/keywords.js";
-import { countWords } from "../src/rewards/words.js";
 import { writeFileAtomic } from "../src/util/atomicWrite.js";
 
 const { values, positionals } = parseArgs({
@@ -71,7 +68,8 @@ async function runOne(
   prompt: number[],
 ): Promise<{ row: EvalRow; cpuMs: number }> {
   await model.clearCache();
-  const strategy = createStrategy(spec, { reward: taskReward(task) });
+  const reward = taskReward(task);
+  const strategy = createStrategy(spec, { reward });
   const c0 = process.cpuUsage();
   const result = await runStrategy(strategy, {
     model,
@@ -81,29 +79,12 @@ async function runOne(
   });
   const c = process.cpuUsage(c0);
   // Scored after the clock stops, as `tiller eval` does.
-  const coverage = keywordCoverage(result.text, task.keywords, { inflections: true });
-  const logprobs = await tokenLogprobs(model, prompt, result.tokens);
   const row: EvalRow = {
     strategy: spec,
     taskId: task.id,
     prompt: task.prompt,
     text: result.text,
-    metrics: {
-      softCoverage: coverage.soft,
-      hardCoverage: coverage.hard,
-      present: coverage.present,
-      missing: coverage.missing,
-      words: countWords(result.text),
-      reward: 0,
-      inLengthWindow: null,
-      logprobPerToken: result.tokens.length > 0 ? result.logprob / result.tokens.length : null,
-      generatedTokens: result.stats.generatedTokens,
-      promptTokens: result.stats.promptTokens,
-      evaluatedTokens: result.stats.evaluatedTokens,
-      wallMs: result.stats.wallMs,
-      stopReason: result.stopReason,
-      fluency: fluencyOf(model, prompt, result.tokens, logprobs, result.text),
-    },
+    metrics: await taskMetrics(model, task, prompt, result, reward),
   };
   return { row, cpuMs: (c.user + c.system) / 1000 };
 }

@@ -14,6 +14,7 @@
 import { z } from "zod";
 import { createStrategy, parseStrategySpec, type StrategySpec } from "../decoding/registry.js";
 import { runStrategy } from "../decoding/run.js";
+import type { GenerationResult } from "../decoding/types.js";
 import type { CandidateVeto } from "../decoding/veto.js";
 import { TillerError } from "../errors.js";
 import { promptTokens } from "../lm/prompt.js";
@@ -21,6 +22,7 @@ import type { LanguageModel, SamplingOptions, Token } from "../lm/types.js";
 import { regurgitation } from "../provenance/regurgitation.js";
 import type { TraceIndex } from "../provenance/trace-index.js";
 import { keywordCoverage } from "../rewards/keywords.js";
+import type { Reward } from "../rewards/types.js";
 import { countWords } from "../rewards/words.js";
 import { checkModel, describeIssues, fields, parseOptions } from "../util/options.js";
 import { type Fluency, type FluencySummary, fluencyOf, summarizeFluency, tokenLogprobs } from "./fluency.js";
@@ -227,38 +229,7 @@ export async function runEval(
         signal: options.signal,
       });
       if (result.stopReason === "aborted") throwIfAborted(options.signal);
-      const coverage = keywordCoverage(result.text, task.keywords, { inflections: true });
-      const words = countWords(result.text);
-      const metrics: EvalMetrics = {
-        softCoverage: coverage.soft,
-        hardCoverage: coverage.hard,
-        present: coverage.present,
-        missing: coverage.missing,
-        words,
-        reward: await reward.score({
-          prompt: task.prompt,
-          text: result.text,
-          tokens: result.tokens,
-          finished: true,
-        }),
-        inLengthWindow:
-          task.minWords === undefined && task.maxWords === undefined
-            ? null
-            : words >= (task.minWords ?? 0) && words <= (task.maxWords ?? Number.POSITIVE_INFINITY),
-        logprobPerToken: result.tokens.length > 0 ? result.logprob / result.tokens.length : null,
-        generatedTokens: result.stats.generatedTokens,
-        promptTokens: result.stats.promptTokens,
-        evaluatedTokens: result.stats.evaluatedTokens,
-        wallMs: result.stats.wallMs,
-        stopReason: result.stopReason,
-        fluency: fluencyOf(
-          model,
-          prompts[t],
-          result.tokens,
-          await tokenLogprobs(model, prompts[t], result.tokens),
-          result.text,
-        ),
-      };
+      const metrics = await taskMetrics(model, task, prompts[t], result, reward);
       if (index) {
         // The index may be normalised (lowercased): re-tokenize the output the way it was built.
         // Leading whitespace is dropped: tokenized on its own, " She…" gains a lone "▁" token that
@@ -343,4 +314,49 @@ export function rowKey(strategy: string, taskId: string): string {
 
 function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new TillerError("evaluation aborted", "aborted", 130);
+}
+
+/**
+ * A run's metrics on its task (coverage, length, reward, fluency under the model, cost), scored
+ * after the clock stopped; regurgitation is added by the caller when there is an index.
+ */
+export async function taskMetrics(
+  model: LanguageModel,
+  task: EvalTask,
+  prompt: readonly Token[],
+  result: GenerationResult,
+  reward: Reward,
+): Promise<EvalMetrics> {
+  const coverage = keywordCoverage(result.text, task.keywords, { inflections: true });
+  const words = countWords(result.text);
+  return {
+    softCoverage: coverage.soft,
+    hardCoverage: coverage.hard,
+    present: coverage.present,
+    missing: coverage.missing,
+    words,
+    reward: await reward.score({
+      prompt: task.prompt,
+      text: result.text,
+      tokens: result.tokens,
+      finished: true,
+    }),
+    inLengthWindow:
+      task.minWords === undefined && task.maxWords === undefined
+        ? null
+        : words >= (task.minWords ?? 0) && words <= (task.maxWords ?? Number.POSITIVE_INFINITY),
+    logprobPerToken: result.tokens.length > 0 ? result.logprob / result.tokens.length : null,
+    generatedTokens: result.stats.generatedTokens,
+    promptTokens: result.stats.promptTokens,
+    evaluatedTokens: result.stats.evaluatedTokens,
+    wallMs: result.stats.wallMs,
+    stopReason: result.stopReason,
+    fluency: fluencyOf(
+      model,
+      prompt,
+      result.tokens,
+      await tokenLogprobs(model, prompt, result.tokens),
+      result.text,
+    ),
+  };
 }
