@@ -46,32 +46,15 @@ describe("tiller align --model URL", () => {
       const tasks = join(dir, "tasks.jsonl");
       writeFileSync(tasks, '{"id":"t1","prompt":"It was a sunny day.","keywords":["lion"],"maxTokens":12}\n');
       const urls = servers.flatMap((s) => ["--model", s.url]);
-      const run = await runCli([
-        "eval",
-        ...urls,
-        "--tasks",
-        tasks,
-        "-s",
-        "greedy",
-        "--out",
-        join(dir, "out"),
-      ]);
+      // The same eval, into `out`, with `extra` flags.
+      const evalInto = (out: string, ...extra: string[]) =>
+        runCli(["eval", ...urls, "--tasks", tasks, "-s", "greedy", "--out", join(dir, out), ...extra]);
+      const run = await evalInto("out");
       expect(run.stderr).toBe("");
       expect(run.status).toBe(0);
       expect(run.stdout).toMatch(/warm cache/);
       expect(JSON.parse(readFileSync(join(dir, "out", "run.json"), "utf8")).cache).toBe("warm");
-      const cold = await runCli([
-        "eval",
-        ...urls,
-        "--tasks",
-        tasks,
-        "-s",
-        "greedy",
-        "--out",
-        join(dir, "cold"),
-        "--cache",
-        "cold",
-      ]);
+      const cold = await evalInto("cold", "--cache", "cold");
       expect(cold.status).toBe(2);
       expect(cold.stderr.trim().split("\n")).toHaveLength(1);
       expect(cold.stderr).toMatch(/cache "cold"/);
