@@ -22,6 +22,7 @@ import { judge } from "../src/decoding/ambedkar/judge.js";
 import { readBack } from "../src/decoding/ambedkar/readBack.js";
 import { counterfactual } from "../src/decoding/ambedkar/sigma.js";
 import { parseSwapMap, SWAP_MAP_SCHEMA } from "../src/decoding/ambedkar/swapMap.js";
+import { TokenEndings } from "../src/decoding/ambedkar/tokenEndings.js";
 import { VerifierView } from "../src/decoding/ambedkar/verifierView.js";
 import type { DecodeEvent } from "../src/decoding/events.js";
 import { createStrategy } from "../src/decoding/registry.js";
@@ -235,6 +236,39 @@ describe("divergences on hand-made distributions", () => {
     ]).toEqual([[8, 1]]);
     expect(aggregate([0.1, 0.3], "mean")).toBeCloseTo(0.2, 12);
     expect(aggregate([0.1, 0.3], "max")).toBe(0.3);
+  });
+});
+
+describe("token endings: the pre-check before tokenizing a group's terms", () => {
+  it("a word no token's text ends with is never one verifier token after a context; most terms are such", async () => {
+    const view = new VerifierView(twin, undefined);
+    const endings = new TokenEndings(twin);
+    const prompt = "Once upon a time, there was a girl named Lucy who loved dolls.";
+    const words = [...gender.terms.keys()].flatMap((term) => [term, term[0].toUpperCase() + term.slice(1)]);
+    let ruledOut = 0;
+    for (const body of [" One day,", " She saw a", ""])
+      for (const word of words) {
+        const oneToken = (await view.request(prompt, body, ` ${word}`)).continuation.length === 1;
+        // The claim the pre-check rests on: one token ⇒ some token's text ends with the word.
+        if (oneToken) expect(endings.mayEndOneToken(word), word).toBe(true);
+        if (!endings.mayEndOneToken(word)) ruledOut++;
+      }
+    // Not vacuous: the pronouns can be one token, and most terms (names, nouns) are ruled out.
+    expect(endings.mayEndOneToken("she")).toBe(true);
+    expect(endings.mayEndOneToken("He")).toBe(true);
+    expect(ruledOut).toBeGreaterThan(words.length);
+  });
+
+  it("a backend that cannot list its vocabulary's texts is never ruled out", () => {
+    const remoteLike = Object.create(twin, {
+      detokenize: {
+        value: () => {
+          throw new TillerError("token was never handed out by this model", "unknown-token");
+        },
+      },
+    });
+    expect(new TokenEndings(remoteLike).mayEndOneToken("xylophonist")).toBe(true);
+    expect(new TokenEndings(twin).mayEndOneToken("xylophonist")).toBe(false);
   });
 });
 

@@ -130,6 +130,27 @@ describe("scoreContinuations", () => {
     expectSameDistribution(next, await freshDistribution([...prefix, ...continuation]), "next");
   });
 
+  it("wantsNext: false leaves out the distribution after the last token, and only that", async () => {
+    const { prefix, continuation } = await request("Once upon a time, there was", " a little girl");
+    const options = { topK: 4, nextTopK: 7 };
+    const [lean, full] = await model.scoreContinuations(
+      [
+        { prefix, continuation, wantsNext: false },
+        { prefix, continuation },
+      ],
+      options,
+    );
+    expect(lean.next).toBeUndefined();
+    expect(full.next).toHaveLength(7);
+    expectClose(lean.logprobs, full.logprobs, "logprobs");
+    expect(lean.top).toHaveLength(continuation.length);
+    for (let j = 0; j < continuation.length; j++)
+      expectSameDistribution(lean.top?.[j] ?? [], full.top?.[j] ?? [], `top ${j}`);
+    // An empty continuation has nothing else to give: the hint is ignored there.
+    const [empty] = await model.scoreContinuations([{ prefix, continuation: [], wantsNext: false }], options);
+    expect(empty.next).toHaveLength(7);
+  });
+
   it("an empty continuation gives only the next-token distribution", async () => {
     const prefix = await model.tokenize("The dog");
     const [scored] = await model.scoreContinuations([{ prefix, continuation: [] }], { topK: 3, nextTopK: 5 });

@@ -96,6 +96,13 @@ export interface ScoreRequest {
   prefix: readonly Token[];
   /** The known tokens that follow `prefix` (may be empty: then only `next` is returned). */
   continuation: readonly Token[];
+  /**
+   * Whether this request needs `next` when the call asks for it (`nextTopK`); false lets a backend
+   * skip the distribution after the last token (llama.cpp: one full-vocabulary read fewer) and
+   * leave `next` out. A hint: a backend may return `next` anyway. Ignored for an empty
+   * continuation. Defaults to true.
+   */
+  wantsNext?: boolean;
 }
 
 export interface ScoreOptions extends ModelCallOptions {
@@ -112,7 +119,7 @@ export interface ScoredContinuation {
   logprob: number;
   /** With `topK`: the distribution before each continuation token (`top[i]` predicts `continuation[i]`). */
   top?: NextTokenDistribution[];
-  /** With `nextTopK`: the distribution after the last continuation token. */
+  /** With `nextTopK` (and unless the request set `wantsNext: false`): the distribution after the last continuation token. */
   next?: NextTokenDistribution;
 }
 

@@ -107,11 +107,19 @@ function dedupe(texts: ScoredText[]): ScoredText[] {
   });
 }
 
-/** The texts whose word is one verifier token after its context, or is used by the text. */
+/**
+ * The texts whose word is used by the text, or is one verifier token after its context. Only
+ * words that can end a verifier token are tokenized to find out (tokenEndings.ts): most terms
+ * cannot, and tokenizing the whole text once per term was most of a step's work.
+ */
 async function pooled(view: VerifierView, texts: ScoredText[], used: ReadonlySet<string>) {
-  const requests = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
-  return texts.filter(([, , unit], i) => {
-    const word = unit.trimStart();
-    return requests[i].continuation.length === 1 || used.has(word);
-  });
+  const keep = await Promise.all(
+    texts.map(async ([p, body, unit]) => {
+      const word = unit.trimStart();
+      if (used.has(word)) return true;
+      if (!view.endings.mayEndOneToken(word)) return false;
+      return (await view.request(p, body, unit)).continuation.length === 1;
+    }),
+  );
+  return texts.filter((_, i) => keep[i]);
 }

@@ -189,10 +189,13 @@ async function readAll(
     }
     return index;
   };
+  // The scalar kinds read `next` only of a shared context (or a prefetch), never after a scored
+  // unit: the backend may skip that distribution.
+  const wantsNext = options.divergence === "js";
   const sources = resolved.map((request) =>
     shareContexts && request.continuation.length === 1
       ? { index: plan({ prefix: request.prefix, continuation: [] }), token: request.continuation[0] }
-      : { index: plan(request), token: undefined },
+      : { index: plan({ ...request, wantsNext }), token: undefined },
   );
   const shared = sources.some((source) => source.token !== undefined);
   // Prefetched distributions ride along only with the scalar kinds (whose readings never use `next`

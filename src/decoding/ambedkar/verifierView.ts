@@ -7,18 +7,23 @@
 import { TillerError } from "../../errors.js";
 import { promptTokens } from "../../lm/prompt.js";
 import type { LanguageModel, ScoreRequest, Token } from "../../lm/types.js";
+import { TokenEndings } from "./tokenEndings.js";
 
 /** Tokenizations kept before the cache is emptied (each step needs a handful). */
 const CACHE_LIMIT = 256;
 
 export class VerifierView {
   private readonly cache = new Map<string, Promise<Token[]>>();
+  /** Which words can end one verifier token (a pre-check before tokenizing a text to find out). */
+  readonly endings: TokenEndings;
 
   constructor(
     readonly verifier: LanguageModel,
     /** An instruction the verifier reads before the prompt (the constitution); none when undefined. */
     private readonly constitution: string | undefined,
-  ) {}
+  ) {
+    this.endings = new TokenEndings(verifier);
+  }
 
   /** With a chat template the constitution is the system message; otherwise it is prepended as text. */
   private get chat(): boolean {

@@ -204,17 +204,22 @@ export class LlamaCppModel implements LanguageModel {
         const wave = requests.slice(start, start + this.pool.size);
         const full = wave.map((r) => [...r.prefix, ...r.continuation]);
         const sequences = this.pool.assign(full);
+        // The distribution after the last token is read only when it is returned.
+        const next = wave.map((r) => r.continuation.length === 0 || (nextTopK > 0 && r.wantsNext !== false));
         const outputs = await this.pool.evaluateContinuations(
           sequences,
           full,
           wave.map((r) => r.prefix.length),
+          next,
         );
         wave.forEach((request, i) => {
           const distributions = outputs[i];
           const logprobs = request.continuation.map((token, j) => Math.log(distributions[j].get(token) ?? 0));
           const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
-          if (topK > 0) scored.top = distributions.slice(0, -1).map((d) => topEntries(d, topK));
-          if (nextTopK > 0) scored.next = topEntries(distributions[distributions.length - 1], nextTopK);
+          if (topK > 0)
+            scored.top = distributions.slice(0, request.continuation.length).map((d) => topEntries(d, topK));
+          if (nextTopK > 0 && next[i])
+            scored.next = topEntries(distributions[distributions.length - 1], nextTopK);
           results[start + i] = scored;
         });
       }

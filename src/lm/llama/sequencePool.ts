@@ -113,22 +113,24 @@ export class SequencePool {
   /**
    * For each sequence, makes it hold `tokens[i]` and returns the full next-token probabilities
    * after each token from index `from[i] - 1` on: the distributions that predict `tokens[i][from..]`
-   * and the one after the last token. One evaluation per sequence, every one queued in the same
-   * tick (stale cells are erased first, as in `evaluatePrefixes`), so the wave is one batch.
+   * and, unless `last[i]` is false, the one after the last token. One evaluation per sequence,
+   * every one queued in the same tick (stale cells are erased first, as in `evaluatePrefixes`), so
+   * the wave is one batch.
    */
   async evaluateContinuations(
     sequences: readonly LlamaContextSequence[],
     tokens: readonly (readonly Token[])[],
     from: readonly number[],
+    last: readonly boolean[] = [],
   ): Promise<Map<number, number>[][]> {
     const inputs = await Promise.all(
-      tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i])),
+      tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i], last[i] ?? true)),
     );
     return Promise.all(
       inputs.map(async ({ input, skip }, i) => {
         const output = await sequences[i].controlledEvaluate(input);
         const out: Map<number, number>[] = [];
-        for (let j = skip; j < input.length; j++) {
+        for (let j = skip; j < input.length - ((last[i] ?? true) ? 0 : 1); j++) {
           const probabilities = output[j]?.next.probabilities;
           if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
           out.push(probabilities as Map<number, number>);
@@ -140,13 +142,15 @@ export class SequencePool {
 
   /**
    * Erases what `sequence` holds past what `tokens` can reuse, and returns the tokens to evaluate
-   * (probabilities asked from index `from - 1` on) and how many of them come before that index.
-   * The token at `from - 1` is evaluated even when cached: its logits are not kept.
+   * (probabilities asked from index `from - 1` on, the last token's only when `last`) and how many
+   * of them come before that index. The token at `from - 1` is evaluated even when cached: its
+   * logits are not kept.
    */
   private async prepareContinuation(
     sequence: LlamaContextSequence,
     tokens: readonly Token[],
     from: number,
+    last: boolean,
   ): Promise<{ input: ControlledEvaluateInputItem[]; skip: number }> {
     const first = Math.max(0, from - 1);
     const shared = Math.min(commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]), first);
@@ -155,7 +159,9 @@ export class SequencePool {
     const input: ControlledEvaluateInputItem[] = tokens
       .slice(shared)
       .map((token, i) =>
-        shared + i >= first ? [token as never, { generateNext: { probabilities: true } }] : (token as never),
+        shared + i >= first && (last || shared + i < tokens.length - 1)
+          ? [token as never, { generateNext: { probabilities: true } }]
+          : (token as never),
       );
     this.usage.requestedPrefixTokens += tokens.length;
     this.usage.cachedPrefixTokens += shared;
