@@ -151,29 +151,6 @@ describe("scoreContinuations", () => {
     expect(empty.next).toHaveLength(7);
   });
 
-  it("requests sharing a long context no sequence holds yet evaluate it once: the others wait for its sequence", async () => {
-    const context = await model.tokenize(
-      "Once upon a time, there was a little girl named Lily. She loved to play with her ball in the park every day.",
-    );
-    const words = await Promise.all(
-      [" She", " The ball", " One day, she"].map((w) => model.tokenize(w, { addBos: false })),
-    );
-    const requests = words.map((continuation) => ({ prefix: context, continuation }));
-    await model.clearCache();
-    const before = { ...model.usage };
-    const batched = await model.scoreContinuations(requests);
-    const evaluated = model.usage.evaluatedTokens - before.evaluatedTokens;
-    expect(model.usage.calls - before.calls).toBe(1);
-    // The context once; after it, each other request evaluates its words and the context's last
-    // token again (its logits are not kept). Each on a fresh sequence would be 3 × the context.
-    const words1 = words.reduce((sum, w) => sum + w.length, 0);
-    expect(evaluated).toBe(context.length + words1 + (words.length - 1));
-    for (let i = 0; i < requests.length; i++) {
-      const [single] = await model.scoreContinuations([requests[i]]);
-      expectClose(batched[i].logprobs, single.logprobs, `request ${i}`);
-    }
-  });
-
   it("an empty continuation gives only the next-token distribution", async () => {
     const prefix = await model.tokenize("The dog");
     const [scored] = await model.scoreContinuations([{ prefix, continuation: [] }], { topK: 3, nextTopK: 5 });

@@ -22,7 +22,7 @@ import {
 } from "../types.js";
 import { ChatTemplate } from "./chatTemplate.js";
 import { guardLogitReads } from "./logitReadGuard.js";
-import { CPU_DEFER_AFTER, SequencePool } from "./sequencePool.js";
+import { SequencePool } from "./sequencePool.js";
 
 /** The in-process llama.cpp backend: one context with a pool of sequences. */
 export class LlamaCppModel implements LanguageModel {
@@ -52,11 +52,7 @@ export class LlamaCppModel implements LanguageModel {
     private readonly createContext?: () => Promise<LlamaContext>,
   ) {
     guardLogitReads(context);
-    this.pool = new SequencePool(
-      sequences,
-      this.usage,
-      model.gpuLayers > 0 ? Number.POSITIVE_INFINITY : CPU_DEFER_AFTER,
-    );
+    this.pool = new SequencePool(sequences, this.usage);
     this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.bosToken = model.tokens.bos ?? undefined;
     const stops = new Set<Token>();
@@ -203,15 +199,11 @@ export class LlamaCppModel implements LanguageModel {
     return this.pool.exclusive(async () => {
       this.usage.calls++;
       const results: ScoredContinuation[] = new Array(requests.length);
-      const allFull = requests.map((r) => [...r.prefix, ...r.continuation]);
-      let pending = requests.map((_, i) => i);
-      while (pending.length > 0) {
+      for (let start = 0; start < requests.length; start += this.pool.size) {
         options.signal?.throwIfAborted();
-        const { indices, sequences } = this.pool.nextWave(allFull, pending);
-        const taken = new Set(indices);
-        pending = pending.filter((i) => !taken.has(i));
-        const wave = indices.map((i) => requests[i]);
-        const full = indices.map((i) => allFull[i]);
+        const wave = requests.slice(start, start + this.pool.size);
+        const full = wave.map((r) => [...r.prefix, ...r.continuation]);
+        const sequences = this.pool.assign(full);
         // The distribution after the last token is read only when it is returned.
         const next = wave.map((r) => r.continuation.length === 0 || (nextTopK > 0 && r.wantsNext !== false));
         const outputs = await this.pool.evaluateContinuations(
@@ -228,7 +220,7 @@ export class LlamaCppModel implements LanguageModel {
             scored.top = distributions.slice(0, request.continuation.length).map((d) => topEntries(d, topK));
           if (nextTopK > 0 && next[i])
             scored.next = topEntries(distributions[distributions.length - 1], nextTopK);
-          results[indices[i]] = scored;
+          results[start + i] = scored;
         });
       }
       return results;

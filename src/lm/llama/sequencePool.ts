@@ -16,13 +16,6 @@ export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): nu
 }
 
 /**
- * Tokens a prefix may evaluate again on a CPU before it waits for the next wave instead (see
- * `nextWave`): there a token costs ~0.15 ms even on the 260K test model and a round trip ~1 ms.
- * On a GPU a batch evaluates its tokens in parallel, so the pool never defers there.
- */
-export const CPU_DEFER_AFTER = 16;
-
-/**
  * A pool of llama.cpp context sequences that remembers what each one holds. node-llama-cpp
  * cannot fork a sequence, so search stays affordable only by sending each prefix to the sequence
  * whose cached tokens share the longest prefix with it and evaluating just the difference.
@@ -37,8 +30,6 @@ export class SequencePool {
   constructor(
     private sequences: readonly LlamaContextSequence[],
     private readonly usage: ModelUsage,
-    /** Re-evaluated tokens after which `nextWave` defers a prefix. Defaults to never. */
-    private readonly deferAfter = Number.POSITIVE_INFINITY,
   ) {}
 
   get size(): number {
@@ -87,42 +78,6 @@ export class SequencePool {
       remaining--;
     }
     return assigned;
-  }
-
-  /**
-   * The next wave of `pending` (indices into `prefixes`, in order): up to `size` of them, each on
-   * its own sequence as `assign` gives it. node-llama-cpp cannot copy a sequence's cache, so when
-   * more prefixes share a long context than sequences hold it, the extra ones would evaluate it
-   * again from far back; such a prefix (one that would evaluate over `deferAfter` tokens more than
-   * it shares with a prefix of this wave) waits for the next wave, where that prefix's sequence
-   * serves it. Returns the wave's indices with their sequences; the rest stay pending.
-   *
-   * Used for scoring (AMBEDKAR scores several words after each of two contexts that grow every
-   * step). A deferred prefix's rounding is then that of any prefix served from cache, not that of
-   * one evaluated in one pass.
-   */
-  nextWave(
-    prefixes: readonly (readonly Token[])[],
-    pending: readonly number[],
-  ): { indices: number[]; sequences: LlamaContextSequence[] } {
-    const candidates = pending.slice(0, this.size);
-    const assigned = this.assign(candidates.map((i) => prefixes[i]));
-    const shared = candidates.map((i, j) =>
-      commonPrefixLength(prefixes[i], assigned[j].contextTokens as unknown as Token[]),
-    );
-    // Most-shared first, as `assign` places them; the first is never deferred.
-    const order = candidates.map((_, j) => j).sort((a, b) => shared[b] - shared[a] || a - b);
-    const accepted: number[] = [];
-    for (const j of order) {
-      const prefix = prefixes[candidates[j]];
-      const gain = Math.max(
-        0,
-        ...accepted.map((k) => commonPrefixLength(prefix, prefixes[candidates[k]]) - shared[j]),
-      );
-      if (gain <= this.deferAfter) accepted.push(j);
-    }
-    accepted.sort((a, b) => a - b);
-    return { indices: accepted.map((j) => candidates[j]), sequences: accepted.map((j) => assigned[j]) };
   }
 
   /**
