@@ -78,22 +78,44 @@ export async function groupTexts(
   return Promise.all(
     sites.map(async (site) => {
       const body = generated.slice(0, site.bodyEnd);
+      const used = usedWords(prompt + body);
       const real: ScoredText[] = [];
       const counterparts: ScoredText[] = [];
       let cfUsed: Set<string> | undefined;
       for (const word of renderings(map, site.group, site.leading)) {
+        if (cfUsed !== undefined && !mayBePooled(view, map, word, used, cfUsed)) continue;
         const cf = counterfactual(map, [prompt, body, word], site.shift);
         if (!cf.changed) continue;
         cfUsed ??= usedWords(cf.segments[0] + cf.segments[1]);
         real.push([prompt, body, word]);
         for (const variant of cf.tail) counterparts.push([cf.segments[0], cf.segments[1], variant]);
       }
-      const used = usedWords(prompt + body);
       return {
         real: await pooled(view, dedupe(real), used),
         counterparts: await pooled(view, dedupe(counterparts), cfUsed ?? new Set()),
       };
     }),
+  );
+}
+
+/**
+ * Whether `pooled` could keep a rendering or one of its counterfactual variants: its word is used
+ * by the text or can end a verifier token, or so can one of the word's counterparts in any group
+ * (or the word itself, left unswapped) in the counterfactual. A superset of what is kept, so the
+ * rest need no counterfactual (σ over the whole text, ~100 terms a step).
+ */
+function mayBePooled(
+  view: VerifierView,
+  map: SwapMap,
+  unit: string,
+  used: ReadonlySet<string>,
+  cfUsed: ReadonlySet<string>,
+): boolean {
+  const word = unit.trimStart();
+  const entry = map.terms.get(word.toLowerCase());
+  if (!entry || used.has(word) || view.endings.mayEndOneToken(word)) return true;
+  return [word, ...entry.counterparts.flat().map((other) => matchCase(word, other))].some(
+    (variant) => cfUsed.has(variant) || view.endings.mayEndOneToken(variant),
   );
 }
 
