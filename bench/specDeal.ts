@@ -77,20 +77,26 @@ function empty(label: string): DealTally {
 export const DEAL_VARIANTS = [
   { label: "deal", spec: DEAL_SPEC, drafts: false },
   { label: "deal+draft", spec: DEAL_SPEC, drafts: true },
+  // Drafting round by round through the speculative rollouts (before verified lookaheads).
+  { label: "deal+draft:rounds", spec: `${DEAL_SPEC}:verifyAhead=false`, drafts: true },
   { label: "lookahead=draft", spec: `${DEAL_SPEC}:lookahead=draft`, drafts: true },
   { label: "lookahead=draft-only", spec: `${DEAL_SPEC}:lookahead=draft-only`, drafts: true },
 ] as const;
 
-/** Greedy and every DEAL_VARIANTS entry on every task; tallies keyed by label, greedy first. */
+/**
+ * Greedy and every DEAL_VARIANTS entry (or those `labels` names) on every task; tallies keyed by
+ * label, greedy first.
+ */
 export async function dealSideBySide(
   target: LlamaCppModel,
   draft: LlamaCppModel | undefined,
   drafting: SearchDrafting,
   tasks: readonly EvalTask[],
+  labels?: readonly string[],
 ): Promise<DealTally[]> {
   const variants = [
     { tally: empty("greedy"), spec: "greedy", drafting: undefined as SearchDrafting | undefined },
-    ...DEAL_VARIANTS.map((v) => ({
+    ...DEAL_VARIANTS.filter((v) => !labels || labels.includes(v.label)).map((v) => ({
       tally: empty(v.label),
       spec: v.spec,
       drafting: v.drafts ? drafting : undefined,
