@@ -106,6 +106,25 @@ describe("DeAL's lookaheads drafted through the context's drafter", () => {
     expect(stats?.accepted ?? 0).toBeGreaterThan(stats?.targetCalls ?? 0);
   });
 
+  it("verifyAhead: one call verifies every step's drafted lookaheads — the same text in fewer target calls than round by round", async () => {
+    const prompt = "Tom had a red ball.";
+    const plain = await decode(DEAL, prompt);
+    for (const drafter of ["model", rightThenWrong(small)] as const) {
+      const label = typeof drafter === "string" ? drafter : drafter.name;
+      const verified = await decode(DEAL, prompt, { drafter, draftTokens: "auto" });
+      const rounds = await decode(`${DEAL},verifyAhead=false`, prompt, { drafter, draftTokens: "auto" });
+      expect(verified.text, label).toBe(plain.text);
+      expect(rounds.text, label).toBe(plain.text);
+      const v = draftingOf(verified);
+      expect(v?.drafted, label).toBeGreaterThan(0);
+      if (drafter === "model") {
+        // Same weights: every drafted lookahead is accepted whole, one call per step.
+        expect(v?.acceptanceRate, label).toBe(1);
+        expect(v?.targetCalls ?? 0, label).toBeLessThan(draftingOf(rounds)?.targetCalls ?? 0);
+      } else expect(v?.accepted, label).toBeLessThan(v?.drafted ?? 0);
+    }
+  });
+
   it("align passes --draft to DeAL: drafting stats in the details", async () => {
     const result = await align(small, {
       prompt: "It was a sunny day.",
