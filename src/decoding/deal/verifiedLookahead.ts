@@ -1,5 +1,10 @@
 import { rolloutStopReason } from "../../lm/rolloutStop.js";
-import type { NextTokenDistribution, RolloutRequest, StopReason, Token } from "../../lm/types.js";
+import type { NextTokenDistribution, Rollout, RolloutRequest, StopReason, Token } from "../../lm/types.js";
+import { CorpusLookupDrafter } from "../speculative/corpusLookup.js";
+import type { Drafter } from "../speculative/drafter.js";
+import type { DraftLength } from "../speculative/draftLength.js";
+import { FallbackDrafter } from "../speculative/fallback.js";
+import { PromptLookupDrafter } from "../speculative/promptLookup.js";
 import type { SpeculationSession } from "../speculative/session.js";
 import type { Candidate, DealRun } from "./state.js";
 
@@ -23,32 +28,52 @@ export async function verifiedLookahead(
   rollable: readonly Candidate[],
   requests: readonly RolloutRequest[],
 ): Promise<void> {
-  const { model } = run;
-  await session.prepare(model);
-  const states = requests.map((r) => ({
-    prefix: r.prefix,
-    length: r.maxTokens ?? run.options.lookahead,
-    tokens: [] as Token[],
-    logprobs: [] as number[],
-    stopReason: undefined as StopReason | undefined,
-    after: undefined as NextTokenDistribution | undefined,
-  }));
-  for (const state of states) state.stopReason = state.length <= 0 ? "max-tokens" : undefined;
+  const states = await verifiedRollouts(run, session, requests);
+  rollable.forEach((c, i) => {
+    c.rollout = states[i].rollout;
+    if (states[i].after) c.after = states[i].after;
+  });
+}
+
+/**
+ * Greedy rollouts of the target through verification rounds (see {@link verifiedLookahead}), with
+ * the distribution after each rollout where its last round's draft completed it. `draftLength`
+ * caps each draft (a saturation finish: a long rejected draft costs more positions than the call
+ * it could save); without it a draft may fill the rest of its rollout (a lookahead of l tokens).
+ */
+export async function verifiedRollouts(
+  run: DealRun,
+  session: SpeculationSession,
+  requests: readonly RolloutRequest[],
+  draftLength?: DraftLength,
+): Promise<{ rollout: Rollout; after?: NextTokenDistribution }[]> {
+  await session.prepare(run.model);
+  const states: LookaheadState[] = requests.map((r) => {
+    const length = r.maxTokens ?? run.options.lookahead;
+    return {
+      prefix: r.prefix,
+      length,
+      tokens: [],
+      logprobs: [],
+      stopReason: length <= 0 ? "max-tokens" : undefined,
+      after: undefined,
+    };
+  });
   for (;;) {
+    run.context.signal?.throwIfAborted();
     const live = states.filter((state) => !state.stopReason);
     if (live.length === 0) break;
-    await verifyRound(run, session, live);
+    await verifyRound(run, session, live, draftLength);
   }
-  rollable.forEach((c, i) => {
-    const { tokens, logprobs, stopReason, after } = states[i];
-    c.rollout = {
+  return states.map(({ tokens, logprobs, stopReason, after }) => ({
+    rollout: {
       tokens,
       logprobs,
       logprob: logprobs.reduce((a, b) => a + b, 0),
       stopReason: stopReason ?? "max-tokens",
-    };
-    if (after) c.after = after;
-  });
+    },
+    after,
+  }));
 }
 
 interface LookaheadState {
@@ -65,25 +90,36 @@ async function verifyRound(
   run: DealRun,
   session: SpeculationSession,
   live: readonly LookaheadState[],
+  draftLength: DraftLength | undefined,
 ): Promise<void> {
   const { model } = run;
   const contexts = live.map((state) => [...state.prefix, ...state.tokens]);
   // A draft of n tokens is verified with the distribution after it: n + 1 positions past the context.
   const room = live.map((state, j) =>
-    Math.max(0, Math.min(state.length - state.tokens.length, model.contextSize - 2 - contexts[j].length)),
+    Math.max(
+      0,
+      Math.min(
+        state.length - state.tokens.length,
+        draftLength?.current ?? Number.POSITIVE_INFINITY,
+        model.contextSize - 2 - contexts[j].length,
+      ),
+    ),
   );
   const proposed = await session.drafter.propose(
     contexts.map((context, j) => ({ context, n: room[j], random: () => 0.5 })),
     { sampling: { temperature: 0 }, ...run.calls },
   );
   const drafts = proposed.map((d, j) => validTokens(d?.tokens ?? [], room[j], model.vocabularySize));
-  // The distribution after a draft is kept only where the draft may complete its lookahead.
-  const completes = drafts.some((draft, j) => draft.length > 0 && draft.length === room[j]);
+  // The distribution after a draft is kept only where the draft may complete its rollout.
+  const completes = drafts.some(
+    (draft, j) => draft.length > 0 && draft.length === live[j].length - live[j].tokens.length,
+  );
   const scored = await model.scoreContinuations(
     live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j] })),
     { topK: 1, nextTopK: completes ? Math.min(AFTER_TOP_K, model.capabilities.maxTopK) : 1, ...run.calls },
   );
   session.stats.targetCalls++;
+  let whole = 0;
   live.forEach((state, j) => {
     const draft = drafts[j];
     const top = scored[j].top ?? [];
@@ -91,6 +127,7 @@ async function verifyRound(
     while (agreed < draft.length && top[agreed]?.[0]?.token === draft[agreed]) agreed++;
     session.stats.drafted += draft.length;
     session.stats.accepted += agreed;
+    if (draft.length > 0 && agreed === draft.length) whole++;
     const next = scored[j].next;
     // The target's own token where it disagrees, or after the whole draft.
     const own = agreed < draft.length ? top[agreed]?.[0] : next?.[0];
@@ -120,6 +157,7 @@ async function verifyRound(
     )
       state.after = next;
   });
+  draftLength?.update(drafts.filter((d) => d.length > 0).length, whole);
 }
 
 /** A drafter's tokens cut to `n` and to valid token ids (a custom drafter may err). */
@@ -128,4 +166,13 @@ function validTokens(tokens: readonly Token[], n: number, vocabularySize: number
   for (let k = 0; k < length; k++)
     if (!(Number.isInteger(tokens[k]) && tokens[k] >= 0 && tokens[k] < vocabularySize)) length = k;
   return tokens.slice(0, length);
+}
+
+/**
+ * Whether a drafter only looks text up (prompt or corpus lookup, or a chain of them): proposing
+ * costs no model call, so drafting needs no payoff meter to decide whether it pays.
+ */
+export function looksUp(drafter: Drafter): boolean {
+  if (drafter instanceof FallbackDrafter) return drafter.drafters.every(looksUp);
+  return drafter instanceof PromptLookupDrafter || drafter instanceof CorpusLookupDrafter;
 }
