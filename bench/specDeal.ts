@@ -1,6 +1,7 @@
 /**
  * bench:spec's DeAL rows: DeAL (`deal`, natural placement by default) over keyword tasks, without and with drafting of
- * its lookaheads and saturation finish (lossless), and with drafted lookaheads (`lookahead=draft`:
+ * its lookaheads and saturation finish (lossless: verified lookaheads by default, `deal+draft:rounds`
+ * the speculative rollouts round by round), and with drafted lookaheads (`lookahead=draft`:
  * scored by the target in one call; `lookahead=draft-only`: only the winner checked — CDSL's
  * idea, not lossless), each timed against plain greedy on the same task. The runs of a task
  * follow each other, every one from a cold cache, so a burst of load on a shared machine hits
