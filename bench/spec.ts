@@ -23,7 +23,7 @@
  * draft,corpus` for the speed-ups alone) and `--rounds N` (default 1: every prompt decoded N times
  * per variant, the order of the variants reversed every other round).
  * `--deal-only` is `--sections deal` (the DeAL rows; quicker to rerun); `--deal-pair n25|heavy`
- * runs one of its two pairs.
+ * runs one of its two pairs; `--deal-variants deal,deal+draft` some of its rows.
  *
  * Every model runs on the CPU, 1 thread each. Time is reported as wall time (what a user waits)
  * and as this process's CPU time (what the work cost; steadier when other jobs share the cores).
@@ -53,6 +53,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "1" },
     "deal-only": { type: "boolean", default: false },
     "deal-pair": { type: "string" },
+    "deal-variants": { type: "string" },
   },
 });
 const SECTIONS = new Set(args["deal-only"] ? ["deal"] : args.sections.split(","));
@@ -73,6 +74,8 @@ const TARGETS = { draftModel: 2.0, corpus: 1.5, deal: 1.5, dealMoonshot: 1.0 };
 const DEAL_TASKS = 10;
 /** `--deal-pair n25` or `--deal-pair heavy`: that pair's DeAL rows only (two runs can share the work). */
 const DEAL_PAIR = args["deal-pair"];
+/** `--deal-variants deal,deal+draft`: those DeAL rows only (labels of bench/specDeal.ts's DEAL_VARIANTS). */
+const DEAL_LABELS = args["deal-variants"]?.split(",");
 const runsPair = (pair: "n25" | "heavy") => DEAL_PAIR === undefined || DEAL_PAIR === pair;
 /** A top-2 gap this small is a tie that float order decides (batched and one-by-one differ by ~1e-3). */
 const NEAR_TIE_NATS = 0.01;
@@ -335,7 +338,10 @@ if (SECTIONS.has("draft") || SECTIONS.has("sampling") || SECTIONS.has("deal")) {
   if (SECTIONS.has("sampling")) sampling = await samplingChecks(heavyN25, small);
   // --- 4a. DeAL on the same pair ------------------------------------------------------------------
   if (SECTIONS.has("deal") && runsPair("n25"))
-    reportDeal("n25 ← 260K", await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks));
+    reportDeal(
+      "n25 ← 260K",
+      await dealSideBySide(heavyN25, small, { drafter: "model" }, dealTasks, DEAL_LABELS),
+    );
   await heavyN25.dispose();
 }
 
@@ -360,7 +366,7 @@ if (SECTIONS.has("corpus") || SECTIONS.has("deal")) {
   if (SECTIONS.has("deal") && runsPair("heavy"))
     reportDeal(
       "heavy ← prompt+corpus",
-      await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks),
+      await dealSideBySide(heavy, undefined, { drafter: `prompt+index:${indexDir}` }, dealTasks, DEAL_LABELS),
     );
   await heavy.dispose();
 }

@@ -1,6 +1,7 @@
 /**
  * bench:spec's DeAL rows: DeAL (`deal`, natural placement by default) over keyword tasks, without and with drafting of
- * its lookaheads and saturation finish (lossless), and with drafted lookaheads (`lookahead=draft`:
+ * its lookaheads and saturation finish (lossless: verified lookaheads by default, `deal+draft:rounds`
+ * the speculative rollouts round by round), and with drafted lookaheads (`lookahead=draft`:
  * scored by the target in one call; `lookahead=draft-only`: only the winner checked — CDSL's
  * idea, not lossless), each timed against plain greedy on the same task. The runs of a task
  * follow each other, every one from a cold cache, so a burst of load on a shared machine hits
@@ -77,20 +78,26 @@ function empty(label: string): DealTally {
 export const DEAL_VARIANTS = [
   { label: "deal", spec: DEAL_SPEC, drafts: false },
   { label: "deal+draft", spec: DEAL_SPEC, drafts: true },
+  // Drafting round by round through the speculative rollouts (before verified lookaheads).
+  { label: "deal+draft:rounds", spec: `${DEAL_SPEC}:verifyAhead=false`, drafts: true },
   { label: "lookahead=draft", spec: `${DEAL_SPEC}:lookahead=draft`, drafts: true },
   { label: "lookahead=draft-only", spec: `${DEAL_SPEC}:lookahead=draft-only`, drafts: true },
 ] as const;
 
-/** Greedy and every DEAL_VARIANTS entry on every task; tallies keyed by label, greedy first. */
+/**
+ * Greedy and every DEAL_VARIANTS entry (or those `labels` names) on every task; tallies keyed by
+ * label, greedy first.
+ */
 export async function dealSideBySide(
   target: LlamaCppModel,
   draft: LlamaCppModel | undefined,
   drafting: SearchDrafting,
   tasks: readonly EvalTask[],
+  labels?: readonly string[],
 ): Promise<DealTally[]> {
   const variants = [
     { tally: empty("greedy"), spec: "greedy", drafting: undefined as SearchDrafting | undefined },
-    ...DEAL_VARIANTS.map((v) => ({
+    ...DEAL_VARIANTS.filter((v) => !labels || labels.includes(v.label)).map((v) => ({
       tally: empty(v.label),
       spec: v.spec,
       drafting: v.drafts ? drafting : undefined,

@@ -25,9 +25,11 @@ describe("DeAL keeps the token budget", () => {
   for (const [strategy, drafter] of [
     ["deal", undefined],
     ["deal:raw", undefined],
+    // Verified lookaheads (drafted whole, completed by the target's rollouts where a draft falls short).
+    ["deal", "prompt"],
     ["deal:lookahead=draft-only", "prompt"],
   ] as const)
-    it(`${strategy}: never more tokens than maxTokens, keywords kept whole, a run that needs more stops at it`, async () => {
+    it(`${strategy}${drafter ? ` drafted by ${drafter}` : ""}: never more tokens than maxTokens, keywords kept whole, a run that needs more stops at it`, async () => {
       let atBudget = 0;
       for (const task of tasks)
         for (const maxTokens of [9, 17]) {

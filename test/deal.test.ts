@@ -259,13 +259,15 @@ describe("DeAL", () => {
 
   it("honours stop strings in every variant, and its rewards see the cut text", async () => {
     const reward = keywordsReward(["dog"]);
-    for (const spec of ["deal:paper", "deal", "deal:commit=false"]) {
+    // `deal` drafted by prompt lookup: verified lookaheads and finish (verification rounds) stop too.
+    for (const [spec, drafter] of [["deal:paper"], ["deal"], ["deal:commit=false"], ["deal", "prompt"]]) {
       const result = await runStrategy(createStrategy(spec, { reward }), {
         model,
         prompt: "Once upon a time",
         promptTokens: await promptTokens(model, "Once upon a time"),
         maxTokens: 40,
         stopStrings: ["Lily"],
+        ...(drafter ? { drafting: { drafter } } : {}),
       });
       expect(result.text, spec).not.toContain("Lily");
       if (result.stopReason === "stop-string")

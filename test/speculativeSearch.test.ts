@@ -106,6 +106,51 @@ describe("DeAL's lookaheads drafted through the context's drafter", () => {
     expect(stats?.accepted ?? 0).toBeGreaterThan(stats?.targetCalls ?? 0);
   });
 
+  it("verifyAhead: one call verifies every step's drafted lookaheads — the same text in fewer target calls than round by round", async () => {
+    const prompt = "Tom had a red ball.";
+    const plain = await decode(DEAL, prompt);
+    for (const drafter of ["model", rightThenWrong(small)] as const) {
+      const label = typeof drafter === "string" ? drafter : drafter.name;
+      const verified = await decode(DEAL, prompt, { drafter, draftTokens: "auto" });
+      const rounds = await decode(`${DEAL},verifyAhead=false`, prompt, { drafter, draftTokens: "auto" });
+      expect(verified.text, label).toBe(plain.text);
+      expect(rounds.text, label).toBe(plain.text);
+      const v = draftingOf(verified);
+      expect(v?.drafted, label).toBeGreaterThan(0);
+      if (drafter === "model") {
+        // Same weights: every drafted lookahead is accepted whole, one call per step.
+        expect(v?.acceptanceRate, label).toBe(1);
+        expect(v?.targetCalls ?? 0, label).toBeLessThan(draftingOf(rounds)?.targetCalls ?? 0);
+      } else expect(v?.accepted, label).toBeLessThan(v?.drafted ?? 0);
+    }
+  });
+
+  it("a saturation finish drafted by prompt lookup (verification rounds, no payoff meter) writes the undrafted text", async () => {
+    const keywords = keywordsReward(["ball"]);
+    const prompt = "Ben had a red ball. He liked his ball.";
+    const run = async (drafting?: SearchDrafting, spec = "deal") =>
+      runStrategy(createStrategy(parseStrategySpec(spec), { reward: keywords }), {
+        model: small,
+        prompt,
+        promptTokens: await small.tokenize(prompt),
+        maxTokens: 64,
+        drafting,
+      });
+    const plain = await run();
+    const drafted = await run({ drafter: "prompt" });
+    const two = await run({ drafter: "prompt", draftTokens: 2 });
+    const metered = await run({ drafter: "prompt" }, "deal:verifyAhead=false");
+    const saturatedAt = plain.details?.strategy === "deal" ? plain.details.saturatedAt : undefined;
+    // Most of the text is the finish: the keyword is placed early.
+    expect(saturatedAt).toBeLessThan(plain.tokens.length / 2);
+    for (const result of [drafted, two, metered]) expect(result.text).toBe(plain.text);
+    const stats = draftingOf(drafted);
+    // The story repeats its prompt: lookups propose, and accepted drafts save target calls — more
+    // than drafting through the payoff meter, which first judges plain rounds against drafted ones.
+    expect(stats?.accepted ?? 0).toBeGreaterThan(0);
+    expect(stats?.targetCalls ?? 0).toBeLessThan(draftingOf(metered)?.targetCalls ?? 0);
+  });
+
   it("align passes --draft to DeAL: drafting stats in the details", async () => {
     const result = await align(small, {
       prompt: "It was a sunny day.",

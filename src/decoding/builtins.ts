@@ -66,6 +66,8 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
       commitPlacing: "commit the winner's whole lookahead when it places a keyword (true/false)",
       bridgeScreen: "score a keyword in full only where its first token clears the floor (true/false)",
       reuseBridge: "reuse the distribution bridging read after a committed lookahead (true/false)",
+      verifyAhead:
+        "with drafting: one call verifies every drafted lookahead and reads what follows it (true/false)",
     },
     create: (spec, deps) => {
       const flag = speedUpFlag(spec);
@@ -104,6 +106,7 @@ export const BUILTIN_STRATEGIES: readonly StrategyDefinition[] = [
         commitPlacing: flag("commitPlacing"),
         bridgeScreen: flag("bridgeScreen"),
         reuseBridge: flag("reuseBridge"),
+        verifyAhead: flag("verifyAhead"),
         lookaheadFrom: lookaheadSourceParam(spec),
       });
     },

@@ -1,6 +1,6 @@
 import type { NextTokenDistribution, ScoreRequest, Token } from "../../lm/types.js";
 import { spellingsOf } from "./lexical.js";
-import type { Candidate, DealRun } from "./state.js";
+import { bridgedKey, type Candidate, type DealRun } from "./state.js";
 
 /** Worst-token logprob a keyword is credited with when it cannot be scored (ends the scale). */
 const NO_FIT = -12;
@@ -71,8 +71,10 @@ export async function bridge(run: DealRun, candidates: readonly Candidate[]): Pr
     full.map((f) => f.request),
     run.calls,
   );
-  full.forEach(({ candidate }, i) => {
+  full.forEach(({ candidate, request }, i) => {
     candidate.fit = Math.max(NO_FIT, Math.min(...scored[i].logprobs));
+    if (options.reuseBridge)
+      run.bridged.set(bridgedKey(request.prefix, request.continuation), scored[i].logprobs);
   });
 }
 

@@ -26,7 +26,8 @@ import type { Candidate, DealRun } from "./state.js";
  * salad, worst token −5.17 (DeAL −5.01); `draft` 2.93× (a full-length draft per candidate costs
  * the target as much as its own rollout, and disagreements commit less per step). With a lookup
  * drafter (prompt + corpus on stories-heavy) both fail: lookups propose too little to look ahead
- * with (hard coverage 0.30, 2.5–2.9×) — use them for the lossless drafting instead.
+ * with (hard coverage 0.30, 2.5–2.9×) — use them for the lossless drafting instead, where
+ * `verifyAhead` (verifiedLookahead.ts) drafts every lookahead whole and verifies them in one call.
  */
 export type LookaheadSource = "target" | "draft" | "draft-only";
 

@@ -1,6 +1,6 @@
 import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
 import { vetoPenalties } from "../veto.js";
-import type { Beam, Candidate, DealRun, Proposal } from "./state.js";
+import { type Beam, bridgedKey, type Candidate, type DealRun, type Proposal } from "./state.js";
 
 /** For each live beam, the words the reward still wants in it (none without lexical lookahead). */
 export function wantedWords(run: DealRun, live: readonly Beam[]): string[][] {
@@ -68,6 +68,17 @@ export async function spellOut(
   candidates: readonly Candidate[],
   topLogprob: (beam: Beam) => number,
 ): Promise<Candidate[]> {
+  // A spelling bridging scored at this very place last step needs no new call.
+  const bridged = run.bridged;
+  run.bridged = new Map();
+  for (const c of candidates) {
+    const known =
+      c.logprobs.length < c.tokens.length ? bridged.get(bridgedKey(run.prefix(c.beam), c.tokens)) : undefined;
+    if (known) {
+      c.logprobs.push(...known.slice(c.logprobs.length));
+      c.logprob = c.logprobs.reduce((a, b) => a + b, 0);
+    }
+  }
   const unscored = candidates.filter((c) => c.logprobs.length < c.tokens.length);
   if (unscored.length > 0) {
     const scored = await run.model.scoreContinuations(

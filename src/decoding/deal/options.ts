@@ -100,6 +100,14 @@ export interface DealOptions extends DraftedLookaheadOptions {
    * after it is the next step's expansion; it is reused instead of asked again. Defaults to true.
    */
   reuseBridge?: boolean;
+  /**
+   * (9) With drafting (`context.drafting`), each step's lookaheads are drafted whole and ONE target
+   * call verifies them all and reads the distribution after each (what bridging and the next
+   * expansion read): a lookahead the target agrees with costs one call instead of l + 1. Lossless
+   * (the target's greedy text; a draft that falls short is completed by the target's rollouts).
+   * `false` drafts them round by round through the speculative rollouts. Defaults to true.
+   */
+  verifyAhead?: boolean;
 }
 
 // k, l and candidateSlack (session 9, bench/deal-sweep.ts, dev set, stories model, 3 task orders,
@@ -141,6 +149,7 @@ export const DEAL_DEFAULTS = {
   commitPlacing: true,
   bridgeScreen: true,
   reuseBridge: true,
+  verifyAhead: true,
 } as const;
 
 /**
@@ -165,6 +174,7 @@ export const PAPER_FAITHFUL = {
   commitPlacing: false,
   bridgeScreen: false,
   reuseBridge: false,
+  verifyAhead: false,
 } as const;
 
 /** Every option set: the caller's, defaults for the rest. */

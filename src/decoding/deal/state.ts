@@ -56,6 +56,11 @@ export interface Candidate extends Proposal {
   score: number;
 }
 
+/** The key of a keyword spelling scored after a prefix (see `DealRun.bridged`). */
+export function bridgedKey(prefix: readonly Token[], spelling: readonly Token[]): string {
+  return `${prefix.join(",")}|${spelling.join(",")}`;
+}
+
 export function startBeam(): Beam {
   return { tokens: [], logprobs: [], logprob: 0, score: 0, reward: 0 };
 }
@@ -83,6 +88,12 @@ export class DealRun {
   readonly finished: Beam[] = [];
   /** Token spellings of each wanted word, tokenized once per run. */
   readonly spellings = new Map<string, Token[][]>();
+  /**
+   * Keywords bridging scored after a candidate's lookahead this step, keyed by prefix + spelling:
+   * where that candidate wins with its whole lookahead committed, the next step proposes the same
+   * spelling at the same place, and spelling it out reuses these logprobs (see `reuseBridge`).
+   */
+  bridged = new Map<string, number[]>();
   /** Search steps run so far. */
   step = 0;
   lexicalCommits = 0;

@@ -1,3 +1,4 @@
+import type { RolloutRequest } from "../../lm/types.js";
 import type { DecodeContext } from "../types.js";
 import { type DrafterSpec, resolveDrafter } from "./createDrafter.js";
 import type { DraftTokens } from "./draftLength.js";
@@ -32,6 +33,12 @@ export interface DraftingStats {
   switchOffs: number;
 }
 
+/**
+ * Single rollouts longer than this (a saturation finish) get a session of their own: a lookahead
+ * of a few tokens leaves a draft no room to pay, and must not switch drafting off for them.
+ */
+const LONG_ROLLOUT = 16;
+
 /** A search's rollout function, and the drafting sessions behind it when the context drafts. */
 export interface SearchRollouts {
   rollouts: RolloutFunction;
@@ -54,13 +61,18 @@ export function searchRollouts(context: Pick<DecodeContext, "model" | "draft" | 
   const drafter = resolveDrafter(drafting.drafter, context);
   const options = { draftTokens: drafting.draftTokens ?? "auto" };
   const single = new SpeculationSession(drafter, options);
+  const long = new SpeculationSession(drafter, options);
   const batched = new SpeculationSession(drafter, options);
+  const sessionFor = (requests: readonly RolloutRequest[], maxTokens: number) => {
+    if (requests.length > 1) return batched;
+    return (requests[0]?.maxTokens ?? maxTokens) > LONG_ROLLOUT ? long : single;
+  };
   return {
-    sessions: [single, batched],
+    sessions: [single, long, batched],
     rollouts: (requests, rolloutOptions) =>
       speculativeRollouts(model, drafter, requests, {
         ...rolloutOptions,
-        session: requests.length > 1 ? batched : single,
+        session: sessionFor(requests, rolloutOptions.maxTokens),
       }),
   };
 }

@@ -1,0 +1,178 @@
+import { rolloutStopReason } from "../../lm/rolloutStop.js";
+import type { NextTokenDistribution, Rollout, RolloutRequest, StopReason, Token } from "../../lm/types.js";
+import { CorpusLookupDrafter } from "../speculative/corpusLookup.js";
+import type { Drafter } from "../speculative/drafter.js";
+import type { DraftLength } from "../speculative/draftLength.js";
+import { FallbackDrafter } from "../speculative/fallback.js";
+import { PromptLookupDrafter } from "../speculative/promptLookup.js";
+import type { SpeculationSession } from "../speculative/session.js";
+import type { Candidate, DealRun } from "./state.js";
+
+/** Distribution entries kept after a lookahead: what bridging and the next expansion read. */
+const AFTER_TOP_K = 1024;
+
+/**
+ * Verified lookahead (`verifyAhead`, with drafting): each round the drafter proposes the rest of
+ * every unfinished candidate's lookahead, and ONE target call verifies all of them — and reads the
+ * distribution after each, which bridging and the next expansion read — so a candidate whose
+ * draft the target agrees with has its l-token lookahead and what follows it in one call instead
+ * of l + 1. Lossless: each round keeps the agreeing prefix of a draft plus the target's own token
+ * (where it disagrees, or after the draft), so the lookahead is the target's greedy text, and a
+ * round without a draft is one step of a plain rollout: never more calls than rolling out. A lookup
+ * drafter costs nothing, so no payoff meter is asked; a rejected draft costs only its positions.
+ * Stats go to the session that counts the search's batched rollouts.
+ */
+export async function verifiedLookahead(
+  run: DealRun,
+  session: SpeculationSession,
+  rollable: readonly Candidate[],
+  requests: readonly RolloutRequest[],
+): Promise<void> {
+  const states = await verifiedRollouts(run, session, requests);
+  rollable.forEach((c, i) => {
+    c.rollout = states[i].rollout;
+    if (states[i].after) c.after = states[i].after;
+  });
+}
+
+/**
+ * Greedy rollouts of the target through verification rounds (see {@link verifiedLookahead}), with
+ * the distribution after each rollout where its last round's draft completed it. `draftLength`
+ * caps each draft (a saturation finish: a long rejected draft costs more positions than the call
+ * it could save); without it a draft may fill the rest of its rollout (a lookahead of l tokens).
+ */
+export async function verifiedRollouts(
+  run: DealRun,
+  session: SpeculationSession,
+  requests: readonly RolloutRequest[],
+  draftLength?: DraftLength,
+): Promise<{ rollout: Rollout; after?: NextTokenDistribution }[]> {
+  await session.prepare(run.model);
+  const states: LookaheadState[] = requests.map((r) => {
+    const length = r.maxTokens ?? run.options.lookahead;
+    return {
+      prefix: r.prefix,
+      length,
+      tokens: [],
+      logprobs: [],
+      stopReason: length <= 0 ? "max-tokens" : undefined,
+      after: undefined,
+    };
+  });
+  for (;;) {
+    run.context.signal?.throwIfAborted();
+    const live = states.filter((state) => !state.stopReason);
+    if (live.length === 0) break;
+    await verifyRound(run, session, live, draftLength);
+  }
+  return states.map(({ tokens, logprobs, stopReason, after }) => ({
+    rollout: {
+      tokens,
+      logprobs,
+      logprob: logprobs.reduce((a, b) => a + b, 0),
+      stopReason: stopReason ?? "max-tokens",
+    },
+    after,
+  }));
+}
+
+interface LookaheadState {
+  prefix: readonly Token[];
+  length: number;
+  tokens: Token[];
+  logprobs: number[];
+  stopReason: StopReason | undefined;
+  after: NextTokenDistribution | undefined;
+}
+
+/** One round: drafts for every live lookahead, verified in one target call; each keeps what the target agrees with plus its own token. */
+async function verifyRound(
+  run: DealRun,
+  session: SpeculationSession,
+  live: readonly LookaheadState[],
+  draftLength: DraftLength | undefined,
+): Promise<void> {
+  const { model } = run;
+  const contexts = live.map((state) => [...state.prefix, ...state.tokens]);
+  // A draft of n tokens is verified with the distribution after it: n + 1 positions past the context.
+  const room = live.map((state, j) =>
+    Math.max(
+      0,
+      Math.min(
+        state.length - state.tokens.length,
+        draftLength?.current ?? Number.POSITIVE_INFINITY,
+        model.contextSize - 2 - contexts[j].length,
+      ),
+    ),
+  );
+  const proposed = await session.drafter.propose(
+    contexts.map((context, j) => ({ context, n: room[j], random: () => 0.5 })),
+    { sampling: { temperature: 0 }, ...run.calls },
+  );
+  const drafts = proposed.map((d, j) => validTokens(d?.tokens ?? [], room[j], model.vocabularySize));
+  // The distribution after a draft is kept only where the draft may complete its rollout.
+  const completes = drafts.some(
+    (draft, j) => draft.length > 0 && draft.length === live[j].length - live[j].tokens.length,
+  );
+  const scored = await model.scoreContinuations(
+    live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j] })),
+    { topK: 1, nextTopK: completes ? Math.min(AFTER_TOP_K, model.capabilities.maxTopK) : 1, ...run.calls },
+  );
+  session.stats.targetCalls++;
+  let whole = 0;
+  live.forEach((state, j) => {
+    const draft = drafts[j];
+    const top = scored[j].top ?? [];
+    let agreed = 0;
+    while (agreed < draft.length && top[agreed]?.[0]?.token === draft[agreed]) agreed++;
+    session.stats.drafted += draft.length;
+    session.stats.accepted += agreed;
+    if (draft.length > 0 && agreed === draft.length) whole++;
+    const next = scored[j].next;
+    // The target's own token where it disagrees, or after the whole draft.
+    const own = agreed < draft.length ? top[agreed]?.[0] : next?.[0];
+    const added = draft.slice(0, agreed);
+    const addedLogprobs = scored[j].logprobs.slice(0, agreed);
+    if (own && state.tokens.length + added.length < state.length) {
+      added.push(own.token);
+      addedLogprobs.push(own.logprob);
+    }
+    for (let k = 0; k < added.length && !state.stopReason; k++) {
+      state.tokens.push(added[k]);
+      state.logprobs.push(addedLogprobs[k]);
+      state.stopReason = rolloutStopReason(model, state.prefix, state.tokens, state.length, {
+        stopStrings: run.context.stopStrings,
+      });
+    }
+    // A backend that returned no next token cannot be rolled on: the lookahead ends (never loops).
+    if (added.length === 0) state.stopReason ??= "max-tokens";
+    // A whole draft that ends the lookahead comes with the distribution after it.
+    if (
+      completes &&
+      agreed === draft.length &&
+      draft.length > 0 &&
+      state.tokens.length === state.length &&
+      state.stopReason === "max-tokens" &&
+      added.length === draft.length
+    )
+      state.after = next;
+  });
+  draftLength?.update(drafts.filter((d) => d.length > 0).length, whole);
+}
+
+/** A drafter's tokens cut to `n` and to valid token ids (a custom drafter may err). */
+function validTokens(tokens: readonly Token[], n: number, vocabularySize: number): Token[] {
+  let length = Math.min(tokens.length, n);
+  for (let k = 0; k < length; k++)
+    if (!(Number.isInteger(tokens[k]) && tokens[k] >= 0 && tokens[k] < vocabularySize)) length = k;
+  return tokens.slice(0, length);
+}
+
+/**
+ * Whether a drafter only looks text up (prompt or corpus lookup, or a chain of them): proposing
+ * costs no model call, so drafting needs no payoff meter to decide whether it pays.
+ */
+export function looksUp(drafter: Drafter): boolean {
+  if (drafter instanceof FallbackDrafter) return drafter.drafters.every(looksUp);
+  return drafter instanceof PromptLookupDrafter || drafter instanceof CorpusLookupDrafter;
+}
