@@ -111,27 +111,29 @@ export class SequencePool {
   }
 
   /**
-   * For each sequence, makes it hold `tokens[i]` and returns the full next-token probabilities
-   * after each token from index `from[i] - 1` on: the distributions that predict `tokens[i][from..]`
-   * and the one after the last token. One evaluation per sequence, every one queued in the same
-   * tick (stale cells are erased first, as in `evaluatePrefixes`), so the wave is one batch.
+   * For each sequence, makes it hold `tokens[i]` and returns the output after each token from
+   * index `from[i] - 1` on (`generateNext` says what: the full probabilities by default): the
+   * outputs that predict `tokens[i][from..]` and the one after the last token. One evaluation per
+   * sequence, every one queued in the same tick (stale cells are erased first, as in
+   * `evaluatePrefixes`), so the wave is one batch.
    */
   async evaluateContinuations(
     sequences: readonly LlamaContextSequence[],
     tokens: readonly (readonly Token[])[],
     from: readonly number[],
-  ): Promise<Map<number, number>[][]> {
+    generateNext: GenerateNext = { probabilities: true },
+  ): Promise<ControlledEvaluateIndexOutput["next"][][]> {
     const inputs = await Promise.all(
-      tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i])),
+      tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i], generateNext)),
     );
     return Promise.all(
       inputs.map(async ({ input, skip }, i) => {
         const output = await sequences[i].controlledEvaluate(input);
-        const out: Map<number, number>[] = [];
+        const out: ControlledEvaluateIndexOutput["next"][] = [];
         for (let j = skip; j < input.length; j++) {
-          const probabilities = output[j]?.next.probabilities;
-          if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
-          out.push(probabilities as Map<number, number>);
+          const next = output[j]?.next;
+          if (!next) throw new Error("llama.cpp returned no output for a scored token");
+          out.push(next);
         }
         return out;
       }),
@@ -147,6 +149,7 @@ export class SequencePool {
     sequence: LlamaContextSequence,
     tokens: readonly Token[],
     from: number,
+    generateNext: GenerateNext,
   ): Promise<{ input: ControlledEvaluateInputItem[]; skip: number }> {
     const first = Math.max(0, from - 1);
     const shared = Math.min(commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]), first);
@@ -154,9 +157,7 @@ export class SequencePool {
       await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]);
     const input: ControlledEvaluateInputItem[] = tokens
       .slice(shared)
-      .map((token, i) =>
-        shared + i >= first ? [token as never, { generateNext: { probabilities: true } }] : (token as never),
-      );
+      .map((token, i) => (shared + i >= first ? [token as never, { generateNext }] : (token as never)));
     this.usage.requestedPrefixTokens += tokens.length;
     this.usage.cachedPrefixTokens += shared;
     this.usage.evaluatedTokens += input.length;
