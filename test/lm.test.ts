@@ -195,8 +195,13 @@ describe("rollouts and next-token distributions", () => {
     const continuation = [...story.tokens.slice(0, 3), (story.tokens[3] + 1) % model.vocabularySize];
     const options = { topK: 1, nextTopK: 1 };
     const [full] = await model.scoreContinuations([{ prefix, continuation }], options);
-    const [argmax] = await model.scoreContinuations([{ prefix, continuation }], { ...options, argmaxOnly: true });
-    expect(argmax.top?.map((d) => d.map((e) => e.token))).toEqual(full.top?.map((d) => d.map((e) => e.token)));
+    const [argmax] = await model.scoreContinuations([{ prefix, continuation }], {
+      ...options,
+      argmaxOnly: true,
+    });
+    expect(argmax.top?.map((d) => d.map((e) => e.token))).toEqual(
+      full.top?.map((d) => d.map((e) => e.token)),
+    );
     expect(argmax.next?.[0].token).toBe(full.next?.[0].token);
     expectClose(argmax.logprobs.slice(0, 3), full.logprobs.slice(0, 3), 1e-5);
     expect(argmax.logprobs[3]).toBeNaN();
