@@ -338,15 +338,22 @@ if (SECTIONS.has("draft") || SECTIONS.has("sampling") || SECTIONS.has("deal")) {
   if (SECTIONS.has("draft"))
     report(
       "n25 ← 260K",
-      await sideBySide(heavyN25, small, chosen([
-        { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
-        { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
-        // Prompt lookup first (free, and long where the story repeats itself), the draft model elsewhere.
-        {
-          label: "prompt+model auto",
-          make: () => speculative({ drafter: "prompt+model", draftTokens: "auto" }),
-        },
-      ], "speculative auto"),
+      await sideBySide(
+        heavyN25,
+        small,
+        chosen(
+          [
+            { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
+            { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
+            // Prompt lookup first (free, and long where the story repeats itself), the draft model elsewhere.
+            {
+              label: "prompt+model auto",
+              make: () => speculative({ drafter: "prompt+model", draftTokens: "auto" }),
+            },
+          ],
+          "speculative auto",
+        ),
+      ),
       TARGETS.draftModel,
     );
   // --- 3. Sampling (same pair) --------------------------------------------------------------------
@@ -371,10 +378,13 @@ if (SECTIONS.has("corpus") || SECTIONS.has("deal")) {
       await sideBySide(
         heavy,
         undefined,
-        chosen([
-          { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
-          { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
-        ], "index auto"),
+        chosen(
+          [
+            { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
+            { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
+          ],
+          "index auto",
+        ),
       ),
       TARGETS.corpus,
     );
