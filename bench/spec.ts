@@ -9,8 +9,9 @@
  *    on the same prompts, interleaved prompt by prompt so a burst of load on this
  *    shared machine hits every variant alike. Speed-up = Σ plain time / Σ speculative time.
  * 2. Corpus lookup: target stories-heavy, drafted from a trace index of the shared TinyStories
- *    corpus (lowercased, as the corpus is; built once into bench-out/), alone and after prompt
- *    lookup (`prompt+index:DIR`).
+ *    corpus (lowercased, as the corpus is; built once into bench-out/), alone, after prompt
+ *    lookup (`prompt+index:DIR`) and before it (`index:DIR+prompt`: prompt lookup where the corpus
+ *    has no match).
  * 3. Sampling: a seeded chi-square test that speculative sampling (heavy-n25 drafted by
  *    stories260K, temperature 1) draws the first two tokens as the target does, and that the same
  *    test fails for a sampler that skips the residual resample.
@@ -382,6 +383,8 @@ if (SECTIONS.has("corpus") || SECTIONS.has("deal")) {
           [
             { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
             { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
+            // The corpus first, prompt lookup where the corpus has no match for the context.
+            { label: "index+prompt auto", make: () => speculative({ drafter: `index:${indexDir}+prompt` }) },
           ],
           "index auto",
         ),
