@@ -276,9 +276,11 @@ describe("rounds and stats", () => {
         full.map((_, k) => [...context, ...full.slice(0, k)]),
         { topK: 1 },
       );
+      // Kept: the longest prefix whose probability (a running product) stays at 0.1 or above.
+      let expected = 0;
       let sure = 0;
-      const kept = steps.findIndex(([top]) => (sure += top.logprob) < Math.log(0.1));
-      const expected = kept < 0 ? full.length : kept;
+      while (expected < full.length && sure + steps[expected][0].logprob >= Math.log(0.1))
+        sure += steps[expected++][0].logprob;
       expect(cut[i].tokens, PROMPTS[i]).toEqual(full.slice(0, expected));
       if (expected < full.length) shortened++;
     }
