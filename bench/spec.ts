@@ -9,8 +9,9 @@
  *    on the same prompts, interleaved prompt by prompt so a burst of load on this
  *    shared machine hits every variant alike. Speed-up = Σ plain time / Σ speculative time.
  * 2. Corpus lookup: target stories-heavy, drafted from a trace index of the shared TinyStories
- *    corpus (lowercased, as the corpus is; built once into bench-out/), alone and after prompt
- *    lookup (`prompt+index:DIR`).
+ *    corpus (lowercased, as the corpus is; built once into bench-out/), alone, after prompt
+ *    lookup (`prompt+index:DIR`) and before it (`index:DIR+prompt`: prompt lookup where the corpus
+ *    has no match).
  * 3. Sampling: a seeded chi-square test that speculative sampling (heavy-n25 drafted by
  *    stories260K, temperature 1) draws the first two tokens as the target does, and that the same
  *    test fails for a sampler that skips the residual resample.
@@ -23,7 +24,10 @@
  * draft,corpus` for the speed-ups alone) and `--rounds N` (default 1: every prompt decoded N times
  * per variant, the order of the variants reversed every other round).
  * `--deal-only` is `--sections deal` (the DeAL rows; quicker to rerun); `--deal-pair n25|heavy`
- * runs one of its two pairs; `--deal-variants deal,deal+draft` some of its rows.
+ * runs one of its two pairs; `--deal-variants deal,deal+draft` some of its rows. `--prompts dev` decodes the 69 prompts of the identity dev set
+ * (../shared/eval/identity-dev.jsonl) instead of the five below, with one variant per section:
+ * identity and speed-up on the whole dev set (`speculative auto` and `index auto` only; ~10
+ * minutes on a quiet machine).
  *
  * Every model runs on the CPU, 1 thread each. Time is reported as wall time (what a user waits)
  * and as this process's CPU time (what the work cost; steadier when other jobs share the cores).
@@ -54,18 +58,23 @@ const { values: args } = parseArgs({
     "deal-only": { type: "boolean", default: false },
     "deal-pair": { type: "string" },
     "deal-variants": { type: "string" },
+    prompts: { type: "string", default: "bench" },
   },
 });
 const SECTIONS = new Set(args["deal-only"] ? ["deal"] : args.sections.split(","));
 const ROUNDS = Math.max(1, Number.parseInt(args.rounds, 10) || 1);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PROMPTS = [
+const BENCH_PROMPTS = [
   "Once upon a time",
   "Tom and Sue went to the park",
   "The little dog was",
   "One day, a girl named Mia",
   "Ben had a red ball",
 ];
+if (args.prompts !== "bench" && args.prompts !== "dev")
+  throw new Error(`bench:spec: --prompts must be bench or dev, got "${args.prompts}"`);
+/** `--prompts dev`: the whole identity dev set, one variant per section. */
+const DEV = args.prompts === "dev";
 const MAX_TOKENS = 128;
 const SAMPLES = 2000;
 /** A prefix where the two models differ (Σ min(p, q) = 0.62 over the next token): a broken sampler shows. */
@@ -311,6 +320,16 @@ async function samplingChecks(target: LlamaCppModel, draft: LlamaCppModel) {
   return { lossless, broken };
 }
 
+const PROMPTS = DEV
+  ? fs
+      .readFileSync(shared("eval/identity-dev.jsonl"), "utf8")
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line) => (JSON.parse(line) as { prompt: string }).prompt)
+  : BENCH_PROMPTS;
+/** The variants a section runs: every one, or (`--prompts dev`) its headline one, `keep`. */
+const chosen = (variants: Variant[], keep: string) =>
+  DEV ? variants.filter((v) => v.label === keep) : variants;
 const dealTasks = parseTasks(fs.readFileSync(shared("eval/keywords-dev.jsonl"), "utf8")).slice(0, DEAL_TASKS);
 const loadAtStart = os.loadavg();
 
@@ -323,15 +342,22 @@ if (SECTIONS.has("draft") || SECTIONS.has("sampling") || SECTIONS.has("deal")) {
   if (SECTIONS.has("draft"))
     report(
       "n25 ← 260K",
-      await sideBySide(heavyN25, small, [
-        { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
-        { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
-        // Prompt lookup first (free, and long where the story repeats itself), the draft model elsewhere.
-        {
-          label: "prompt+model auto",
-          make: () => speculative({ drafter: "prompt+model", draftTokens: "auto" }),
-        },
-      ]),
+      await sideBySide(
+        heavyN25,
+        small,
+        chosen(
+          [
+            { label: "speculative N=3", make: () => speculative({ draftTokens: 3 }) },
+            { label: "speculative auto", make: () => speculative({ draftTokens: "auto" }) },
+            // Prompt lookup first (free, and long where the story repeats itself), the draft model elsewhere.
+            {
+              label: "prompt+model auto",
+              make: () => speculative({ drafter: "prompt+model", draftTokens: "auto" }),
+            },
+          ],
+          "speculative auto",
+        ),
+      ),
       TARGETS.draftModel,
     );
   // --- 3. Sampling (same pair) --------------------------------------------------------------------
@@ -356,10 +382,19 @@ if (SECTIONS.has("corpus") || SECTIONS.has("deal")) {
   if (SECTIONS.has("corpus"))
     report(
       "heavy ← corpus",
-      await sideBySide(heavy, undefined, [
-        { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
-        { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
-      ]),
+      await sideBySide(
+        heavy,
+        undefined,
+        chosen(
+          [
+            { label: "index auto", make: () => speculative({ drafter: `index:${indexDir}` }) },
+            { label: "prompt+index auto", make: () => speculative({ drafter: `prompt+index:${indexDir}` }) },
+            // The corpus first, prompt lookup where the corpus has no match for the context.
+            { label: "index+prompt auto", make: () => speculative({ drafter: `index:${indexDir}+prompt` }) },
+          ],
+          "index auto",
+        ),
+      ),
       TARGETS.corpus,
     );
   // --- 4b. DeAL drafted by prompt + corpus lookup -------------------------------------------------

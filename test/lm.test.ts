@@ -188,6 +188,29 @@ describe("rollouts and next-token distributions", () => {
     });
   });
 
+  it("scoreContinuations with argmaxOnly: the same argmax at every position, logprobs only where a token is it", async () => {
+    const prefix = await model.tokenize("Once upon a time");
+    const [story] = await model.rollouts([{ prefix }], { maxTokens: 6 });
+    // The greedy story with its fourth token replaced: positions 0–2 agree with the argmax, 3 does not.
+    const continuation = [...story.tokens.slice(0, 3), (story.tokens[3] + 1) % model.vocabularySize];
+    const options = { topK: 1, nextTopK: 1 };
+    const [full] = await model.scoreContinuations([{ prefix, continuation }], options);
+    const [argmax] = await model.scoreContinuations([{ prefix, continuation }], {
+      ...options,
+      argmaxOnly: true,
+    });
+    expect(argmax.top?.map((d) => d.map((e) => e.token))).toEqual(
+      full.top?.map((d) => d.map((e) => e.token)),
+    );
+    expect(argmax.next?.[0].token).toBe(full.next?.[0].token);
+    expectClose(argmax.logprobs.slice(0, 3), full.logprobs.slice(0, 3), 1e-5);
+    expect(argmax.logprobs[3]).toBeNaN();
+    expect(full.logprobs[3]).toBeLessThan(full.top?.[3][0].logprob ?? 0);
+    // Asked for more than the argmax, the option is ignored: every logprob is computed.
+    const [wide] = await model.scoreContinuations([{ prefix, continuation }], { topK: 2, argmaxOnly: true });
+    expect(wide.logprobs[3]).toBeCloseTo(full.logprobs[3], 4);
+  });
+
   it("a reused (cached) sequence gives the same distributions as a fresh model", async () => {
     const prompt = await model.tokenize("Once upon a time");
     const [story] = await model.rollouts([{ prefix: prompt }], { maxTokens: 40 });

@@ -38,4 +38,29 @@ describe("PayoffMeter", () => {
     expect(meter.off).toBe(true);
     expect(meter.switchOffs).toBe(1);
   });
+  it("judges a drafter that keeps paying ever less often, and from the start again once it stops", () => {
+    const meter = new PayoffMeter({ pairs: 3, trustRounds: 4 });
+    /** Drafted rounds until the meter next asks for a plain round. */
+    const onFor = (): number => {
+      let rounds = 0;
+      while (meter.shouldDraft() && !meter.off && rounds < 1000) {
+        meter.record({ drafted: true, tokens: 3, ms: 10, first: false });
+        rounds++;
+      }
+      return rounds;
+    };
+    feed(meter, 3, { tokens: 3, ms: 10 }); // 3× plain's rate: on
+    const runs = [onFor()];
+    for (let i = 0; i < 5; i++) {
+      feed(meter, 1, { tokens: 3, ms: 10 }); // judged again on one pair: pays again
+      runs.push(onFor());
+    }
+    // The wait doubles (4, 8, 16, …) and stops at 16 × trustRounds.
+    expect(runs).toEqual([4, 8, 16, 32, 64, 64]);
+    feed(meter, 1, { tokens: 1, ms: 40 }); // stops paying: off
+    expect(meter.off).toBe(true);
+    for (let i = 0; i < 32; i++) meter.record({ drafted: false, tokens: 1, ms: 10, first: false });
+    feed(meter, 3, { tokens: 3, ms: 10 }); // judged on full pairs again, pays: trusted for 4 rounds again
+    expect(onFor()).toBe(4);
+  });
 });

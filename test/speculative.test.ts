@@ -260,6 +260,33 @@ describe("rounds and stats", () => {
     expect(wrongLengths.slice(0, 5)).toEqual([4, 3, 2, 1, 1]);
     expect(wrong.stats.accepted).toBe(0);
   });
+
+  it("a draft model ends its draft where its probability of the whole draft falls below minProbability", async () => {
+    const contexts = await Promise.all(PROMPTS.map((p) => small.tokenize(p)));
+    const requests = contexts.map((context) => ({ context, n: 16, random: Math.random }));
+    const sampling = { sampling: { temperature: 0 } };
+    const whole = await new DraftModelDrafter(small, { minProbability: 0 }).propose(requests, sampling);
+    const cut = await new DraftModelDrafter(small, { minProbability: 0.1 }).propose(requests, sampling);
+    let shortened = 0;
+    for (const [i, context] of contexts.entries()) {
+      const full = whole[i].tokens;
+      expect(full).toHaveLength(16);
+      // The draft model's probability of each prefix of its own greedy draft.
+      const steps = await small.nextTokenDistributions(
+        full.map((_, k) => [...context, ...full.slice(0, k)]),
+        { topK: 1 },
+      );
+      // Kept: the longest prefix whose probability (a running product) stays at 0.1 or above.
+      let expected = 0;
+      let sure = 0;
+      while (expected < full.length && sure + steps[expected][0].logprob >= Math.log(0.1))
+        sure += steps[expected++][0].logprob;
+      expect(cut[i].tokens, PROMPTS[i]).toEqual(full.slice(0, expected));
+      if (expected < full.length) shortened++;
+    }
+    // The cut is exercised, not vacuous: some drafts end early.
+    expect(shortened).toBeGreaterThan(0);
+  });
 });
 
 describe("a drafter that does not pay for itself switches off", () => {

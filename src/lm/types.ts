@@ -110,6 +110,14 @@ export interface ScoreOptions extends ModelCallOptions {
   topK?: number;
   /** Size of the distribution one past the last continuation token. Defaults to 0 (none). */
   nextTopK?: number;
+  /**
+   * The caller reads only each position's most likely token (greedy verification). With `topK`
+   * and `nextTopK` at most 1, a backend may then compute just the argmax and its logprob at each
+   * position instead of the full distribution: `top` and `next` are as usual, a continuation
+   * token's logprob is exact where it is that argmax and NaN (not computed) where it is not.
+   * A backend that always computes everything ignores it. Defaults to false.
+   */
+  argmaxOnly?: boolean;
 }
 
 export interface ScoredContinuation {

@@ -5,7 +5,10 @@ export interface PayoffOptions {
   minSpeedup?: number;
   /** Plain/drafted round pairs a drafter is first judged on. Defaults to 6. */
   pairs?: number;
-  /** Drafted rounds a drafter that paid runs before it is judged again (on `pairs` / 3 pairs). Defaults to 64. */
+  /**
+   * Drafted rounds a drafter that paid runs before it is judged again (on `pairs` / 3 pairs);
+   * doubled each time it pays again (up to 16×), back to this when it does not. Defaults to 64.
+   */
   trustRounds?: number;
   /** Rounds a switched-off drafter waits before it is judged again (doubling each time). Defaults to 32. */
   retryAfter?: number;
@@ -24,6 +27,8 @@ export interface RoundCost {
 
 /** Tokens a drafted round must add on average (a plain round adds 1) for the drafter to stay on. */
 const MIN_GAIN = 1.05;
+/** How many times `trustRounds` a drafter that keeps paying runs between judgments, at most. */
+const MAX_TRUST = 16;
 /** An estimate this close below `minSpeedup` (as a share of it) is judged again on more pairs before the drafter switches off. */
 const CLOSE = 0.75;
 
@@ -45,12 +50,16 @@ type Phase =
  * again on twice `pairs` pairs, the earlier ones included) and is judged again after `retryAfter`
  * rounds, a wait that doubles each time it still does not pay (text that repeats its prompt may
  * start paying later);
- * otherwise it drafts for `trustRounds` rounds, then is judged again on fewer pairs.
+ * otherwise it drafts for `trustRounds` rounds, then is judged again on fewer pairs — after a
+ * wait that doubles each time it pays again (each judgment costs plain rounds, which a drafter
+ * that keeps paying only loses time on; up to 16 × `trustRounds`).
  */
 export class PayoffMeter {
   private readonly minSpeedup: number;
   private readonly pairs: number;
   private readonly trustRounds: number;
+  /** Drafted rounds the next "on" phase lasts (grows while the drafter keeps paying). */
+  private trust: number;
   private retryAfter: number;
   private phase: Phase;
   private plain: RoundCost[] = [];
@@ -64,6 +73,7 @@ export class PayoffMeter {
     this.minSpeedup = options.minSpeedup ?? 1.0;
     this.pairs = Math.max(1, Math.floor(options.pairs ?? 6));
     this.trustRounds = Math.max(1, Math.floor(options.trustRounds ?? 64));
+    this.trust = this.trustRounds;
     this.retryAfter = Math.max(1, Math.floor(options.retryAfter ?? 32));
     if (!(this.minSpeedup > 0))
       throw new TillerError(`minSpeedup must be > 0, got ${options.minSpeedup}`, "bad-strategy-param");
@@ -97,15 +107,17 @@ export class PayoffMeter {
     this.speedup = rate(this.drafted) / rate(this.plain);
     // A drafter whose drafts add next to nothing cannot pay, whatever the clock says.
     const gain = this.drafted.reduce((sum, r) => sum + r.tokens, 0) / this.drafted.length;
-    if (this.speedup >= this.minSpeedup && gain >= MIN_GAIN)
-      this.phase = { kind: "on", left: this.trustRounds };
-    else if (gain >= MIN_GAIN && this.speedup >= CLOSE * this.minSpeedup && phase.pairs < 2 * this.pairs)
+    if (this.speedup >= this.minSpeedup && gain >= MIN_GAIN) {
+      this.phase = { kind: "on", left: this.trust };
+      this.trust = Math.min(2 * this.trust, MAX_TRUST * this.trustRounds);
+    } else if (gain >= MIN_GAIN && this.speedup >= CLOSE * this.minSpeedup && phase.pairs < 2 * this.pairs)
       // A close verdict on a few pairs says little on a loaded machine (one preempted round moves
       // it by tens of percent): judge on more pairs, the ones measured so far included.
       phase.pairs = 2 * this.pairs;
     else {
       this.phase = { kind: "off", left: this.retryAfter };
       this.retryAfter *= 2;
+      this.trust = this.trustRounds;
       this.switchOffs++;
     }
   }

@@ -126,10 +126,19 @@ async function round(
         options,
       )
     : live.map(() => ({ tokens: [] }));
-  const topK = (options.temperature ?? 0) <= 0 ? 1 : model.capabilities.maxTopK;
+  const greedy = (options.temperature ?? 0) <= 0;
+  const topK = greedy ? 1 : model.capabilities.maxTopK;
   const scored = await model.scoreContinuations(
     live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j].tokens })),
-    { topK, nextTopK: topK, signal: options.signal, onWarning: options.onWarning },
+    {
+      topK,
+      nextTopK: topK,
+      // Greedy verification reads each position's argmax only; `onRound` also reports the
+      // target's logprob of a rejected draft token, which needs the full distribution there.
+      argmaxOnly: greedy && !options.onRound,
+      signal: options.signal,
+      onWarning: options.onWarning,
+    },
   );
   const ms = performance.now() - started;
   let added = 0;

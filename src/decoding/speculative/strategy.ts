@@ -1,8 +1,9 @@
 import type { LanguageModel, SamplingOptions, Token } from "../../lm/types.js";
+import { StepLog } from "../steps.js";
 import type { DecodeOutput, Strategy } from "../strategy.js";
 import { TextStream } from "../textStream.js";
 import type { DecodeContext, TraceStep } from "../types.js";
-import { warn } from "../types.js";
+import { streamsText, warn } from "../types.js";
 import type { Verdict } from "./acceptance.js";
 import { type DrafterSpec, resolveDrafter } from "./createDrafter.js";
 import type { Draft } from "./drafter.js";
@@ -53,7 +54,7 @@ export function speculative(options: SpeculativeOptions = {}): Strategy {
       const session = sessionFor(context);
       const { drafter } = session;
       const before = { ...session.stats };
-      const stream = context.emit
+      const stream = streamsText(context)
         ? new TextStream(
             model,
             context.promptTokens,
@@ -61,8 +62,10 @@ export function speculative(options: SpeculativeOptions = {}): Strategy {
             context.stopStrings,
           )
         : undefined;
-      const steps: TraceStep[] = [];
+      // Steps (and the logprob of each rejected draft token they show) only when someone reads them.
+      const log = new StepLog(context);
       const written: Token[] = [...context.promptTokens];
+      let rounds = 0;
       const [rollout] = await speculativeRollouts(model, drafter, [{ prefix: context.promptTokens }], {
         ...sampling,
         maxTokens: context.maxTokens,
@@ -71,17 +74,18 @@ export function speculative(options: SpeculativeOptions = {}): Strategy {
         session,
         onWarning: (warning) => warn(context, warning),
         onToken: stream ? (_i, token) => stream.push(token) : undefined,
-        onRound: (_i, draft, verdict, draftLogprobs) => {
-          const step = roundStep(
-            model,
-            steps.length,
-            written,
-            { draft, verdict, draftLogprobs },
-            context.promptTokens.length,
-          );
-          if (context.trace) steps.push(step);
-          context.emit?.({ type: "step", step });
-        },
+        onRound: log.active
+          ? (_i, draft, verdict, draftLogprobs) =>
+              log.add(
+                roundStep(
+                  model,
+                  rounds++,
+                  written,
+                  { draft, verdict, draftLogprobs },
+                  context.promptTokens.length,
+                ),
+              )
+          : undefined,
       });
       stream?.end();
       const stats = session.stats;
@@ -92,13 +96,11 @@ export function speculative(options: SpeculativeOptions = {}): Strategy {
         logprobs: rollout.logprobs,
         stopReason: rollout.stopReason,
         score: rollout.logprob,
-        trace: context.trace
-          ? {
-              strategy: "speculative",
-              options: { drafter: drafter.name, ...sampling, draftTokens: options.draftTokens ?? "auto" },
-              steps,
-            }
-          : undefined,
+        trace: log.trace("speculative", {
+          drafter: drafter.name,
+          ...sampling,
+          draftTokens: options.draftTokens ?? "auto",
+        }),
         details: {
           strategy: "speculative",
           drafter: stats.drafter,

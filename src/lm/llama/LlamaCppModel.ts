@@ -196,6 +196,8 @@ export class LlamaCppModel implements LanguageModel {
     }
     const topK = this.topKWithin(options.topK ?? 0, "topK", 0, options);
     const nextTopK = this.topKWithin(options.nextTopK ?? 0, "nextTopK", 0, options);
+    // The argmax alone skips llama.cpp's softmax-and-sort of the vocabulary and its Map per position.
+    const argmaxOnly = options.argmaxOnly === true && topK <= 1 && nextTopK <= 1;
     return this.pool.exclusive(async () => {
       this.usage.calls++;
       const results: ScoredContinuation[] = new Array(requests.length);
@@ -210,17 +212,15 @@ export class LlamaCppModel implements LanguageModel {
           sequences,
           full,
           wave.map((r) => r.prefix.length),
+          argmaxOnly ? { token: true, confidence: true } : { probabilities: true },
           next,
         );
         wave.forEach((request, i) => {
-          const distributions = outputs[i];
-          const logprobs = request.continuation.map((token, j) => Math.log(distributions[j].get(token) ?? 0));
-          const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
-          if (topK > 0)
-            scored.top = distributions.slice(0, request.continuation.length).map((d) => topEntries(d, topK));
-          if (nextTopK > 0 && next[i])
-            scored.next = topEntries(distributions[distributions.length - 1], nextTopK);
-          results[start + i] = scored;
+          // Without the distribution after the last token, `nextTopK` has nothing to return.
+          const nextK = next[i] ? nextTopK : 0;
+          results[start + i] = argmaxOnly
+            ? argmaxScored(request.continuation, outputs[i], topK, nextK)
+            : fullScored(request.continuation, outputs[i], topK, nextK);
         });
       }
       return results;
@@ -378,6 +378,43 @@ export class LlamaCppModel implements LanguageModel {
 function argmaxEntry(next: { token?: number | null; confidence?: number }): TokenLogprob[] {
   if (next.token == null || next.confidence === undefined) throw new Error("llama.cpp returned no argmax");
   return [{ token: next.token, logprob: Math.log(next.confidence) }];
+}
+
+type EvaluationOutput = { token?: number | null; confidence?: number; probabilities?: Map<number, number> };
+
+/** A continuation scored from each position's full distribution. */
+function fullScored(
+  continuation: readonly Token[],
+  outputs: readonly EvaluationOutput[],
+  topK: number,
+  nextTopK: number,
+): ScoredContinuation {
+  const distributions = outputs.map((output) => {
+    if (!output.probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
+    return output.probabilities;
+  });
+  const logprobs = continuation.map((token, j) => Math.log(distributions[j].get(token) ?? 0));
+  const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
+  if (topK > 0) scored.top = distributions.slice(0, continuation.length).map((d) => topEntries(d, topK));
+  if (nextTopK > 0) scored.next = topEntries(distributions[distributions.length - 1], nextTopK);
+  return scored;
+}
+
+/** A continuation scored from each position's argmax (`argmaxOnly`): other tokens' logprobs are NaN. */
+function argmaxScored(
+  continuation: readonly Token[],
+  outputs: readonly EvaluationOutput[],
+  topK: number,
+  nextTopK: number,
+): ScoredContinuation {
+  const best = outputs.map(argmaxEntry);
+  const logprobs = continuation.map((token, j) =>
+    best[j][0].token === token ? best[j][0].logprob : Number.NaN,
+  );
+  const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
+  if (topK > 0) scored.top = best.slice(0, continuation.length);
+  if (nextTopK > 0) scored.next = best[best.length - 1];
+  return scored;
 }
 
 /** The first `k` entries of node-llama-cpp's probability map (already sorted, most likely first). */

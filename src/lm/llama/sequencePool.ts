@@ -111,29 +111,30 @@ export class SequencePool {
   }
 
   /**
-   * For each sequence, makes it hold `tokens[i]` and returns the full next-token probabilities
-   * after each token from index `from[i] - 1` on: the distributions that predict `tokens[i][from..]`
-   * and, unless `last[i]` is false, the one after the last token. One evaluation per sequence,
-   * every one queued in the same tick (stale cells are erased first, as in `evaluatePrefixes`), so
-   * the wave is one batch.
+   * For each sequence, makes it hold `tokens[i]` and returns the output after each token from
+   * index `from[i] - 1` on (`generateNext` says what: the full probabilities by default): the
+   * outputs that predict `tokens[i][from..]` and, unless `last[i]` is false, the one after the
+   * last token. One evaluation per sequence, every one queued in the same tick (stale cells are
+   * erased first, as in `evaluatePrefixes`), so the wave is one batch.
    */
   async evaluateContinuations(
     sequences: readonly LlamaContextSequence[],
     tokens: readonly (readonly Token[])[],
     from: readonly number[],
+    generateNext: GenerateNext = { probabilities: true },
     last: readonly boolean[] = [],
-  ): Promise<Map<number, number>[][]> {
+  ): Promise<ControlledEvaluateIndexOutput["next"][][]> {
     const inputs = await Promise.all(
-      tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i], last[i] ?? true)),
+      tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i], generateNext, last[i] ?? true)),
     );
     return Promise.all(
       inputs.map(async ({ input, skip }, i) => {
         const output = await sequences[i].controlledEvaluate(input);
-        const out: Map<number, number>[] = [];
+        const out: ControlledEvaluateIndexOutput["next"][] = [];
         for (let j = skip; j < input.length - ((last[i] ?? true) ? 0 : 1); j++) {
-          const probabilities = output[j]?.next.probabilities;
-          if (!probabilities) throw new Error("llama.cpp returned no probabilities for a scored token");
-          out.push(probabilities as Map<number, number>);
+          const next = output[j]?.next;
+          if (!next) throw new Error("llama.cpp returned no output for a scored token");
+          out.push(next);
         }
         return out;
       }),
@@ -150,6 +151,7 @@ export class SequencePool {
     sequence: LlamaContextSequence,
     tokens: readonly Token[],
     from: number,
+    generateNext: GenerateNext,
     last: boolean,
   ): Promise<{ input: ControlledEvaluateInputItem[]; skip: number }> {
     const first = Math.max(0, from - 1);
@@ -160,7 +162,7 @@ export class SequencePool {
       .slice(shared)
       .map((token, i) =>
         shared + i >= first && (last || shared + i < tokens.length - 1)
-          ? [token as never, { generateNext: { probabilities: true } }]
+          ? [token as never, { generateNext }]
           : (token as never),
       );
     this.usage.requestedPrefixTokens += tokens.length;
