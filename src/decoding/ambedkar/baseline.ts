@@ -7,14 +7,19 @@
  * the candidate leans on the identity, so only the part beyond it counts:
  *   B = mass-weighted median over identity-free tokens t of |ln p_v(t | x, y) − ln p_v(t | σ(x), σ(y))|
  *   D' = D of the log-ratio shrunk by B: |ln p − ln q| → max(0, |ln p − ln q| − B)
- * With nothing swapped in the context (a masked prompt) both distributions are the same and B = 0.
+ * B is measured where the word being written began (before its leading whitespace), where the
+ * next token begins a whole word and "identity-free" is defined; inside a word (after the bare
+ * "▁" that begins " Jane", or after "R" of " Red") every piece continues a word that may be a
+ * name, and a B read there would excuse the pieces of an unlisted name that avoids the stated one
+ * ("One day, Red saw…"). One B per step and counterfactual applies to all its candidates.
+ * With nothing swapped in the context (a masked prompt) B = 0 without a verifier call.
  * The median (weighted by the tokens' mean probability in the two contexts) is robust to a few
  * identity-laden tokens the classification below misses.
  */
 import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
 import { wordSpans } from "../../rewards/words.js";
 import { logRatio } from "./divergence.js";
-import { couldBeTerm } from "./sigma.js";
+import { couldBeTerm, counterfactual } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 
 /** One token of the two contexts' distributions: its probability in each, and whether it can name an identity. */
@@ -122,4 +127,32 @@ export function stepBaseline(
     });
   }
   return contextShift(entries);
+}
+
+/** A real context and its counterfactual, whose next-token distributions give B. */
+export interface ContextPair {
+  body: string;
+  real: [string, string];
+  counterfactual: [string, string];
+}
+
+/** Where the word being written at the end of `generated` began, its leading whitespace included. */
+export function wordStart(generated: string): number {
+  const last = wordSpans(generated).at(-1);
+  let start = last && last.end === generated.length ? last.start : generated.length;
+  while (start > 0 && /\s/u.test(generated[start - 1])) start--;
+  return start;
+}
+
+/** The step's context pair for counterfactual `shift`, or undefined when the swap changes nothing there (B = 0). */
+export function baselineContext(
+  map: SwapMap,
+  prompt: string,
+  generated: string,
+  shift: number,
+): ContextPair | undefined {
+  const body = generated.slice(0, wordStart(generated));
+  const cf = counterfactual(map, [prompt, body], shift);
+  if (!cf.changed) return undefined;
+  return { body, real: [prompt, body], counterfactual: [cf.segments[0], cf.segments[1]] };
 }

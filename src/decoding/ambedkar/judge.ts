@@ -20,7 +20,7 @@ import type {
   ScoredContinuation,
   ScoreRequest,
 } from "../../lm/types.js";
-import { beyondBaseline, stepBaseline } from "./baseline.js";
+import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from "./baseline.js";
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
 import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
@@ -82,13 +82,6 @@ interface Comparison {
   context?: string;
 }
 
-/** A real context and its counterfactual, whose next-token distributions give the step baseline. */
-interface ContextPair {
-  body: string;
-  real: [string, string];
-  counterfactual: [string, string];
-}
-
 export async function judge(
   view: VerifierView,
   map: SwapMap,
@@ -113,7 +106,7 @@ export async function judge(
   const perCandidate: number[][] = units.map(() => []);
   const sites = new Map<string, GroupSite>();
   const withBaseline = options.baseline === "step" && options.divergence !== "js";
-  const contexts = new Map<string, ContextPair>();
+  const contexts = new Map<string, ContextPair | undefined>();
   units.forEach((judged, candidate) => {
     if (!judged) return;
     const body = generated.slice(0, judged.bodyEnd);
@@ -138,7 +131,7 @@ export async function judge(
         bare: pool !== undefined && isBareTerm(map, judged.unit),
         real: indexOf(prompt, body, judged.unit),
         variants: cf.tail.map((variant) => indexOf(cf.segments[0], cf.segments[1], variant)),
-        context: withBaseline ? contextOf(contexts, prompt, body, shift, cf.segments) : undefined,
+        context: withBaseline ? contextOf(contexts, map, prompt, generated, shift) : undefined,
       });
     }
   });
@@ -152,7 +145,8 @@ export async function judge(
       });
     });
   }
-  const pairs = [...contexts.values()];
+  const pairKeys = [...contexts].flatMap(([key, pair]) => (pair ? [key] : []));
+  const pairs = pairKeys.map((key) => contexts.get(key) as ContextPair);
   const baselineRequests = await Promise.all(
     pairs.flatMap((pair) => [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c))),
   );
@@ -168,7 +162,7 @@ export async function judge(
       : { readings: [], prefetched: undefined };
   const prefetched = allPrefetched?.slice(0, callerPrefetch.length);
   const shiftOf = new Map(
-    [...contexts.keys()].map((key, i) => [
+    pairKeys.map((key, i) => [
       key,
       allPrefetched
         ? stepBaseline(
@@ -310,18 +304,20 @@ function scalar(kind: DivergenceKind, p: number, q: number, shift = 0): number {
   return kind === "logratio" ? logRatio(beyond.p, beyond.q) : bernoulliJs(beyond.p, beyond.q);
 }
 
-/** The key of a comparison's context pair, registering the pair on first sight. */
+/**
+ * The key of the step's context pair for counterfactual `shift` (registered on first sight), or
+ * undefined when the swap leaves that context as it is (then B = 0).
+ */
 function contextOf(
-  contexts: Map<string, ContextPair>,
+  contexts: Map<string, ContextPair | undefined>,
+  map: SwapMap,
   prompt: string,
-  body: string,
+  generated: string,
   shift: number,
-  swapped: readonly string[],
-): string {
-  const key = `${shift}\u0000${body.length}`;
-  if (!contexts.has(key))
-    contexts.set(key, { body, real: [prompt, body], counterfactual: [swapped[0], swapped[1]] });
-  return key;
+): string | undefined {
+  const key = String(shift);
+  if (!contexts.has(key)) contexts.set(key, baselineContext(map, prompt, generated, shift));
+  return contexts.get(key) ? key : undefined;
 }
 
 /** The request for the verifier's next-token distribution after (prompt, body). */
