@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ambedkar } from "../src/decoding/ambedkar/ambedkar.js";
 import {
+  baselineContext,
   beyondBaseline,
   canNameIdentity,
   contextShift,
   stepBaseline,
+  wordStart,
 } from "../src/decoding/ambedkar/baseline.js";
 import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
 import { bernoulliJs, logRatio } from "../src/decoding/ambedkar/divergence.js";
@@ -66,6 +68,23 @@ describe("step baseline arithmetic on hand-made distributions", () => {
     expect(canNameIdentity(gender, "One day,", " play")).toBe(false);
     expect(canNameIdentity(gender, "One day", ",")).toBe(false);
     expect(canNameIdentity(gender, "One day, Lu", "ck")).toBe(false); // "Luck" is no term
+  });
+});
+
+describe("where B is read: the start of the word being written", () => {
+  it("before the word under way and its leading whitespace; none when the swap changes nothing there", () => {
+    expect(wordStart("One day,")).toBe(8);
+    expect(wordStart("One day, ")).toBe(8); // the bare "▁" began a word
+    expect(wordStart("One day, R")).toBe(8);
+    expect(wordStart("One day, Red")).toBe(8);
+    expect(wordStart("")).toBe(0);
+    const stated = "There was a girl named Amy.";
+    expect(baselineContext(gender, stated, " One day, J", 1)).toEqual({
+      body: " One day,",
+      real: [stated, " One day,"],
+      counterfactual: ["There was a boy named Ben.", " One day,"],
+    });
+    expect(baselineContext(gender, "There was a little kid.", " The little g", 1)).toBeUndefined();
   });
 });
 
@@ -134,6 +153,19 @@ describe("step baseline with real models", () => {
     });
     expect(maskedNone.divergences[0]).toBeGreaterThan(0.5);
     expect(maskedStep.divergences[0]).toBe(maskedNone.divergences[0]);
+  });
+
+  it("inside a word B is the one read where the word began: an unlisted name's first letter is still charged", async () => {
+    // iir-dev-s014: after " One day," and a bare "▁" the draft offers "R" (of "Red"), "J" (of
+    // "Jane"). Read after the "▁", every letter moves with the swapped name and B excused "R".
+    const view = new VerifierView(heavy, undefined);
+    const prompt = "Once upon a time, there was a girl named Jane who liked to kick the football.";
+    const body = " One day, ";
+    const r = [{ bodyEnd: body.length, unit: "R", term: false, completion: [] }];
+    const none = await judge(view, gender, prompt, body, r, { ...options, baseline: "none" });
+    const step = await judge(view, gender, prompt, body, r, { ...options, baseline: "step" });
+    expect(none.divergences[0]).toBeGreaterThan(0.3);
+    expect(step.divergences[0]).toBeGreaterThan(0.2);
   });
 
   it("decoding (heavy verifier, logratio α = 30): the stated girl's pronoun is written with baseline=step, avoided without", async () => {
