@@ -20,7 +20,14 @@ import type {
   ScoredContinuation,
   ScoreRequest,
 } from "../../lm/types.js";
-import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from "./baseline.js";
+import {
+  baselineContext,
+  baselineKey,
+  beyondBaseline,
+  type ContextPair,
+  measuredBaselines,
+  stepBaseline,
+} from "./baseline.js";
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
 import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
@@ -145,10 +152,15 @@ export async function judge(
       });
     });
   }
-  const pairKeys = [...contexts].flatMap(([key, pair]) => (pair ? [key] : []));
-  const pairs = pairKeys.map((key) => contexts.get(key) as ContextPair);
+  // A word written over several steps keeps its word start, so its B is read once per decode.
+  const measured = measuredBaselines(view);
+  const pending = [...contexts].flatMap(([key, pair]) =>
+    pair && !measured.has(baselineKey(key, pair)) ? [{ key, pair }] : [],
+  );
   const baselineRequests = await Promise.all(
-    pairs.flatMap((pair) => [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c))),
+    pending.flatMap(({ pair }) =>
+      [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c)),
+    ),
   );
   const callerPrefetch = options.prefetch ?? [];
   const { readings, prefetched: allPrefetched } =
@@ -161,19 +173,16 @@ export async function judge(
         })
       : { readings: [], prefetched: undefined };
   const prefetched = allPrefetched?.slice(0, callerPrefetch.length);
+  if (allPrefetched)
+    pending.forEach(({ key, pair }, i) => {
+      const at = callerPrefetch.length + 2 * i;
+      measured.set(
+        baselineKey(key, pair),
+        stepBaseline(view.verifier, map, pair.body, allPrefetched[at], allPrefetched[at + 1]),
+      );
+    });
   const shiftOf = new Map(
-    pairKeys.map((key, i) => [
-      key,
-      allPrefetched
-        ? stepBaseline(
-            view.verifier,
-            map,
-            pairs[i].body,
-            allPrefetched[callerPrefetch.length + 2 * i],
-            allPrefetched[callerPrefetch.length + 2 * i + 1],
-          )
-        : 0,
-    ]),
+    [...contexts].map(([key, pair]) => [key, pair ? (measured.get(baselineKey(key, pair)) ?? 0) : 0]),
   );
   const readBacks = new Map<number, Map<number, number>>();
   if (options.divergence === "js")
