@@ -156,21 +156,3 @@ export function baselineContext(
   if (!cf.changed) return undefined;
   return { body, real: [prompt, body], counterfactual: [cf.segments[0], cf.segments[1]] };
 }
-
-/** B already read in one decode (keyed by its verifier view), by counterfactual and word start. */
-const measured = new WeakMap<object, Map<string, number>>();
-
-/** The Bs read so far in the decode that owns `view`. */
-export function measuredBaselines(view: object): Map<string, number> {
-  let map = measured.get(view);
-  if (!map) {
-    map = new Map();
-    measured.set(view, map);
-  }
-  return map;
-}
-
-/** The key of a context pair's B: its counterfactual and its real text. */
-export function baselineKey(shift: string, pair: ContextPair): string {
-  return `${shift}\u0000${pair.real[0]}\u0000${pair.real[1]}`;
-}

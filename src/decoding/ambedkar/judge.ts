@@ -20,14 +20,7 @@ import type {
   ScoredContinuation,
   ScoreRequest,
 } from "../../lm/types.js";
-import {
-  baselineContext,
-  baselineKey,
-  beyondBaseline,
-  type ContextPair,
-  measuredBaselines,
-  stepBaseline,
-} from "./baseline.js";
+import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from "./baseline.js";
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
 import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
@@ -152,15 +145,10 @@ export async function judge(
       });
     });
   }
-  // A word written over several steps keeps its word start, so its B is read once per decode.
-  const measured = measuredBaselines(view);
-  const pending = [...contexts].flatMap(([key, pair]) =>
-    pair && !measured.has(baselineKey(key, pair)) ? [{ key, pair }] : [],
-  );
+  const pairKeys = [...contexts].flatMap(([key, pair]) => (pair ? [key] : []));
+  const pairs = pairKeys.map((key) => contexts.get(key) as ContextPair);
   const baselineRequests = await Promise.all(
-    pending.flatMap(({ pair }) =>
-      [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c)),
-    ),
+    pairs.flatMap((pair) => [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c))),
   );
   const callerPrefetch = options.prefetch ?? [];
   const { readings, prefetched: allPrefetched } =
@@ -173,16 +161,19 @@ export async function judge(
         })
       : { readings: [], prefetched: undefined };
   const prefetched = allPrefetched?.slice(0, callerPrefetch.length);
-  if (allPrefetched)
-    pending.forEach(({ key, pair }, i) => {
-      const at = callerPrefetch.length + 2 * i;
-      measured.set(
-        baselineKey(key, pair),
-        stepBaseline(view.verifier, map, pair.body, allPrefetched[at], allPrefetched[at + 1]),
-      );
-    });
   const shiftOf = new Map(
-    [...contexts].map(([key, pair]) => [key, pair ? (measured.get(baselineKey(key, pair)) ?? 0) : 0]),
+    pairKeys.map((key, i) => [
+      key,
+      allPrefetched
+        ? stepBaseline(
+            view.verifier,
+            map,
+            pairs[i].body,
+            allPrefetched[callerPrefetch.length + 2 * i],
+            allPrefetched[callerPrefetch.length + 2 * i + 1],
+          )
+        : 0,
+    ]),
   );
   const readBacks = new Map<number, Map<number, number>>();
   if (options.divergence === "js")
