@@ -47,6 +47,15 @@ export interface AmbedkarOptions {
    * Defaults to true.
    */
   byGroup?: boolean;
+  /**
+   * "step": a scalar D ("token", "logratio") counts only beyond the step baseline, how far the
+   * counterfactual context moves the verifier on tokens that cannot name an identity (the mass-
+   * weighted median of their log-ratios; baseline.ts), so a verifier that shifts every token after
+   * the swapped name does not make every candidate look identity-dependent. B = 0 where nothing
+   * in the context is swapped (masked prompts). "none": D as measured. Ignored by "js".
+   * Defaults to "none".
+   */
+  baseline?: "step" | "none";
   /** How the divergences of n-way groups combine. Defaults to the swap map's `aggregate` (mean unless it says). */
   aggregate?: "mean" | "max";
   /** Draft temperature T of the log-probabilities scored. Defaults to 0.7. */
@@ -83,6 +92,7 @@ export const AMBEDKAR_DEFAULTS = {
   alpha: 1,
   divergence: "token" as DivergenceKind,
   byGroup: true,
+  baseline: "none" as "step" | "none",
   temperature: 0.7,
   sample: false,
   seed: 0,
@@ -274,6 +284,7 @@ async function judgeCandidates(
   const judgement = await judge(run.view, o.swaps, context.prompt, generated, units, {
     divergence: o.divergence,
     byGroup: o.byGroup,
+    baseline: o.baseline,
     aggregate: run.aggregate,
     nextK: o.nextK,
     signal: context.signal,
@@ -440,6 +451,7 @@ function traceOptions(run: Run, draft: LanguageModel) {
     alpha: o.alpha,
     divergence: o.divergence,
     byGroup: o.byGroup,
+    baseline: o.baseline,
     aggregate: run.aggregate,
     temperature: o.temperature,
     sample: o.sample,

@@ -1,5 +1,5 @@
 /**
- * `ambedkar:k=5,alpha=1,divergence=token|logratio|js,byGroup=true|false,aggregate=mean|max,…` — the strategy built from a
+ * `ambedkar:k=5,alpha=1,divergence=token|logratio|js,byGroup=true|false,baseline=step|none,aggregate=mean|max,…` — the strategy built from a
  * spec. The swap map and the constitution come from the caller (CLI `--swaps`, `--constitution`)
  * through the deps, or from the spec's `swaps=` (a built-in name or a path); the verifier comes
  * from the decode context (`--verifier`), else the draft verifies itself.
@@ -18,6 +18,8 @@ export const AMBEDKAR_PARAMS = {
   divergence:
     "token (JS of the probabilities of c and σ(c), default), logratio (|ln p − ln q| of them) or js (next-token distributions after them)",
   byGroup: "true: an identity word is judged by its group's mass (default true)",
+  baseline:
+    "step: D counts only beyond how far the counterfactual context moves identity-free tokens; none: as measured (default none)",
   aggregate: "mean or max over n-way counterfactuals (default: the swap map's, mean)",
   temperature: "draft temperature of the scored log-probabilities (default 0.7)",
   sample: "true: seeded sampling over the re-scored candidates (default false: greedy)",
@@ -94,6 +96,7 @@ export function ambedkarFromSpec(params: Params, deps: AmbedkarDeps): Strategy {
     alpha: numberOf(params, "alpha", d.alpha, (v) => v >= 0, "a number ≥ 0"),
     divergence: choiceOf(params, "divergence", ["js", "token", "logratio"] as const) ?? d.divergence,
     byGroup: booleanOf(params, "byGroup", d.byGroup),
+    baseline: choiceOf(params, "baseline", ["step", "none"] as const) ?? d.baseline,
     aggregate: choiceOf(params, "aggregate", ["mean", "max"] as const),
     temperature: numberOf(params, "temperature", d.temperature, (v) => v > 0, "a number > 0"),
     sample: booleanOf(params, "sample", d.sample),

@@ -20,6 +20,7 @@ import type {
   ScoredContinuation,
   ScoreRequest,
 } from "../../lm/types.js";
+import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from "./baseline.js";
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
 import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
@@ -51,6 +52,11 @@ export interface JudgeOptions {
   prefetch?: readonly ScoreRequest[];
   /** Entries of each prefetched distribution (what the draft's step reads). Defaults to the whole vocabulary. */
   prefetchTopK?: number;
+  /**
+   * "step": a scalar D counts only beyond how far the counterfactual context moves the verifier on
+   * identity-free tokens (baseline.ts); "none": D as measured. Ignored by "js". Defaults to "none".
+   */
+  baseline?: "step" | "none";
 }
 
 export interface Judgement {
@@ -72,6 +78,8 @@ interface Comparison {
   bare?: boolean;
   real: number;
   variants: number[];
+  /** The context pair (real, counterfactual) whose step baseline applies (baseline=step). */
+  context?: string;
 }
 
 export async function judge(
@@ -97,6 +105,8 @@ export async function judge(
   const comparisons: Comparison[] = [];
   const perCandidate: number[][] = units.map(() => []);
   const sites = new Map<string, GroupSite>();
+  const withBaseline = options.baseline === "step" && options.divergence !== "js";
+  const contexts = new Map<string, ContextPair | undefined>();
   units.forEach((judged, candidate) => {
     if (!judged) return;
     const body = generated.slice(0, judged.bodyEnd);
@@ -121,6 +131,7 @@ export async function judge(
         bare: pool !== undefined && isBareTerm(map, judged.unit),
         real: indexOf(prompt, body, judged.unit),
         variants: cf.tail.map((variant) => indexOf(cf.segments[0], cf.segments[1], variant)),
+        context: withBaseline ? contextOf(contexts, map, prompt, generated, shift) : undefined,
       });
     }
   });
@@ -134,8 +145,36 @@ export async function judge(
       });
     });
   }
-  const { readings, prefetched } =
-    texts.length > 0 ? await readAll(view, texts, options) : { readings: [], prefetched: undefined };
+  const pairKeys = [...contexts].flatMap(([key, pair]) => (pair ? [key] : []));
+  const pairs = pairKeys.map((key) => contexts.get(key) as ContextPair);
+  const baselineRequests = await Promise.all(
+    pairs.flatMap((pair) => [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c))),
+  );
+  const callerPrefetch = options.prefetch ?? [];
+  const { readings, prefetched: allPrefetched } =
+    texts.length > 0
+      ? await readAll(view, texts, {
+          ...options,
+          prefetch: [...callerPrefetch, ...baselineRequests],
+          // The baseline compares whole distributions (as much of them as the verifier serves).
+          prefetchTopK: baselineRequests.length > 0 ? undefined : options.prefetchTopK,
+        })
+      : { readings: [], prefetched: undefined };
+  const prefetched = allPrefetched?.slice(0, callerPrefetch.length);
+  const shiftOf = new Map(
+    pairKeys.map((key, i) => [
+      key,
+      allPrefetched
+        ? stepBaseline(
+            view.verifier,
+            map,
+            pairs[i].body,
+            allPrefetched[callerPrefetch.length + 2 * i],
+            allPrefetched[callerPrefetch.length + 2 * i + 1],
+          )
+        : 0,
+    ]),
+  );
   const readBacks = new Map<number, Map<number, number>>();
   if (options.divergence === "js")
     for (const shift of new Set(comparisons.map((c) => c.shift)))
@@ -143,10 +182,11 @@ export async function judge(
   const pooled = groupProbabilities(readings, comparisons, groups);
   for (const c of comparisons) {
     const pool = c.pool === undefined ? undefined : pooled.get(c.pool);
+    const shift = c.context === undefined ? 0 : (shiftOf.get(c.context) ?? 0);
     perCandidate[c.candidate].push(
       pool
-        ? scalar(options.divergence, pool.p, pool.q)
-        : compare(readings, c, options.divergence, readBacks.get(c.shift)),
+        ? scalar(options.divergence, pool.p, pool.q, shift)
+        : compare(readings, c, options.divergence, readBacks.get(c.shift), shift),
     );
   }
   return {
@@ -261,8 +301,31 @@ function groupProbabilities(
   return new Map([...sets].map(([key, set]) => [key, { p: sum(set.real), q: sum(set.counterparts) }]));
 }
 
-function scalar(kind: DivergenceKind, p: number, q: number): number {
-  return kind === "logratio" ? logRatio(p, q) : bernoulliJs(p, q);
+/** The scalar D of (p, q), counting only the log-ratio beyond the step baseline `shift` (0: none). */
+function scalar(kind: DivergenceKind, p: number, q: number, shift = 0): number {
+  const beyond = beyondBaseline(p, q, shift);
+  return kind === "logratio" ? logRatio(beyond.p, beyond.q) : bernoulliJs(beyond.p, beyond.q);
+}
+
+/**
+ * The key of the step's context pair for counterfactual `shift` (registered on first sight), or
+ * undefined when the swap leaves that context as it is (then B = 0).
+ */
+function contextOf(
+  contexts: Map<string, ContextPair | undefined>,
+  map: SwapMap,
+  prompt: string,
+  generated: string,
+  shift: number,
+): string | undefined {
+  const key = String(shift);
+  if (!contexts.has(key)) contexts.set(key, baselineContext(map, prompt, generated, shift));
+  return contexts.get(key) ? key : undefined;
+}
+
+/** The request for the verifier's next-token distribution after (prompt, body). */
+async function contextRequest(view: VerifierView, prompt: string, body: string): Promise<ScoreRequest> {
+  return { prefix: await view.tokens(prompt, body), continuation: [] };
 }
 
 function compare(
@@ -270,11 +333,12 @@ function compare(
   c: Comparison,
   kind: DivergenceKind,
   readBackMapping: ReadonlyMap<number, number> = new Map(),
+  shift = 0,
 ): number {
   // An ambiguous counterpart (her → his / him) stands for the union of its readings.
   if (kind !== "js") {
     const { p, q } = probabilities(readings, c);
-    return scalar(kind, p, q);
+    return scalar(kind, p, q, shift);
   }
   const real = readings[c.real];
   const variants = c.variants.map((v) => readings[v]);
