@@ -27,7 +27,7 @@ export function sharedPath(relative: string): string {
 
 /** Loads the real test model on the CPU, one thread (fastest for this tiny model). */
 export function loadTestModel(
-  options: { sequences?: number; contextSize?: number } = {},
+  options: { sequences?: number; contextSize?: number; copySequences?: boolean } = {},
 ): Promise<LlamaCppModel> {
   return loadModel(testModelPath(), { gpu: false, threads: 1, ...options });
 }

@@ -19,6 +19,14 @@ export interface LoadModelOptions {
   contextSize?: number;
   /** Sequences in the pool; a batched call evaluates up to this many prefixes at once. Default 16. */
   sequences?: number;
+  /**
+   * Copy a cached prefix from one sequence into another (through a RAM-backed state file, ~0.3 ms)
+   * instead of evaluating it again: a search's candidates then evaluate a freshly committed prefix
+   * once, not once each. The copy is bit for bit, but a prefix evaluated in a different batch can
+   * differ in float rounding, so a near-tie may resolve the other way. Defaults to true when the
+   * model runs on the CPU, false when layers are offloaded to a GPU (evaluation is cheap there).
+   */
+  copySequences?: boolean;
   /** Show a progress bar when downloading (default true). */
   progress?: boolean;
   signal?: AbortSignal;
@@ -33,6 +41,7 @@ export const loadModelOptionsSchema = z.object({
   threads: z.union([z.number(), z.literal("auto")]).optional(),
   contextSize: z.number().optional(),
   sequences: z.number().int().min(1).max(256).optional(),
+  copySequences: z.boolean().optional(),
   progress: z.boolean().optional(),
   signal: fields.signal.optional(),
 });
@@ -126,7 +135,20 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
       model.createContext({ contextSize, sequences, threads, ignoreMemorySafetyChecks: false });
     const context = await createContext();
     const pool = Array.from({ length: sequences }, () => context.getSequence());
-    return new LlamaCppModel(basename(path), path, model, context, pool, threads, contextSize, createContext);
+    const copySequences = options.copySequences ?? model.gpuLayers === 0;
+    return new LlamaCppModel(
+      basename(path),
+      path,
+      model,
+      context,
+      pool,
+      threads,
+      contextSize,
+      createContext,
+      {
+        copySequences,
+      },
+    );
   } catch (error) {
     await model.dispose();
     throw new TillerError(`cannot create a context for ${path}: ${firstLine(error)}`, "context-failed");

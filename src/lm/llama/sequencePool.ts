@@ -4,6 +4,7 @@ import type {
   LlamaContextSequence,
 } from "node-llama-cpp";
 import type { ModelUsage, Token } from "../types.js";
+import { planForks, SequenceForker } from "./sequenceFork.js";
 
 type GenerateNext = NonNullable<Exclude<ControlledEvaluateInputItem, number>[1]["generateNext"]>;
 
@@ -27,9 +28,16 @@ export class SequencePool {
   /** Serialises batched calls: each call owns every sequence while it runs. */
   private queue: Promise<unknown> = Promise.resolve();
 
+  private readonly forker = new SequenceForker();
+
   constructor(
     private sequences: readonly LlamaContextSequence[],
     private readonly usage: ModelUsage,
+    /**
+     * Copy another sequence's cache into an assigned one when that saves at least this many
+     * token evaluations (sequenceFork.ts). Defaults to Infinity (never).
+     */
+    private readonly forkMinTokens = Number.POSITIVE_INFINITY,
   ) {}
 
   get size(): number {
@@ -78,6 +86,29 @@ export class SequencePool {
       remaining--;
     }
     return assigned;
+  }
+
+  /**
+   * Gives each of a wave's assigned sequences a copy of another sequence's cache where that one
+   * shares at least `forkMinTokens` more of its prefix (`reusable[i]` caps what prefix `i` can
+   * reuse). Call after `assign`, before evaluating. Returns how many sequences were copied into.
+   */
+  async fork(
+    sequences: readonly LlamaContextSequence[],
+    prefixes: readonly (readonly Token[])[],
+    reusable: readonly number[],
+  ): Promise<number> {
+    if (!Number.isFinite(this.forkMinTokens)) return 0;
+    const cached = this.sequences.map((sequence) => sequence.contextTokens as unknown as Token[]);
+    const assigned = sequences.map((sequence) => this.sequences.indexOf(sequence));
+    const plans = planForks(cached, prefixes, assigned, reusable, this.forkMinTokens, commonPrefixLength);
+    await this.forker.apply(this.sequences, plans);
+    return plans.length;
+  }
+
+  /** Removes the fork folder (the model is being disposed). */
+  dispose(): void {
+    this.forker.dispose();
   }
 
   /**

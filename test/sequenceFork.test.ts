@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { planForks } from "../src/lm/llama/sequenceFork.js";
+import { commonPrefixLength } from "../src/lm/llama/sequencePool.js";
+import { loadTestModel } from "./helpers.js";
+
+describe("planForks: which sequence takes a copy of which", () => {
+  const cached = [
+    [1, 2, 3],
+    [1, 2, 3, 4, 5, 6, 7],
+    [9, 9],
+  ];
+  it("copies the sequence that shares the most of the prefix into one that shares less", () => {
+    // Prefix 0 is assigned to sequence 0 (shares 3), sequence 1 shares 6: copy 1 → 0.
+    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [6], 1, commonPrefixLength)).toEqual([
+      { donor: 1, recipient: 0 },
+    ]);
+    // Its own cache already shares the most: nothing to copy.
+    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [1], [6], 1, commonPrefixLength)).toEqual([]);
+  });
+
+  it("counts only what the prefix can reuse, against the minimum gain", () => {
+    // Only 3 tokens reusable (the 4th is read again): sequence 1 saves nothing over sequence 0.
+    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [3], 1, commonPrefixLength)).toEqual([]);
+    // A gain of 3 tokens is below a minimum of 4.
+    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [6], 4, commonPrefixLength)).toEqual([]);
+    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [6], 3, commonPrefixLength)).toEqual([
+      { donor: 1, recipient: 0 },
+    ]);
+  });
+
+  it("lets a sequence assigned to another prefix of the wave be a donor", () => {
+    const plans = planForks(
+      cached,
+      [
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        [1, 2, 3, 4, 5, 6, 7, 9],
+      ],
+      [1, 2],
+      [7, 7],
+      1,
+      commonPrefixLength,
+    );
+    expect(plans).toEqual([{ donor: 1, recipient: 2 }]);
+  });
+});
+
+describe("copySequences on the real model (stories260K)", () => {
+  let copying: LlamaCppModel;
+  let plain: LlamaCppModel;
+  beforeAll(async () => {
+    copying = await loadTestModel({ sequences: 4, copySequences: true });
+    plain = await loadTestModel({ sequences: 4, copySequences: false });
+  });
+  afterAll(async () => {
+    await copying?.dispose();
+    await plain?.dispose();
+  });
+
+  /**
+   * Two DeAL-like steps: four candidates scored (one of them the stretch then committed), then
+   * four candidates after it. Only the first step's winner holds the committed stretch.
+   */
+  async function twoSteps(model: LlamaCppModel) {
+    await model.clearCache();
+    const prompt = await model.tokenize("Once upon a time, there was a little girl named Lily.");
+    const committed = await model.tokenize(" She loved to play outside", { addBos: false });
+    const others = [10, 20, 30].map((t) => [t, t + 1, t + 2]);
+    const before = model.usage.evaluatedTokens;
+    const first = await model.scoreContinuations(
+      [committed, ...others].map((continuation) => ({ prefix: prompt, continuation })),
+      { nextTopK: 5 },
+    );
+    const second = await model.scoreContinuations(
+      [[40], ...others].map((continuation) => ({ prefix: [...prompt, ...committed], continuation })),
+      { nextTopK: 5 },
+    );
+    return { results: [...first, ...second], evaluated: model.usage.evaluatedTokens - before, committed };
+  }
+
+  it("evaluates a prefix the candidates share once, with the same scores", async () => {
+    const withCopies = await twoSteps(copying);
+    const without = await twoSteps(plain);
+    // Without copies the three other sequences evaluate the committed stretch again; with them
+    // they take the winner's cache and evaluate only its last token (whose output is read).
+    expect(without.committed.length).toBeGreaterThan(2);
+    expect(without.evaluated - withCopies.evaluated).toBe(3 * (without.committed.length - 1));
+    withCopies.results.forEach((scored, i) => {
+      scored.logprobs.forEach((lp, j) => {
+        expect(lp).toBeCloseTo(without.results[i].logprobs[j], 4);
+      });
+      expect(scored.next?.map((e) => e.token)).toEqual(without.results[i].next?.map((e) => e.token));
+    });
+  });
+
+  it("greedy rollouts from a copied prefix equal those without copies", async () => {
+    const run = async (model: LlamaCppModel) => {
+      await model.clearCache();
+      const prompt = await model.tokenize("One day, a little boy named Tom");
+      const [a] = await model.rollouts([{ prefix: prompt }], { maxTokens: 12, temperature: 0 });
+      const longer = [...prompt, ...a.tokens.slice(0, 6)];
+      return model.rollouts(
+        [0, 1, 2].map(() => ({ prefix: longer })),
+        { maxTokens: 10, temperature: 0 },
+      );
+    };
+    const [withCopies, without] = [await run(copying), await run(plain)];
+    expect(withCopies.map((r) => r.tokens)).toEqual(without.map((r) => r.tokens));
+  });
+});
