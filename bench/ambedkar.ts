@@ -7,7 +7,7 @@
  *
  *   npm run bench:ambedkar -- [--tasks FILE] [--limit N] [--per-kind N] [--model GGUF] [--verifier GGUF]
  *                             (default stories-heavy-n25.gguf in $TILLER_TEST_MODELS, see test/models.ts)
- *                             [--both "divergence=logratio,alpha=30"] [--sweep "…;…"] [--out DIR]
+ *                             [--both "divergence=logratio,alpha=30;…,baseline=step"] [--sweep "…;…"] [--out DIR]
  *
  * `--both` (ambedkar parameter sets separated by ";") run with both verifiers; `--sweep` adds
  * self-verifier rows only (cheap), to show how IIR, agreement and fluency trade off as α grows.
@@ -42,7 +42,10 @@ const { values } = parseArgs({
     },
     limit: { type: "string", default: "0" },
     "per-kind": { type: "string", default: "0" },
-    both: { type: "string", default: "divergence=logratio,alpha=30" },
+    both: {
+      type: "string",
+      default: "divergence=logratio,alpha=30;divergence=logratio,alpha=30,baseline=step",
+    },
     sweep: {
       type: "string",
       default: "divergence=logratio,alpha=10;divergence=logratio,alpha=100;alpha=1;alpha=1000",
