@@ -1,8 +1,12 @@
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getLlama } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
-import { planForks } from "../src/lm/llama/sequenceFork.js";
+import { planForks, SequenceForker } from "../src/lm/llama/sequenceFork.js";
 import { commonPrefixLength } from "../src/lm/llama/sequencePool.js";
-import { loadTestModel } from "./helpers.js";
+import { loadTestModel, testModelPath } from "./helpers.js";
 
 describe("planForks: which sequence takes a copy of which", () => {
   const cached = [
@@ -106,5 +110,35 @@ describe("copySequences on the real model (stories260K)", () => {
     };
     const [withCopies, without] = [await run(copying), await run(plain)];
     expect(withCopies.map((r) => r.tokens)).toEqual(without.map((r) => r.tokens));
+  });
+});
+
+describe("SequenceForker on node-llama-cpp's own sequences", () => {
+  it("copies a sequence exactly; a failed copy empties the recipient and stops copying", async () => {
+    const llama = await getLlama({ gpu: false });
+    const model = await llama.loadModel({ modelPath: testModelPath() });
+    const context = await model.createContext({ contextSize: 256, sequences: 2, threads: 1 });
+    const base = mkdtempSync(join(tmpdir(), "tiller-fork-test-"));
+    try {
+      const [donor, recipient] = [context.getSequence(), context.getSequence()];
+      await donor.evaluateWithoutGeneratingNewTokens(model.tokenize("Once upon a time, there was a girl."));
+      const forker = new SequenceForker(base);
+      await forker.apply([donor, recipient], [{ donor: 0, recipient: 1 }]);
+      expect(recipient.contextTokens).toEqual(donor.contextTokens);
+      forker.dispose();
+      expect(readdirSync(base)).toEqual([]);
+
+      // A folder that cannot be made (its parent is missing): no throw, the recipient is empty.
+      const failing = new SequenceForker(join(base, "missing", "deeper"));
+      await failing.apply([donor, recipient], [{ donor: 0, recipient: 1 }]);
+      expect(recipient.contextTokens).toEqual([]);
+      // Copying has stopped: a later plan leaves the recipient as it is.
+      await failing.apply([donor, recipient], [{ donor: 0, recipient: 1 }]);
+      expect(recipient.contextTokens).toEqual([]);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+      await context.dispose();
+      await model.dispose();
+    }
   });
 });

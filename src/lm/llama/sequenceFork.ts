@@ -48,30 +48,58 @@ export function planForks(
   return plans;
 }
 
+/** Folders still on disk, removed at exit if their model was never disposed. */
+const liveFolders = new Set<string>();
+let exitHookInstalled = false;
+
 /** Saves and loads sequence states through one private folder (RAM-backed where the system has one). */
 export class SequenceForker {
   private folder: string | undefined;
+  /** Set after a failed copy (a full disk, no room for the folder): copying stops, evaluation goes on. */
+  private broken = false;
 
-  /** Applies `plans`: every donor saved first, then each recipient loaded from its donor's file. */
+  /** `base`: where the private folder is made. Defaults to /dev/shm where it exists, else the OS temp folder. */
+  constructor(private readonly base = existsSync("/dev/shm") ? "/dev/shm" : tmpdir()) {}
+
+  /**
+   * Applies `plans`: every donor saved first, then each recipient loaded from its donor's file.
+   * A copy is only a shortcut: if one fails, its recipients are emptied (they then evaluate their
+   * prefixes in full, as without copies) and no further copy is tried.
+   */
   async apply(sequences: readonly LlamaContextSequence[], plans: readonly ForkPlan[]): Promise<void> {
-    if (plans.length === 0) return;
-    const folder = this.ensureFolder();
-    const file = (donor: number) => join(folder, `sequence-${donor}.state`);
-    for (const donor of new Set(plans.map((plan) => plan.donor)))
-      await sequences[donor].saveStateToFile(file(donor));
-    // The file comes from a sequence of this very context, so the model always matches.
-    for (const { donor, recipient } of plans)
-      await sequences[recipient].loadStateFromFile(file(donor), { acceptRisk: true });
+    if (plans.length === 0 || this.broken) return;
+    try {
+      const folder = this.ensureFolder();
+      const file = (donor: number) => join(folder, `sequence-${donor}.state`);
+      for (const donor of new Set(plans.map((plan) => plan.donor)))
+        await sequences[donor].saveStateToFile(file(donor));
+      // The file comes from a sequence of this very context, so the model always matches.
+      for (const { donor, recipient } of plans)
+        await sequences[recipient].loadStateFromFile(file(donor), { acceptRisk: true });
+    } catch {
+      this.broken = true;
+      for (const { recipient } of plans) await sequences[recipient].clearHistory().catch(() => undefined);
+    }
   }
 
   /** Removes the folder (the pool's model is being disposed). */
   dispose(): void {
-    if (this.folder) rmSync(this.folder, { recursive: true, force: true });
+    if (!this.folder) return;
+    rmSync(this.folder, { recursive: true, force: true });
+    liveFolders.delete(this.folder);
     this.folder = undefined;
   }
 
   private ensureFolder(): string {
-    this.folder ??= mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "tiller-kv-"));
+    if (this.folder) return this.folder;
+    this.folder = mkdtempSync(join(this.base, "tiller-kv-"));
+    liveFolders.add(this.folder);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once("exit", () => {
+        for (const folder of liveFolders) rmSync(folder, { recursive: true, force: true });
+      });
+    }
     return this.folder;
   }
 }
