@@ -56,6 +56,13 @@ describe("step baseline arithmetic on hand-made distributions", () => {
     expect(down.q).toBeLessThan(0.4);
     expect(logRatio(down.p, down.q)).toBeCloseTo(Math.log(4) - 0.5, 12);
     expect(bernoulliJs(down.p, down.q)).toBeLessThan(bernoulliJs(0.4, 0.1));
+    // A token the real context never gives (p = 0) that the counterfactual favours keeps its D
+    // beyond B, measured from the floor as logRatio measures it.
+    const unseen = beyondBaseline(0, 0.5, 0.5);
+    expect(logRatio(unseen.p, unseen.q)).toBeCloseTo(logRatio(0, 0.5) - 0.5, 9);
+    expect(bernoulliJs(unseen.p, unseen.q)).toBeGreaterThan(0.1);
+    const tiny = beyondBaseline(1e-9, 0.5, 0.5);
+    expect(logRatio(tiny.p, tiny.q)).toBeCloseTo(logRatio(1e-9, 0.5) - 0.5, 9);
   });
 
   it("which tokens can name an identity: term words and their beginnings, and a bare space", () => {

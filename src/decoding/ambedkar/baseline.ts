@@ -18,7 +18,7 @@
  */
 import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
 import { wordSpans } from "../../rewards/words.js";
-import { logRatio } from "./divergence.js";
+import { LOG_RATIO_FLOOR, logRatio } from "./divergence.js";
 import { couldBeTerm, counterfactual } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 
@@ -55,9 +55,9 @@ export function beyondBaseline(p: number, q: number, shift: number): { p: number
   if (!(shift > 0)) return { p, q };
   const gap = logRatio(p, q);
   if (gap <= shift) return { p, q: p };
-  const kept = gap - shift;
-  // q' = p · e^{∓kept}: the same side of p as q, kept nats away.
-  return { p, q: p * Math.exp(q > p ? kept : -kept) };
+  // q moves B nats toward p (from the floored q, as logRatio reads it). Rebuilding q from p instead
+  // would lose the floor: p = 0 (a token the real context never gives) would clear any q.
+  return { p, q: q > p ? q * Math.exp(-shift) : Math.max(q, LOG_RATIO_FLOOR) * Math.exp(shift) };
 }
 
 /**
