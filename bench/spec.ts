@@ -50,6 +50,7 @@ import { skipResidualAcceptance } from "../test/brokenAcceptance.js";
 import { testModelsPath } from "../test/models.js";
 import { speculativeSamplingCheck } from "../test/speculativeSamplingCheck.js";
 import { type DealTally, dealSideBySide } from "./specDeal.js";
+import { specPrompts } from "./specPrompts.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -64,13 +65,6 @@ const { values: args } = parseArgs({
 const SECTIONS = new Set(args["deal-only"] ? ["deal"] : args.sections.split(","));
 const ROUNDS = Math.max(1, Number.parseInt(args.rounds, 10) || 1);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const BENCH_PROMPTS = [
-  "Once upon a time",
-  "Tom and Sue went to the park",
-  "The little dog was",
-  "One day, a girl named Mia",
-  "Ben had a red ball",
-];
 if (args.prompts !== "bench" && args.prompts !== "dev")
   throw new Error(`bench:spec: --prompts must be bench or dev, got "${args.prompts}"`);
 /** `--prompts dev`: the whole identity dev set, one variant per section. */
@@ -320,13 +314,7 @@ async function samplingChecks(target: LlamaCppModel, draft: LlamaCppModel) {
   return { lossless, broken };
 }
 
-const PROMPTS = DEV
-  ? fs
-      .readFileSync(shared("eval/identity-dev.jsonl"), "utf8")
-      .split("\n")
-      .filter((line) => line.trim() !== "")
-      .map((line) => (JSON.parse(line) as { prompt: string }).prompt)
-  : BENCH_PROMPTS;
+const PROMPTS = specPrompts(DEV ? "dev" : "bench", shared("eval/identity-dev.jsonl"));
 /** The variants a section runs: every one, or (`--prompts dev`) its headline one, `keep`. */
 const chosen = (variants: Variant[], keep: string) =>
   DEV ? variants.filter((v) => v.label === keep) : variants;

@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { loadModel } from "../src/lm/load.js";
 import { testModelsPath } from "../test/models.js";
+import { specPrompts } from "./specPrompts.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -37,21 +38,7 @@ const shared = (relative: string) => {
     throw new Error(`bench:spec-policy: ${path} not found (../shared beside the checkout)`);
   return path;
 };
-const BENCH_PROMPTS = [
-  "Once upon a time",
-  "Tom and Sue went to the park",
-  "The little dog was",
-  "One day, a girl named Mia",
-  "Ben had a red ball",
-];
-const prompts =
-  args.prompts === "dev"
-    ? fs
-        .readFileSync(shared("eval/identity-dev.jsonl"), "utf8")
-        .split("\n")
-        .filter((line) => line.trim() !== "")
-        .map((line) => (JSON.parse(line) as { prompt: string }).prompt)
-    : BENCH_PROMPTS;
+const prompts = specPrompts(args.prompts === "dev" ? "dev" : "bench", shared("eval/identity-dev.jsonl"));
 const [F, C, D] = args.costs.split(",").map(Number);
 if (![F, C, D].every((x) => Number.isFinite(x) && x >= 0))
   throw new Error(`bench:spec-policy: --costs must be three numbers F,c,d (ms), got "${args.costs}"`);
