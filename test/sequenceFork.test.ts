@@ -14,36 +14,33 @@ describe("planForks: which sequence takes a copy of which", () => {
     [1, 2, 3, 4, 5, 6, 7],
     [9, 9],
   ];
+  /** What each prefix has in common with each cache (the pool computes it once per wave). */
+  const sharedWith = (prefixes: number[][]) =>
+    prefixes.map((prefix) => cached.map((tokens) => commonPrefixLength(prefix, tokens)));
   it("copies the sequence that shares the most of the prefix into one that shares less", () => {
     // Prefix 0 is assigned to sequence 0 (shares 3), sequence 1 shares 6: copy 1 → 0.
-    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [6], 1, commonPrefixLength)).toEqual([
-      { donor: 1, recipient: 0 },
-    ]);
+    expect(planForks(sharedWith([[1, 2, 3, 4, 5, 6, 8]]), [0], [6], 1)).toEqual([{ donor: 1, recipient: 0 }]);
     // Its own cache already shares the most: nothing to copy.
-    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [1], [6], 1, commonPrefixLength)).toEqual([]);
+    expect(planForks(sharedWith([[1, 2, 3, 4, 5, 6, 8]]), [1], [6], 1)).toEqual([]);
   });
 
   it("counts only what the prefix can reuse, against the minimum gain", () => {
     // Only 3 tokens reusable (the 4th is read again): sequence 1 saves nothing over sequence 0.
-    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [3], 1, commonPrefixLength)).toEqual([]);
+    expect(planForks(sharedWith([[1, 2, 3, 4, 5, 6, 8]]), [0], [3], 1)).toEqual([]);
     // A gain of 3 tokens is below a minimum of 4.
-    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [6], 4, commonPrefixLength)).toEqual([]);
-    expect(planForks(cached, [[1, 2, 3, 4, 5, 6, 8]], [0], [6], 3, commonPrefixLength)).toEqual([
-      { donor: 1, recipient: 0 },
-    ]);
+    expect(planForks(sharedWith([[1, 2, 3, 4, 5, 6, 8]]), [0], [6], 4)).toEqual([]);
+    expect(planForks(sharedWith([[1, 2, 3, 4, 5, 6, 8]]), [0], [6], 3)).toEqual([{ donor: 1, recipient: 0 }]);
   });
 
   it("lets a sequence assigned to another prefix of the wave be a donor", () => {
     const plans = planForks(
-      cached,
-      [
+      sharedWith([
         [1, 2, 3, 4, 5, 6, 7, 8],
         [1, 2, 3, 4, 5, 6, 7, 9],
-      ],
+      ]),
       [1, 2],
       [7, 7],
       1,
-      commonPrefixLength,
     );
     expect(plans).toEqual([{ donor: 1, recipient: 2 }]);
   });

@@ -20,7 +20,7 @@ export interface LoadModelOptions {
   /** Sequences in the pool; a batched call evaluates up to this many prefixes at once. Default 16. */
   sequences?: number;
   /**
-   * Copy a cached prefix from one sequence into another (through a RAM-backed state file, ~0.3 ms)
+   * Copy a cached prefix from one sequence into another (through a RAM-backed state file, 0.3–1.6 ms)
    * instead of evaluating it again: a search's candidates then evaluate a freshly committed prefix
    * once, not once each. The copy is bit for bit, but a prefix evaluated in a different batch can
    * differ in float rounding, so a near-tie may resolve the other way. Defaults to true when the

@@ -54,8 +54,9 @@ export class LlamaCppModel implements LanguageModel {
     options: { copySequences?: boolean } = {},
   ) {
     guardLogitReads(context);
-    // One saved evaluation already pays for a copy on the CPU (≈0.3 ms against ≥0.1 ms a token
-    // for the 260K test model and ~2 ms for a model of real size, evaluated in a batch).
+    // Copy whenever it saves an evaluation: DeAL on the 260K test model (40 tasks) took 8.4, 8.4
+    // and 8.6 s with a minimum of 1, 2 and 4 saved tokens against 10.6 s without copies, and on a
+    // model of real size one evaluation (~2 ms in a batch) outweighs a copy (0.3–1.6 ms).
     this.pool = new SequencePool(sequences, this.usage, options.copySequences ? 1 : Number.POSITIVE_INFINITY);
     this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.bosToken = model.tokens.bos ?? undefined;
@@ -209,9 +210,7 @@ export class LlamaCppModel implements LanguageModel {
         options.signal?.throwIfAborted();
         const wave = requests.slice(start, start + this.pool.size);
         const full = wave.map((r) => [...r.prefix, ...r.continuation]);
-        const sequences = this.pool.assign(full);
-        await this.pool.fork(
-          sequences,
+        const sequences = await this.pool.place(
           full,
           wave.map((r) => Math.max(0, r.prefix.length - 1)),
         );
@@ -248,9 +247,7 @@ export class LlamaCppModel implements LanguageModel {
       for (let start = 0; start < prefixes.length; start += this.pool.size) {
         options.signal?.throwIfAborted();
         const wave = prefixes.slice(start, start + this.pool.size);
-        const sequences = this.pool.assign(wave);
-        await this.pool.fork(
-          sequences,
+        const sequences = await this.pool.place(
           wave,
           wave.map((prefix) => prefix.length - 1),
         );
@@ -278,9 +275,7 @@ export class LlamaCppModel implements LanguageModel {
         options.signal?.throwIfAborted();
         const wave = requests.slice(start, start + this.pool.size);
         const prefixes = wave.map((request) => request.prefix);
-        const sequences = this.pool.assign(prefixes);
-        await this.pool.fork(
-          sequences,
+        const sequences = await this.pool.place(
           prefixes,
           prefixes.map((prefix) => prefix.length - 1),
         );

@@ -1,8 +1,8 @@
 /**
  * Copies one llama.cpp sequence's cache into another. node-llama-cpp 3.21 has no sequence copy
  * (llama.cpp's `seq_cp`), but it saves a sequence's state to a file and loads it into another
- * sequence of the same context, bit for bit. Through a RAM-backed folder that costs ~0.2–0.5 ms
- * for a short story context, while evaluating a token again costs ~2 ms on a model of real size:
+ * sequence of the same context, bit for bit. Through a RAM-backed folder that costs 0.3–1.6 ms
+ * (save and load, measured on stories-heavy with a 62-token context; the first copy is slowest), while evaluating a token again costs ~2 ms on a model of real size:
  * a search whose candidates share a freshly committed prefix (DeAL, AMBEDKAR, Best-of-N) then
  * evaluates that prefix once instead of once per sequence.
  */
@@ -10,7 +10,6 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LlamaContextSequence } from "node-llama-cpp";
-import type { Token } from "../types.js";
 
 /** One planned copy: `donor`'s cache into `recipient` (indices into the pool's sequences). */
 export interface ForkPlan {
@@ -21,27 +20,24 @@ export interface ForkPlan {
 /**
  * Which assigned sequences should first take a copy of another sequence: one whose cache shares
  * at least `minTokens` more reusable tokens with the prefix it is about to hold than its own
- * does. `reusable[i]` caps what prefix `i` can reuse (the tokens before the first position whose
- * output is read). A donor may be any sequence, also one assigned to another prefix of the wave
- * (every donor is saved before any recipient is loaded).
+ * does. `shared[p][s]` is what prefix `p` has in common with sequence `s`'s cache; `assigned[p]`
+ * the sequence it goes to; `reusable[p]` caps what it can reuse (the tokens before the first
+ * position whose output is read). A donor may be any sequence, also one assigned to another
+ * prefix of the wave (every donor is saved before any recipient is loaded).
  */
 export function planForks(
-  cached: readonly (readonly Token[])[],
-  prefixes: readonly (readonly Token[])[],
+  shared: readonly (readonly number[])[],
   assigned: readonly number[],
   reusable: readonly number[],
   minTokens: number,
-  sharedLength: (a: readonly Token[], b: readonly Token[]) => number,
 ): ForkPlan[] {
   const plans: ForkPlan[] = [];
-  prefixes.forEach((prefix, i) => {
-    const recipient = assigned[i];
-    const own = Math.min(sharedLength(prefix, cached[recipient]), reusable[i]);
-    let best = { donor: -1, shared: own + minTokens - 1 };
-    cached.forEach((tokens, donor) => {
-      if (donor === recipient) return;
-      const shared = Math.min(sharedLength(prefix, tokens), reusable[i]);
-      if (shared > best.shared) best = { donor, shared };
+  shared.forEach((row, p) => {
+    const recipient = assigned[p];
+    let best = { donor: -1, shared: Math.min(row[recipient], reusable[p]) + minTokens - 1 };
+    row.forEach((length, donor) => {
+      const usable = Math.min(length, reusable[p]);
+      if (donor !== recipient && usable > best.shared) best = { donor, shared: usable };
     });
     if (best.donor >= 0) plans.push({ donor: best.donor, recipient });
   });

@@ -17,6 +17,31 @@ export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): nu
 }
 
 /**
+ * For each prefix, the index of a distinct sequence, greedily by longest shared prefix
+ * (`shared[p][s]`); ties go to the lower index so the assignment is deterministic.
+ */
+function assignByShared(shared: readonly (readonly number[])[]): number[] {
+  const pairs: { prefix: number; sequence: number; shared: number }[] = [];
+  shared.forEach((row, prefix) => {
+    row.forEach((length, sequence) => {
+      pairs.push({ prefix, sequence, shared: length });
+    });
+  });
+  pairs.sort((a, b) => b.shared - a.shared || a.prefix - b.prefix || a.sequence - b.sequence);
+  const assigned: number[] = new Array(shared.length);
+  const taken = new Set<number>();
+  let remaining = shared.length;
+  for (const pair of pairs) {
+    if (remaining === 0) break;
+    if (assigned[pair.prefix] !== undefined || taken.has(pair.sequence)) continue;
+    assigned[pair.prefix] = pair.sequence;
+    taken.add(pair.sequence);
+    remaining--;
+  }
+  return assigned;
+}
+
+/**
  * A pool of llama.cpp context sequences that remembers what each one holds. node-llama-cpp
  * cannot fork a sequence, so search stays affordable only by sending each prefix to the sequence
  * whose cached tokens share the longest prefix with it and evaluating just the difference.
@@ -65,45 +90,22 @@ export class SequencePool {
 
   /**
    * Assigns each prefix of one wave (≤ size) to a distinct sequence, greedily by longest shared
-   * prefix, so the tokens a previous call left in a sequence are reused where they fit best.
+   * prefix, so the tokens a previous call left in a sequence are reused where they fit best; then
+   * (with `forkMinTokens`) gives an assigned sequence a copy of another sequence's cache where that
+   * one shares at least `forkMinTokens` more of its prefix (`reusable[i]` caps what prefix `i` can
+   * reuse: the tokens before the first position whose output is read). Call before evaluating.
    */
-  assign(prefixes: readonly (readonly Token[])[]): LlamaContextSequence[] {
-    const cached = this.sequences.map((sequence) => sequence.contextTokens as unknown as Token[]);
-    const pairs: { prefix: number; sequence: number; shared: number }[] = [];
-    for (let p = 0; p < prefixes.length; p++)
-      for (let s = 0; s < cached.length; s++)
-        pairs.push({ prefix: p, sequence: s, shared: commonPrefixLength(prefixes[p], cached[s]) });
-    // Longest shared prefix first; ties go to the lower index so the assignment is deterministic.
-    pairs.sort((a, b) => b.shared - a.shared || a.prefix - b.prefix || a.sequence - b.sequence);
-    const assigned: LlamaContextSequence[] = new Array(prefixes.length);
-    const takenSequence = new Set<number>();
-    let remaining = prefixes.length;
-    for (const pair of pairs) {
-      if (remaining === 0) break;
-      if (assigned[pair.prefix] || takenSequence.has(pair.sequence)) continue;
-      assigned[pair.prefix] = this.sequences[pair.sequence];
-      takenSequence.add(pair.sequence);
-      remaining--;
-    }
-    return assigned;
-  }
-
-  /**
-   * Gives each of a wave's assigned sequences a copy of another sequence's cache where that one
-   * shares at least `forkMinTokens` more of its prefix (`reusable[i]` caps what prefix `i` can
-   * reuse). Call after `assign`, before evaluating. Returns how many sequences were copied into.
-   */
-  async fork(
-    sequences: readonly LlamaContextSequence[],
+  async place(
     prefixes: readonly (readonly Token[])[],
     reusable: readonly number[],
-  ): Promise<number> {
-    if (!Number.isFinite(this.forkMinTokens)) return 0;
+  ): Promise<LlamaContextSequence[]> {
     const cached = this.sequences.map((sequence) => sequence.contextTokens as unknown as Token[]);
-    const assigned = sequences.map((sequence) => this.sequences.indexOf(sequence));
-    const plans = planForks(cached, prefixes, assigned, reusable, this.forkMinTokens, commonPrefixLength);
-    await this.forker.apply(this.sequences, plans);
-    return plans.length;
+    // shared[p][s]: what prefix p has in common with sequence s's cache (read by both steps).
+    const shared = prefixes.map((prefix) => cached.map((tokens) => commonPrefixLength(prefix, tokens)));
+    const assigned = assignByShared(shared);
+    if (Number.isFinite(this.forkMinTokens))
+      await this.forker.apply(this.sequences, planForks(shared, assigned, reusable, this.forkMinTokens));
+    return assigned.map((s) => this.sequences[s]);
   }
 
   /** Removes the fork folder (the model is being disposed). */
