@@ -7,19 +7,16 @@ import type { SearchDrafting } from "../src/decoding/speculative/searchDrafting.
 import type { DecodeContext, GenerationResult } from "../src/decoding/types.js";
 import { SALAD_LOGPROB, tokenLogprobs } from "../src/eval/fluency.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
-import { loadModel } from "../src/lm/load.js";
 import type { LanguageModel, ScoreOptions, ScoreRequest } from "../src/lm/types.js";
 import { keywordsReward } from "../src/rewards/index.js";
-import { loadTestModel } from "./helpers.js";
-import { testModelsPath } from "./models.js";
+import { loadDraftTwin, loadTestModel } from "./helpers.js";
 
 let small: LlamaCppModel;
 let twin: LlamaCppModel;
 
 beforeAll(async () => {
   small = await loadTestModel({ sequences: 8 });
-  // stories260K's weights again, as the draft model ("model" drafts with it).
-  twin = await loadModel(testModelsPath("stories260K-chat.gguf"), { gpu: false, threads: 1, sequences: 8 });
+  twin = await loadDraftTwin();
 });
 afterAll(async () => {
   await small?.dispose();

@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { loadModel } from "../src/lm/load.js";
+import { testModelsPath } from "./models.js";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -30,6 +31,14 @@ export function loadTestModel(
   options: { sequences?: number; contextSize?: number; copySequences?: boolean } = {},
 ): Promise<LlamaCppModel> {
   return loadModel(testModelPath(), { gpu: false, threads: 1, ...options });
+}
+
+/**
+ * stories260K's weights in a second file (stories260K-chat.gguf), loaded as a draft model: it
+ * drafts what the target would write, so drafting is accepted and its bookkeeping is exercised.
+ */
+export function loadDraftTwin(): Promise<LlamaCppModel> {
+  return loadModel(testModelsPath("stories260K-chat.gguf"), { gpu: false, threads: 1, sequences: 8 });
 }
 
 /** Path of the built CLI (tests that spawn it need `npm run build` first; `npm test` does that). */

@@ -6,18 +6,15 @@ import type { Draft, Drafter, DraftRequest } from "../src/decoding/speculative/i
 import type { SearchDrafting } from "../src/decoding/speculative/searchDrafting.js";
 import type { DecodeContext, GenerationResult } from "../src/decoding/types.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
-import { loadModel } from "../src/lm/load.js";
 import { keywordsReward } from "../src/rewards/index.js";
-import { loadTestModel } from "./helpers.js";
-import { testModelsPath } from "./models.js";
+import { loadDraftTwin, loadTestModel } from "./helpers.js";
 
 let small: LlamaCppModel;
 let twin: LlamaCppModel;
 
 beforeAll(async () => {
   small = await loadTestModel({ sequences: 8 });
-  // A second copy of stories260K's weights as the draft model ("model" drafts with it).
-  twin = await loadModel(testModelsPath("stories260K-chat.gguf"), { gpu: false, threads: 1, sequences: 8 });
+  twin = await loadDraftTwin();
 });
 afterAll(async () => {
   await small?.dispose();
