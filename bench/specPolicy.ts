@@ -12,8 +12,10 @@
  * decoding chains them. Its speed-up follows from a cost model of the calls (`--costs`, in ms: a
  * target call costs F + c per position, a draft call d; defaults 13.8,2.5,1.0, measured on a quiet
  * machine at 1 thread: greedy 16.3 ms a token, a 6-position verification 27–31 ms, a stories260K
- * call 0.8–1.5 ms). Policies: the per-token cut (end before a token the draft gives < p), and the
- * cumulative cut (end where the draft's probability of the whole draft falls below p, the
+ * call 0.8–1.5 ms). Policies: the per-token cut (end before a token the draft gives < p), the
+ * cumulative cut (end before the token that takes the draft's probability of the whole draft
+ * below p: the call that returned it is wasted), and asking while (ask for another token only
+ * while the draft's probability of the whole draft is ≥ p, keeping every token returned: the
  * DraftModelDrafter default), each with the draft length fixed at 16 or `auto`'s +2/−1.
  */
 import * as fs from "node:fs";
@@ -86,6 +88,8 @@ interface Policy {
   label: string;
   /** Whether the draft ends before token `k` (0-based), given its probabilities so far. */
   ends: (p: readonly number[], k: number, sure: number) => boolean;
+  /** Whether the draft asks for token `k` at all, given its probability of the draft so far. Defaults to always. */
+  asks?: (k: number, sure: number) => boolean;
   auto: boolean;
 }
 
@@ -106,6 +110,7 @@ function simulate(all: readonly Story[], policy: Policy) {
       let draftCalls = 0;
       let sure = 1;
       while (k < limit) {
+        if (policy.asks && !policy.asks(k, sure)) break;
         draftCalls++;
         if (policy.ends(p, k, sure * p[k])) break;
         sure *= p[k];
@@ -130,8 +135,12 @@ const policies: Policy[] = [];
 for (const auto of [true, false]) {
   for (const min of [0.2, 0.3, 0.4])
     policies.push({ label: `per-token ${min}`, ends: (p, k) => p[k] < min, auto });
+  // Cut after the call: the token that takes the draft below `min` is dropped (its call wasted).
   for (const min of [0.06, 0.08, 0.1, 0.12, 0.15, 0.2])
     policies.push({ label: `cumulative ${min}`, ends: (_p, _k, sure) => sure < min, auto });
+  // Cut before the call (the default): ask while the draft so far is at least `min` likely, keep every answer.
+  for (const min of [0.1, 0.15, 0.2, 0.25, 0.3, 0.4])
+    policies.push({ label: `ask while ${min}`, ends: () => false, asks: (_k, sure) => sure >= min, auto });
 }
 
 const load = (path: string) =>

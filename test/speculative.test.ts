@@ -261,12 +261,15 @@ describe("rounds and stats", () => {
     expect(wrong.stats.accepted).toBe(0);
   });
 
-  it("a draft model ends its draft where its probability of the whole draft falls below minProbability", async () => {
+  it("a draft model asks for another token only while its probability of the whole draft is at least minProbability", async () => {
     const contexts = await Promise.all(PROMPTS.map((p) => small.tokenize(p)));
     const requests = contexts.map((context) => ({ context, n: 16, random: Math.random }));
     const sampling = { sampling: { temperature: 0 } };
     const whole = await new DraftModelDrafter(small, { minProbability: 0 }).propose(requests, sampling);
+    const callsBefore = small.usage.calls;
     const cut = await new DraftModelDrafter(small, { minProbability: 0.1 }).propose(requests, sampling);
+    // One batched call per drafted position, none whose answer is dropped.
+    expect(small.usage.calls - callsBefore).toBe(Math.max(...cut.map((d) => d.tokens.length)));
     let shortened = 0;
     for (const [i, context] of contexts.entries()) {
       const full = whole[i].tokens;
@@ -276,11 +279,11 @@ describe("rounds and stats", () => {
         full.map((_, k) => [...context, ...full.slice(0, k)]),
         { topK: 1 },
       );
-      // Kept: the longest prefix whose probability (a running product) stays at 0.1 or above.
+      // Kept: every token asked for, i.e. up to and including the first token that takes the
+      // draft's probability (a running product) below 0.1; no token the draft returned is dropped.
       let expected = 0;
       let sure = 0;
-      while (expected < full.length && sure + steps[expected][0].logprob >= Math.log(0.1))
-        sure += steps[expected++][0].logprob;
+      while (expected < full.length && sure >= Math.log(0.1)) sure += steps[expected++][0].logprob;
       expect(cut[i].tokens, PROMPTS[i]).toEqual(full.slice(0, expected));
       if (expected < full.length) shortened++;
     }

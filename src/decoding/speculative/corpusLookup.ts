@@ -36,6 +36,10 @@ const TEXT_CONTEXT_TOKENS = 256;
  * A lowercased index (`tiller index build --lowercase`) holds lowercased text: the context is then
  * detokenized, lowercased and re-tokenized for the lookup, and the continuation's text is recased
  * ({@link Recaser}) and tokenized as the target would write it after its last word.
+ *
+ * Documents should never span two texts (`tiller index build --doc-sep line` for a corpus of one
+ * story per line, its paragraphs parted by blank lines): a match that ends where one text ends
+ * drafts the next one's opening, which the target, going on with its own text, rejects.
  */
 export class CorpusLookupDrafter implements Drafter {
   readonly name: string;

@@ -40,7 +40,7 @@ export const SPECULATIVE_STRATEGY: StrategyDefinition = {
     draft: "who drafts: model (the --draft model), prompt, index:DIR, or a+b (first that proposes)",
     tokens: "draft tokens per round: N or auto",
     max: "most draft tokens auto grows to",
-    pmin: "draft model: end a draft before its own probability of the whole draft falls below this",
+    pmin: "draft model: ask for another draft token only while its own probability of the whole draft is at least this",
     minSpeedup: "switch a drafter off below this estimated speed-up (0: never)",
     ...SAMPLING_PARAMS,
   },
