@@ -167,7 +167,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     o,
     verifier,
     view: new VerifierView(verifier, o.constitution),
-    memo: new DraftMemo(),
+    memo: new DraftMemo(o.shortcuts && verifier === draft ? draft.vocabularySize : 0),
     aggregate: o.aggregate ?? o.swaps.aggregate,
     pool: Math.min(o.vetoes?.length ? Math.max(o.k, VETO_POOL) : o.k, draft.capabilities.maxTopK),
     divergenceSum: 0,
@@ -273,6 +273,8 @@ async function judgeCandidates(
   const leader = candidates[base.indexOf(Math.max(...base))];
   if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
   const prefetch = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
+  // A self-verifying draft's memo holds the verifier's own distributions (same model, same tokens).
+  const self = o.shortcuts && run.verifier === context.model;
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -290,7 +292,9 @@ async function judgeCandidates(
     signal: context.signal,
     onWarning: (warning) => warn(context, warning),
     prefetch: prefetch ? [prefetch] : undefined,
-    prefetchTopK: run.pool,
+    // The whole distribution (what the next step's verifier reads too) costs what the top k does.
+    prefetchTopK: self ? undefined : run.pool,
+    known: self ? (p) => run.memo.get(p, run.verifier.vocabularySize) : undefined,
   });
   run.requests += judgement.requests;
   const next = judgement.prefetched?.[0];

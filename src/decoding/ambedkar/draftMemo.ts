@@ -8,6 +8,16 @@ import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types
 export class DraftMemo {
   private readonly entries = new Map<string, NextTokenDistribution>();
 
+  constructor(
+    /**
+     * Entries computed and kept per distribution, at least what each call asks: a self-verifying
+     * draft keeps whole ones, which its verifier reads as the contexts it would score (the cost is
+     * the same: the backend reads the whole distribution for any top k above 1). Defaults to 0
+     * (what is asked).
+     */
+    private readonly stored = 0,
+  ) {}
+
   private static key(prefix: readonly Token[]): string {
     return prefix.join(",");
   }
@@ -39,12 +49,13 @@ export class DraftMemo {
     const out = prefixes.map((prefix) => this.get(prefix, topK));
     const missing = prefixes.filter((_, i) => out[i] === undefined);
     if (missing.length > 0) {
-      const computed = await draft.nextTokenDistributions(missing, { topK, signal });
+      const computed = await draft.nextTokenDistributions(missing, { topK: Math.max(topK, this.stored), signal });
       let m = 0;
       prefixes.forEach((prefix, i) => {
         if (out[i] !== undefined) return;
-        out[i] = computed[m++];
-        this.set(prefix, out[i]);
+        const distribution = computed[m++];
+        this.set(prefix, distribution);
+        out[i] = distribution.slice(0, topK);
       });
     }
     return out as NextTokenDistribution[];

@@ -18,7 +18,9 @@ import type {
   ModelWarning,
   NextTokenDistribution,
   ScoredContinuation,
+  ScoreOptions,
   ScoreRequest,
+  Token,
 } from "../../lm/types.js";
 import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from "./baseline.js";
 import type { JudgedUnit } from "./candidateWords.js";
@@ -52,6 +54,12 @@ export interface JudgeOptions {
   prefetch?: readonly ScoreRequest[];
   /** Entries of each prefetched distribution (what the draft's step reads). Defaults to the whole vocabulary. */
   prefetchTopK?: number;
+  /**
+   * The verifier's whole next-token distribution after `prefix` when it is already known (the
+   * draft's memo when the draft verifies itself: the previous step prefetched it), so that context
+   * is read there instead of being scored again. Defaults to none.
+   */
+  known?: (prefix: readonly Token[]) => NextTokenDistribution | undefined;
   /**
    * "step": a scalar D counts only beyond how far the counterfactual context moves the verifier on
    * identity-free tokens (baseline.ts); "none": D as measured. Ignored by "js". Defaults to "none".
@@ -241,7 +249,7 @@ async function readAll(
   // Prefetched distributions ride along only with the scalar kinds (whose readings never use `next`
   // of a scored unit, so asking for it changes none of them).
   const prefetch = options.divergence === "js" ? [] : (options.prefetch ?? []).map(plan);
-  const scored: ScoredContinuation[] = await verifier.scoreContinuations(planned, {
+  const scored = await scoreUnknown(verifier, planned, options.known, {
     nextTopK:
       options.divergence === "js"
         ? options.nextK
@@ -265,6 +273,29 @@ async function readAll(
     return { logprob: map.get(token) ?? Number.NEGATIVE_INFINITY };
   });
   return { readings, prefetched };
+}
+
+/**
+ * `scoreContinuations` of the requests whose answer is not `known` already (a bare context whose
+ * whole next-token distribution was computed before); the known ones are answered from it.
+ */
+async function scoreUnknown(
+  verifier: VerifierView["verifier"],
+  requests: readonly ScoreRequest[],
+  known: JudgeOptions["known"],
+  options: ScoreOptions,
+): Promise<ScoredContinuation[]> {
+  const answers = requests.map((request) =>
+    known && request.continuation.length === 0 ? known(request.prefix) : undefined,
+  );
+  const asked = requests.filter((_, i) => answers[i] === undefined);
+  const scored = asked.length > 0 ? await verifier.scoreContinuations(asked, options) : [];
+  let next = 0;
+  return answers.map((answer) =>
+    answer === undefined
+      ? scored[next++]
+      : { logprobs: [], logprob: 0, next: answer.slice(0, options.nextTopK ?? 0) },
+  );
 }
 
 /** p and q of a comparison: the real unit's probability and the summed probabilities of its counterparts. */
