@@ -49,7 +49,10 @@ export class DraftMemo {
     const out = prefixes.map((prefix) => this.get(prefix, topK));
     const missing = prefixes.filter((_, i) => out[i] === undefined);
     if (missing.length > 0) {
-      const computed = await draft.nextTokenDistributions(missing, { topK: Math.max(topK, this.stored), signal });
+      const computed = await draft.nextTokenDistributions(missing, {
+        topK: Math.max(topK, this.stored),
+        signal,
+      });
       let m = 0;
       prefixes.forEach((prefix, i) => {
         if (out[i] !== undefined) return;
