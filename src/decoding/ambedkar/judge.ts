@@ -240,12 +240,28 @@ async function readAll(
   // The scalar kinds read `next` only of a shared context (or a prefetch), never after a scored
   // unit: the backend may skip that distribution.
   const wantsNext = options.divergence === "js";
-  const sources = resolved.map((request) =>
-    shareContexts && request.continuation.length === 1
-      ? { index: plan({ prefix: request.prefix, continuation: [] }), token: request.continuation[0] }
-      : { index: plan({ ...request, wantsNext }), token: undefined },
+  // A longer unit's first token is read off its context's distribution too, when that context is
+  // read anyway (for a one-token unit, or known): the unit's request then starts one token later
+  // and reads one position fewer.
+  const contextKey = (prefix: readonly Token[]) => prefix.join(",");
+  const contexts = new Set(
+    resolved.flatMap((request) => (request.continuation.length === 1 ? [contextKey(request.prefix)] : [])),
   );
-  const shared = sources.some((source) => source.token !== undefined);
+  const headRead = (request: ScoreRequest) =>
+    shareContexts &&
+    request.continuation.length > 1 &&
+    (contexts.has(contextKey(request.prefix)) || options.known?.(request.prefix) !== undefined);
+  const sources: Source[] = resolved.map((request) => {
+    const [head, ...rest] = request.continuation;
+    if (shareContexts && request.continuation.length === 1)
+      return { index: plan({ prefix: request.prefix, continuation: [] }), token: head };
+    if (!headRead(request)) return { index: plan({ ...request, wantsNext }) };
+    return {
+      index: plan({ prefix: [...request.prefix, head], continuation: rest, wantsNext }),
+      head: { index: plan({ prefix: request.prefix, continuation: [] }), token: head },
+    };
+  });
+  const shared = sources.some((source) => source.token !== undefined || source.head !== undefined);
   // Prefetched distributions ride along only with the scalar kinds (whose readings never use `next`
   // of a scored unit, so asking for it changes none of them).
   const prefetch = options.divergence === "js" ? [] : (options.prefetch ?? []).map(plan);
@@ -263,16 +279,31 @@ async function readAll(
   });
   const prefetched = prefetch.length > 0 ? prefetch.map((index) => scored[index].next ?? []) : undefined;
   const maps = new Map<number, Map<number, number>>();
-  const readings = sources.map(({ index, token }) => {
-    if (token === undefined) return { logprob: scored[index].logprob, next: scored[index].next };
+  const read = (index: number, token: Token) => {
     let map = maps.get(index);
     if (!map) {
       map = new Map((scored[index].next ?? []).map((entry) => [entry.token, entry.logprob]));
       maps.set(index, map);
     }
-    return { logprob: map.get(token) ?? Number.NEGATIVE_INFINITY };
+    return map.get(token) ?? Number.NEGATIVE_INFINITY;
+  };
+  const readings = sources.map(({ index, token, head }): Reading => {
+    if (token !== undefined) return { logprob: read(index, token) };
+    if (head === undefined) return { logprob: scored[index].logprob, next: scored[index].next };
+    // Summed in the order the backend sums a continuation's logprobs.
+    const logprobs = [read(head.index, head.token), ...scored[index].logprobs];
+    return { logprob: logprobs.reduce((a, b) => a + b, 0) };
   });
   return { readings, prefetched };
+}
+
+/** Where a text's reading comes from: a scored request, a token of a context's distribution, or both. */
+interface Source {
+  index: number;
+  /** The unit is this one token of request `index`'s next-token distribution. */
+  token?: Token;
+  /** The unit's first token, read off a context's distribution; request `index` scores the rest. */
+  head?: { index: number; token: Token };
 }
 
 /**
