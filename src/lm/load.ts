@@ -29,11 +29,11 @@ export interface LoadModelOptions {
   copySequences?: boolean;
   /**
    * Never evaluate a lone token for a scored or next-token distribution: the cached token before it
-   * is evaluated again with it, so the distribution after a prefix is the same whichever sequence
-   * and history compute it (llama.cpp's one-token path differs in float rounding, up to 3e-3 nats
-   * through the f16 cache). A search that reads the same distribution from two calls (AMBEDKAR's
-   * memo) then decides exactly as if it had asked again. Costs one more token per such
-   * evaluation. Defaults to false.
+   * is evaluated again with it, so the distribution after a prefix no longer depends on which
+   * sequence and history compute it (llama.cpp's one-token path rounds the KV cache differently:
+   * 3.4e-3 nats apart; paired, ~6e-6, the output layer's rounding). A search that reads one
+   * distribution where it asked another before (AMBEDKAR's memo) then decides as if it had asked
+   * again. Costs one more token per such evaluation. Defaults to false.
    */
   pairLoneTokens?: boolean;
   /** Show a progress bar when downloading (default true). */

@@ -66,10 +66,11 @@ export class SequencePool {
     /**
      * Evaluate the cached token before a lone token again with it (two tokens, never one), so a
      * scored or prefix distribution does not depend on the sequence's history: llama.cpp computes
-     * a lone token on another path (its KV and logits differ in the last bits, and the f16 cache
-     * rounds that up to 3e-3 nats later), while any two or more tokens give the result of the
-     * whole prefix evaluated at once (measured on the CPU). Rollouts still add their tokens one
-     * at a time. Defaults to false.
+     * a lone token on another path (its KV differs in the last bits, and the f16 cache carries
+     * that on to 3e-3 nats in later distributions), while two or more tokens store the KV of the
+     * whole prefix evaluated at once (measured on the CPU). What is left is the output layer's
+     * rounding, ~6e-6 nats between reading one position and several. Rollouts still add their
+     * tokens one at a time. Defaults to false.
      */
     private readonly pairLoneTokens = false,
   ) {}
