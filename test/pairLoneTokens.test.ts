@@ -32,7 +32,8 @@ describe("pairLoneTokens: a distribution does not depend on the sequence's histo
     await paired.clearCache();
     // Each call finds all but the last token cached: without pairing llama.cpp evaluates that token
     // alone, on a path whose rounding the f16 cache carries on (3.4e-3 nats apart here, measured).
-    for (let n = 2; n < prefix.length; n++) await paired.nextTokenDistributions([prefix.slice(0, n)], { topK: 1 });
+    for (let n = 2; n < prefix.length; n++)
+      await paired.nextTokenDistributions([prefix.slice(0, n)], { topK: 1 });
     const grown = await whole(paired);
     expect(largestGap(atOnce, grown)).toBe(0);
   });
@@ -41,7 +42,8 @@ describe("pairLoneTokens: a distribution does not depend on the sequence's histo
     await paired.clearCache();
     const atOnce = await whole(paired);
     await paired.clearCache();
-    for (let n = 2; n < prefix.length; n++) await paired.nextTokenDistributions([prefix.slice(0, n)], { topK: 1 });
+    for (let n = 2; n < prefix.length; n++)
+      await paired.nextTokenDistributions([prefix.slice(0, n)], { topK: 1 });
     const [scored] = await paired.scoreContinuations(
       [{ prefix: prefix.slice(0, -1), continuation: prefix.slice(-1) }],
       { nextTopK: paired.vocabularySize },

@@ -47,18 +47,22 @@ export class DraftMemo {
     signal?: AbortSignal,
   ): Promise<NextTokenDistribution[]> {
     const out = prefixes.map((prefix) => this.get(prefix, topK));
-    const missing = prefixes.filter((_, i) => out[i] === undefined);
-    if (missing.length > 0) {
-      const computed = await draft.nextTokenDistributions(missing, {
+    // Each missing prefix once, however often it is asked.
+    const missing = new Map<string, readonly Token[]>();
+    prefixes.forEach((prefix, i) => {
+      if (out[i] === undefined) missing.set(DraftMemo.key(prefix), prefix);
+    });
+    if (missing.size > 0) {
+      const asked = [...missing.values()];
+      const computed = await draft.nextTokenDistributions(asked, {
         topK: Math.max(topK, this.stored),
         signal,
       });
-      let m = 0;
+      asked.forEach((prefix, m) => {
+        this.set(prefix, computed[m]);
+      });
       prefixes.forEach((prefix, i) => {
-        if (out[i] !== undefined) return;
-        const distribution = computed[m++];
-        this.set(prefix, distribution);
-        out[i] = distribution.slice(0, topK);
+        out[i] ??= this.entries.get(DraftMemo.key(prefix))?.slice(0, topK);
       });
     }
     return out as NextTokenDistribution[];
