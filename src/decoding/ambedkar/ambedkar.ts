@@ -168,7 +168,12 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     o,
     verifier,
     view: new VerifierView(verifier, o.constitution),
-    memo: new DraftMemo(o.shortcuts && verifier === draft ? draft.vocabularySize : 0),
+    // A self-verifying draft keeps whole distributions, where its backend serves them, for its verifier.
+    memo: new DraftMemo(
+      o.shortcuts && verifier === draft && draft.capabilities.maxTopK >= draft.vocabularySize
+        ? draft.vocabularySize
+        : 0,
+    ),
     aggregate: o.aggregate ?? o.swaps.aggregate,
     pool: Math.min(o.vetoes?.length ? Math.max(o.k, VETO_POOL) : o.k, draft.capabilities.maxTopK),
     divergenceSum: 0,
@@ -274,8 +279,12 @@ async function judgeCandidates(
   const leader = candidates[base.indexOf(Math.max(...base))];
   if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
   const prefetch = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
-  // A self-verifying draft's memo holds the verifier's own distributions (same model, same tokens).
-  const self = o.shortcuts && run.verifier === context.model;
+  // A self-verifying draft's memo holds the verifier's own distributions (same model, same tokens),
+  // whole where the backend serves whole ones.
+  const self =
+    o.shortcuts &&
+    run.verifier === context.model &&
+    run.verifier.capabilities.maxTopK >= run.verifier.vocabularySize;
   const units = await judgedUnits(
     context.model,
     o.swaps,
