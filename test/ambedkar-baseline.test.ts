@@ -150,10 +150,13 @@ describe("step baseline with real models", () => {
     // Nothing to swap in a masked context: B = 0, D unchanged (a guessed "girl" still costs).
     const masked = "There was once a little kid who loved dolls and pretty dresses.";
     const girl = [{ bodyEnd: 11, unit: " girl", term: true, completion: [] }];
+    // From the same cold cache: which cells a re-evaluated token lands in moves the last float bits.
+    await heavy.clearCache();
     const maskedNone = await judge(view, gender, masked, " The little", girl, {
       ...options,
       baseline: "none",
     });
+    await heavy.clearCache();
     const maskedStep = await judge(view, gender, masked, " The little", girl, {
       ...options,
       baseline: "step",

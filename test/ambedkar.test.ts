@@ -259,6 +259,35 @@ describe("token endings: the pre-check before tokenizing a group's terms", () =>
     expect(ruledOut).toBeGreaterThan(words.length);
   });
 
+  it("a word-local verifier scores a unit after a word as the body's tokens plus the unit's own", async () => {
+    let tokenized = 0;
+    const counting = Object.create(twin, {
+      tokenize: {
+        value: (text: string, options?: { addBos?: boolean }) => {
+          tokenized++;
+          return twin.tokenize(text, options);
+        },
+      },
+    });
+    const view = new VerifierView(counting, undefined);
+    const prompt = "Once upon a time, there was a girl named Lucy who loved dolls.";
+    const units = [" she", " Lucy's", "\nShe", " girl", "  he", " she.", "s", ","];
+    for (const body of [" One day", " She saw a", " Lucy's mom said,", " the end.\n\nThe"])
+      for (const unit of units) {
+        // What the split of the two whole tokenizations gives (the view's general path).
+        const before = await twin.tokenize(prompt + body);
+        const after = await twin.tokenize(prompt + body + unit);
+        let shared = 0;
+        while (before[shared] === after[shared]) shared++;
+        const expected = { prefix: after.slice(0, shared), continuation: after.slice(shared) };
+        expect(await view.request(prompt, body, unit), JSON.stringify([body, unit])).toEqual(expected);
+      }
+    // Not vacuous: a unit after a new body tokenizes the body only (its own tokens are kept).
+    tokenized = 0;
+    await view.request(prompt, " Then", " she");
+    expect(tokenized).toBe(1);
+  });
+
   it("a backend that cannot list its vocabulary's texts is never ruled out", () => {
     const remoteLike = Object.create(twin, {
       detokenize: {

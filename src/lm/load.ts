@@ -27,6 +27,15 @@ export interface LoadModelOptions {
    * model runs on the CPU, false when layers are offloaded to a GPU (evaluation is cheap there).
    */
   copySequences?: boolean;
+  /**
+   * Never evaluate a lone token for a scored or next-token distribution: the cached token before it
+   * is evaluated again with it, so the distribution after a prefix no longer depends on which
+   * sequence and history compute it (llama.cpp's one-token path rounds the KV cache differently:
+   * 3.4e-3 nats apart; paired, ~6e-6, the output layer's rounding). A search that reads one
+   * distribution where it asked another before (AMBEDKAR's memo) then decides as if it had asked
+   * again. Costs one more token per such evaluation. Defaults to false.
+   */
+  pairLoneTokens?: boolean;
   /** Show a progress bar when downloading (default true). */
   progress?: boolean;
   signal?: AbortSignal;
@@ -42,6 +51,7 @@ export const loadModelOptionsSchema = z.object({
   contextSize: z.number().optional(),
   sequences: z.number().int().min(1).max(256).optional(),
   copySequences: z.boolean().optional(),
+  pairLoneTokens: z.boolean().optional(),
   progress: z.boolean().optional(),
   signal: fields.signal.optional(),
 });
@@ -145,9 +155,7 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
       threads,
       contextSize,
       createContext,
-      {
-        copySequences,
-      },
+      { copySequences, pairLoneTokens: options.pairLoneTokens },
     );
   } catch (error) {
     await model.dispose();

@@ -21,7 +21,7 @@ import { judgedUnits } from "./candidateWords.js";
 import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
 import { type DivergenceKind, judge } from "./judge.js";
-import { swapsNothing } from "./sigma.js";
+import { counterfactual, shifts, swapsNothing } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import { VerifierView } from "./verifierView.js";
 
@@ -80,8 +80,9 @@ export interface AmbedkarOptions {
   /**
    * Skip model calls that cannot change the choice: a greedy step whose leader has D = 0 for
    * certain judges nothing else, and a self-verifying draft fetches its next step in the
-   * verifier's batch. The skip is exact; the prefetched distribution comes from another batch, so
-   * its logprobs may differ in the 7th digit and a near-tie that close could in principle flip
+   * verifier's batch, whose contexts it then reads from its memo. The skip is exact; a reused
+   * distribution comes from another batch, so without the backend's paired evaluation
+   * (`pairLoneTokens`) its logprobs may differ by ~1e-3 and a near-tie that close can flip
    * (docs/ambedkar.md, "Cost"); false judges every contender, for checking. Defaults to true.
    */
   shortcuts?: boolean;
@@ -167,7 +168,12 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     o,
     verifier,
     view: new VerifierView(verifier, o.constitution),
-    memo: new DraftMemo(),
+    // A self-verifying draft keeps whole distributions, where its backend serves them, for its verifier.
+    memo: new DraftMemo(
+      o.shortcuts && verifier === draft && draft.capabilities.maxTopK >= draft.vocabularySize
+        ? draft.vocabularySize
+        : 0,
+    ),
     aggregate: o.aggregate ?? o.swaps.aggregate,
     pool: Math.min(o.vetoes?.length ? Math.max(o.k, VETO_POOL) : o.k, draft.capabilities.maxTopK),
     divergenceSum: 0,
@@ -273,13 +279,25 @@ async function judgeCandidates(
   const leader = candidates[base.indexOf(Math.max(...base))];
   if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
   const prefetch = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
+  // A self-verifying draft's memo holds the verifier's own distributions (same model, same tokens),
+  // whole where the backend serves whole ones.
+  const self =
+    o.shortcuts &&
+    run.verifier === context.model &&
+    run.verifier.capabilities.maxTopK >= run.verifier.vocabularySize;
   const units = await judgedUnits(
     context.model,
     o.swaps,
     prefix,
     generated,
     candidates.map((c, i) => (contenders[i] ? c.token : undefined)),
-    { lookahead: o.lookahead, memo: run.memo, topK: run.pool, signal: context.signal },
+    {
+      lookahead: o.lookahead,
+      memo: run.memo,
+      topK: run.pool,
+      alongside: self ? await contextsAhead(run, generated, leader, prefetch) : undefined,
+      signal: context.signal,
+    },
   );
   const judgement = await judge(run.view, o.swaps, context.prompt, generated, units, {
     divergence: o.divergence,
@@ -290,7 +308,9 @@ async function judgeCandidates(
     signal: context.signal,
     onWarning: (warning) => warn(context, warning),
     prefetch: prefetch ? [prefetch] : undefined,
-    prefetchTopK: run.pool,
+    // The whole distribution (what the next step's verifier reads too) costs what the top k does.
+    prefetchTopK: self ? undefined : run.pool,
+    known: self ? (p) => run.memo.get(p, run.verifier.vocabularySize) : undefined,
   });
   run.requests += judgement.requests;
   const next = judgement.prefetched?.[0];
@@ -353,6 +373,28 @@ function nextDraftRequest(run: Run, prefix: readonly Token[], leader: Candidate)
   const after = [...prefix, leader.token];
   if (after.length >= context.model.contextSize || run.memo.get(after, run.pool)) return undefined;
   return { prefix: after, continuation: [] };
+}
+
+/**
+ * What a self-verifying draft's verifier batch will most likely ask for that no lookahead gives:
+ * the counterfactual contexts of the step (σ of the prompt and generated text, the leader's text
+ * after them resolving a trailing ambiguous word) and the prefetch. When the step looks ahead,
+ * they ride along with the first lookahead call, and a verifier batch left with nothing else to
+ * score is not sent. A context the judge then asks for otherwise is scored as before.
+ */
+async function contextsAhead(
+  run: Run,
+  generated: string,
+  leader: Candidate,
+  prefetch: ScoreRequest | undefined,
+): Promise<Token[][]> {
+  const { o, context, view } = run;
+  const contexts: Token[][] = prefetch ? [[...prefetch.prefix]] : [];
+  for (const shift of shifts(o.swaps)) {
+    const cf = counterfactual(o.swaps, [context.prompt, generated, leader.text], shift);
+    if (cf.changed && cf.segments[0] !== "") contexts.push(await view.tokens(cf.segments[0], cf.segments[1]));
+  }
+  return contexts.filter((tokens) => tokens.length < context.model.contextSize);
 }
 
 /** Adds λ · reward of the text each candidate would make (only with a reward and λ > 0). */

@@ -51,6 +51,11 @@ export async function judgedUnits(
     memo: DraftMemo;
     /** Entries per stored distribution (what the next step's draft call would ask for). */
     topK: number;
+    /**
+     * Prefixes whose distributions the first lookahead call also fetches into the memo (a
+     * self-verifying draft's contexts: the verifier then reads them there). Defaults to none.
+     */
+    alongside?: readonly (readonly Token[])[];
     signal?: AbortSignal;
   },
 ): Promise<(JudgedUnit | undefined)[]> {
@@ -81,7 +86,8 @@ export async function judgedUnits(
   });
   for (let step = 0; step < options.lookahead && open.length > 0; step++) {
     const prefixes = open.map((o) => [...prefix, candidates[o.index] as Token, ...o.tokens]);
-    const next = await options.memo.next(draft, prefixes, options.topK, options.signal);
+    const along = step === 0 ? (options.alongside ?? []) : [];
+    const next = await options.memo.next(draft, [...prefixes, ...along], options.topK, options.signal);
     const still: Open[] = [];
     open.forEach((o, i) => {
       const token = next[i][0].token;

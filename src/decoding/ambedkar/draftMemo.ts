@@ -8,6 +8,16 @@ import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types
 export class DraftMemo {
   private readonly entries = new Map<string, NextTokenDistribution>();
 
+  constructor(
+    /**
+     * Entries computed and kept per distribution, at least what each call asks: a self-verifying
+     * draft keeps whole ones, which its verifier reads as the contexts it would score (the cost is
+     * the same: the backend reads the whole distribution for any top k above 1). Defaults to 0
+     * (what is asked).
+     */
+    private readonly stored = 0,
+  ) {}
+
   private static key(prefix: readonly Token[]): string {
     return prefix.join(",");
   }
@@ -37,14 +47,22 @@ export class DraftMemo {
     signal?: AbortSignal,
   ): Promise<NextTokenDistribution[]> {
     const out = prefixes.map((prefix) => this.get(prefix, topK));
-    const missing = prefixes.filter((_, i) => out[i] === undefined);
-    if (missing.length > 0) {
-      const computed = await draft.nextTokenDistributions(missing, { topK, signal });
-      let m = 0;
+    // Each missing prefix once, however often it is asked.
+    const missing = new Map<string, readonly Token[]>();
+    prefixes.forEach((prefix, i) => {
+      if (out[i] === undefined) missing.set(DraftMemo.key(prefix), prefix);
+    });
+    if (missing.size > 0) {
+      const asked = [...missing.values()];
+      const computed = await draft.nextTokenDistributions(asked, {
+        topK: Math.max(topK, this.stored),
+        signal,
+      });
+      asked.forEach((prefix, m) => {
+        this.set(prefix, computed[m]);
+      });
       prefixes.forEach((prefix, i) => {
-        if (out[i] !== undefined) return;
-        out[i] = computed[m++];
-        this.set(prefix, out[i]);
+        out[i] ??= this.entries.get(DraftMemo.key(prefix))?.slice(0, topK);
       });
     }
     return out as NextTokenDistribution[];

@@ -18,7 +18,9 @@ import type {
   ModelWarning,
   NextTokenDistribution,
   ScoredContinuation,
+  ScoreOptions,
   ScoreRequest,
+  Token,
 } from "../../lm/types.js";
 import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from "./baseline.js";
 import type { JudgedUnit } from "./candidateWords.js";
@@ -52,6 +54,12 @@ export interface JudgeOptions {
   prefetch?: readonly ScoreRequest[];
   /** Entries of each prefetched distribution (what the draft's step reads). Defaults to the whole vocabulary. */
   prefetchTopK?: number;
+  /**
+   * The verifier's whole next-token distribution after `prefix` when it is already known (the
+   * draft's memo when the draft verifies itself: the previous step prefetched it), so that context
+   * is read there instead of being scored again. Defaults to none.
+   */
+  known?: (prefix: readonly Token[]) => NextTokenDistribution | undefined;
   /**
    * "step": a scalar D counts only beyond how far the counterfactual context moves the verifier on
    * identity-free tokens (baseline.ts); "none": D as measured. Ignored by "js". Defaults to "none".
@@ -232,16 +240,32 @@ async function readAll(
   // The scalar kinds read `next` only of a shared context (or a prefetch), never after a scored
   // unit: the backend may skip that distribution.
   const wantsNext = options.divergence === "js";
-  const sources = resolved.map((request) =>
-    shareContexts && request.continuation.length === 1
-      ? { index: plan({ prefix: request.prefix, continuation: [] }), token: request.continuation[0] }
-      : { index: plan({ ...request, wantsNext }), token: undefined },
+  // A longer unit's first token is read off its context's distribution too, when that context is
+  // read anyway (for a one-token unit, or known): the unit's request then starts one token later
+  // and reads one position fewer.
+  const contextKey = (prefix: readonly Token[]) => prefix.join(",");
+  const contexts = new Set(
+    resolved.flatMap((request) => (request.continuation.length === 1 ? [contextKey(request.prefix)] : [])),
   );
-  const shared = sources.some((source) => source.token !== undefined);
+  const headRead = (request: ScoreRequest) =>
+    shareContexts &&
+    request.continuation.length > 1 &&
+    (contexts.has(contextKey(request.prefix)) || options.known?.(request.prefix) !== undefined);
+  const sources: Source[] = resolved.map((request) => {
+    const [head, ...rest] = request.continuation;
+    if (shareContexts && request.continuation.length === 1)
+      return { index: plan({ prefix: request.prefix, continuation: [] }), token: head };
+    if (!headRead(request)) return { index: plan({ ...request, wantsNext }) };
+    return {
+      index: plan({ prefix: [...request.prefix, head], continuation: rest, wantsNext }),
+      head: { index: plan({ prefix: request.prefix, continuation: [] }), token: head },
+    };
+  });
+  const shared = sources.some((source) => source.token !== undefined || source.head !== undefined);
   // Prefetched distributions ride along only with the scalar kinds (whose readings never use `next`
   // of a scored unit, so asking for it changes none of them).
   const prefetch = options.divergence === "js" ? [] : (options.prefetch ?? []).map(plan);
-  const scored: ScoredContinuation[] = await verifier.scoreContinuations(planned, {
+  const scored = await scoreUnknown(verifier, planned, options.known, {
     nextTopK:
       options.divergence === "js"
         ? options.nextK
@@ -255,16 +279,54 @@ async function readAll(
   });
   const prefetched = prefetch.length > 0 ? prefetch.map((index) => scored[index].next ?? []) : undefined;
   const maps = new Map<number, Map<number, number>>();
-  const readings = sources.map(({ index, token }) => {
-    if (token === undefined) return { logprob: scored[index].logprob, next: scored[index].next };
+  const read = (index: number, token: Token) => {
     let map = maps.get(index);
     if (!map) {
       map = new Map((scored[index].next ?? []).map((entry) => [entry.token, entry.logprob]));
       maps.set(index, map);
     }
-    return { logprob: map.get(token) ?? Number.NEGATIVE_INFINITY };
+    return map.get(token) ?? Number.NEGATIVE_INFINITY;
+  };
+  const readings = sources.map(({ index, token, head }): Reading => {
+    if (token !== undefined) return { logprob: read(index, token) };
+    if (head === undefined) return { logprob: scored[index].logprob, next: scored[index].next };
+    // Summed in the order the backend sums a continuation's logprobs.
+    const logprobs = [read(head.index, head.token), ...scored[index].logprobs];
+    return { logprob: logprobs.reduce((a, b) => a + b, 0) };
   });
   return { readings, prefetched };
+}
+
+/** Where a text's reading comes from: a scored request, a token of a context's distribution, or both. */
+interface Source {
+  index: number;
+  /** The unit is this one token of request `index`'s next-token distribution. */
+  token?: Token;
+  /** The unit's first token, read off a context's distribution; request `index` scores the rest. */
+  head?: { index: number; token: Token };
+}
+
+/**
+ * `scoreContinuations` of the requests whose answer is not `known` already (a bare context whose
+ * whole next-token distribution was computed before); the known ones are answered from it.
+ */
+async function scoreUnknown(
+  verifier: VerifierView["verifier"],
+  requests: readonly ScoreRequest[],
+  known: JudgeOptions["known"],
+  options: ScoreOptions,
+): Promise<ScoredContinuation[]> {
+  const answers = requests.map((request) =>
+    known && request.continuation.length === 0 ? known(request.prefix) : undefined,
+  );
+  const asked = requests.filter((_, i) => answers[i] === undefined);
+  const scored = asked.length > 0 ? await verifier.scoreContinuations(asked, options) : [];
+  let next = 0;
+  return answers.map((answer) =>
+    answer === undefined
+      ? scored[next++]
+      : { logprobs: [], logprob: 0, next: answer.slice(0, options.nextTopK ?? 0) },
+  );
 }
 
 /** p and q of a comparison: the real unit's probability and the summed probabilities of its counterparts. */

@@ -12,8 +12,42 @@ import { TokenEndings } from "./tokenEndings.js";
 /** Tokenizations kept before the cache is emptied (each step needs a handful). */
 const CACHE_LIMIT = 256;
 
+/** A text before which a word-local tokenizer always cuts (see wordLocal). */
+const SENTINEL = "a";
+
+const wordLocalModels = new WeakMap<LanguageModel, Promise<boolean>>();
+
+/**
+ * Whether no token of the verifier's vocabulary holds whitespace after its first character.
+ * Then a merge never joins anything to the left of a whitespace character (the merged text
+ * would be such a token), so a text tokenizes as its part before a whitespace character and its
+ * part from there, each on its own: the tokens of `text + " word"` are those of `text` followed
+ * by those of " word" (`text` not ending in whitespace). False when the vocabulary cannot be
+ * listed (a remote backend).
+ */
+function wordLocal(verifier: LanguageModel): Promise<boolean> {
+  let answer = wordLocalModels.get(verifier);
+  if (!answer) {
+    answer = (async () => {
+      try {
+        const context = await verifier.tokenize(SENTINEL, { addBos: false });
+        for (let token = 0; token < verifier.vocabularySize; token++)
+          // Decoded after a context, so a leading space is kept.
+          if (/\s/u.test(verifier.detokenize([token], { context }).slice(1))) return false;
+        return context.length > 0;
+      } catch {
+        return false;
+      }
+    })();
+    wordLocalModels.set(verifier, answer);
+  }
+  return answer;
+}
+
 export class VerifierView {
   private readonly cache = new Map<string, Promise<Token[]>>();
+  /** The tokens a unit that begins with whitespace adds after any text (word-local verifiers), or null. */
+  private readonly tails = new Map<string, Promise<Token[] | null>>();
   /** Which words can end one verifier token (a pre-check before tokenizing a text to find out). */
   readonly endings: TokenEndings;
 
@@ -58,6 +92,9 @@ export class VerifierView {
    * token is scored as part of the continuation.
    */
   async request(prompt: string, body: string, unit: string): Promise<ScoreRequest> {
+    // A unit after the body's last word adds its own tokens (no need to tokenize the whole text again).
+    const tail = body !== "" && !/\s$/u.test(body) ? await this.tail(unit) : null;
+    if (tail) return { prefix: await this.tokens(prompt, body), continuation: tail };
     const [before, after] = await Promise.all([this.tokens(prompt, body), this.tokens(prompt, body + unit)]);
     let shared = 0;
     const n = Math.min(before.length, after.length);
@@ -68,5 +105,29 @@ export class VerifierView {
         "verifier-tokenization",
       );
     return { prefix: after.slice(0, shared), continuation: after.slice(shared) };
+  }
+
+  /**
+   * The tokens `unit` adds after any text that ends in a word, when the verifier is word-local and
+   * the unit begins with whitespace; null otherwise. Read off the sentinel's tokenization with the
+   * unit, kept per unit (the pronouns and names are the same every step).
+   */
+  private tail(unit: string): Promise<Token[] | null> {
+    if (!/^\s/u.test(unit)) return Promise.resolve(null);
+    let tail = this.tails.get(unit);
+    if (!tail) {
+      if (this.tails.size >= CACHE_LIMIT) this.tails.clear();
+      tail = (async () => {
+        if (!(await wordLocal(this.verifier))) return null;
+        const [head, whole] = await Promise.all([
+          this.verifier.tokenize(SENTINEL, { addBos: false }),
+          this.verifier.tokenize(SENTINEL + unit, { addBos: false }),
+        ]);
+        const cut = whole.length > head.length && head.every((token, i) => whole[i] === token);
+        return cut ? whole.slice(head.length) : null;
+      })();
+      this.tails.set(unit, tail);
+    }
+    return tail;
   }
 }

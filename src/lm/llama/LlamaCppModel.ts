@@ -50,14 +50,19 @@ export class LlamaCppModel implements LanguageModel {
     private readonly requestedContextSize = Number.POSITIVE_INFINITY,
     /** Makes a context like the first one (for `clearCache`); without it the sequences are only emptied. */
     private readonly createContext?: () => Promise<LlamaContext>,
-    /** `copySequences`: see LoadModelOptions. Defaults to false. */
-    options: { copySequences?: boolean } = {},
+    /** `copySequences`, `pairLoneTokens`: see LoadModelOptions. Both default to false. */
+    options: { copySequences?: boolean; pairLoneTokens?: boolean } = {},
   ) {
     guardLogitReads(context);
     // Copy whenever it saves an evaluation: DeAL on the 260K test model (40 tasks) took 8.4, 8.4
     // and 8.6 s with a minimum of 1, 2 and 4 saved tokens against 10.6 s without copies, and on a
     // model of real size one evaluation (~2 ms in a batch) outweighs a copy (0.3–1.6 ms).
-    this.pool = new SequencePool(sequences, this.usage, options.copySequences ? 1 : Number.POSITIVE_INFINITY);
+    this.pool = new SequencePool(
+      sequences,
+      this.usage,
+      options.copySequences ? 1 : Number.POSITIVE_INFINITY,
+      options.pairLoneTokens,
+    );
     this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.bosToken = model.tokens.bos ?? undefined;
     const stops = new Set<Token>();

@@ -63,6 +63,16 @@ export class SequencePool {
      * token evaluations (sequenceFork.ts). Defaults to Infinity (never).
      */
     private readonly forkMinTokens = Number.POSITIVE_INFINITY,
+    /**
+     * Evaluate the cached token before a lone token again with it (two tokens, never one), so a
+     * scored or prefix distribution does not depend on the sequence's history: llama.cpp computes
+     * a lone token on another path (its KV differs in the last bits, and the f16 cache carries
+     * that on to 3e-3 nats in later distributions), while two or more tokens store the KV of the
+     * whole prefix evaluated at once (measured on the CPU). What is left is the output layer's
+     * rounding, ~6e-6 nats between reading one position and several. Rollouts still add their
+     * tokens one at a time. Defaults to false.
+     */
+    private readonly pairLoneTokens = false,
   ) {}
 
   get size(): number {
@@ -188,7 +198,10 @@ export class SequencePool {
     last: boolean,
   ): Promise<{ input: ControlledEvaluateInputItem[]; skip: number }> {
     const first = Math.max(0, from - 1);
-    const shared = Math.min(commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]), first);
+    const shared = this.paired(
+      tokens.length,
+      Math.min(commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]), first),
+    );
     if (shared < sequence.nextTokenIndex)
       await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]);
     const input: ControlledEvaluateInputItem[] = tokens
@@ -204,14 +217,21 @@ export class SequencePool {
     return { input, skip: first - shared };
   }
 
+  /** How much of a cached prefix `shared` to keep before evaluating the rest of `length` tokens (pairLoneTokens). */
+  private paired(length: number, shared: number): number {
+    return this.pairLoneTokens && length - shared === 1 && shared > 0 ? shared - 1 : shared;
+  }
+
   /** Erases what `sequence` holds past its longest shared prefix with `prefix`; returns what is left to evaluate. */
   private async preparePrefix(
     sequence: LlamaContextSequence,
     prefix: readonly Token[],
     generateNext: GenerateNext,
   ): Promise<ControlledEvaluateInputItem[]> {
-    let shared = commonPrefixLength(prefix, sequence.contextTokens as unknown as Token[]);
-    if (shared >= prefix.length) shared = prefix.length - 1;
+    const shared = this.paired(
+      prefix.length,
+      Math.min(commonPrefixLength(prefix, sequence.contextTokens as unknown as Token[]), prefix.length - 1),
+    );
     if (shared < sequence.nextTokenIndex)
       await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]);
     // node-llama-cpp brands its token type; ours are plain numbers.
