@@ -12,7 +12,7 @@
  * `--both` (ambedkar parameter sets separated by ";") run with both verifiers; `--sweep` adds
  * self-verifier rows only (cheap), to show how IIR, agreement and fluency trade off as α grows.
  * `--per-kind N` keeps the first N masked and the first N stated tasks (every row the same tasks).
- * `--unpaired` loads the models without `pairLoneTokens` (as before it existed).
+ * `--paired` loads the models with `pairLoneTokens` (distributions independent of cache history, for exact A/B of call patterns; off by default, as `tiller` loads models).
  * `--no-baselines` leaves out the DeAL row and the heavy model's greedy (then ratios are to greedy).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -54,14 +54,14 @@ const { values } = parseArgs({
     out: { type: "string", default: "bench-out/ambedkar" },
     "no-baselines": { type: "boolean", default: false },
     rounds: { type: "string", default: "3" },
-    unpaired: { type: "boolean", default: false },
+    paired: { type: "boolean", default: false },
   },
 });
 
 // Paired evaluation (load.ts) makes a distribution independent of which call computed it, so
 // AMBEDKAR's reuse of one step's distributions at the next decides exactly as asking again would.
 const load = (path: string) =>
-  loadModel(resolve(path), { gpu: false, threads: 1, pairLoneTokens: !values.unpaired });
+  loadModel(resolve(path), { gpu: false, threads: 1, pairLoneTokens: values.paired });
 const [model, verifier] = await Promise.all([load(values.model), load(values.verifier)]);
 const allTasks = readIdentityTasks(resolve(values.tasks));
 const perKind = Number(values["per-kind"]);

@@ -6,7 +6,7 @@
  *
  *   npm run bench:ambedkar-calls -- [--per-kind N] [--spec "divergence=logratio,alpha=30"] [--heavy]
  *
- * `--unpaired` loads the models without `pairLoneTokens` (as before it existed).
+ * `--paired` loads the models with `pairLoneTokens` (distributions independent of cache history, for exact A/B of call patterns; off by default, as `tiller` loads models).
  * `--heavy` verifies with stories-heavy-n25.gguf (in $TILLER_TEST_MODELS, see test/models.ts)
  * instead of the proposer itself.
  */
@@ -28,12 +28,12 @@ const { values } = parseArgs({
     "per-kind": { type: "string", default: "8" },
     spec: { type: "string", default: "divergence=logratio,alpha=30" },
     heavy: { type: "boolean", default: false },
-    unpaired: { type: "boolean", default: false },
+    paired: { type: "boolean", default: false },
   },
 });
 // Paired evaluation (load.ts) makes a distribution independent of which call computed it, so
 // AMBEDKAR's reuse of one step's distributions at the next decides exactly as asking again would.
-const load = (path: string) => loadModel(path, { gpu: false, threads: 1, pairLoneTokens: !values.unpaired });
+const load = (path: string) => loadModel(path, { gpu: false, threads: 1, pairLoneTokens: values.paired });
 const model = await load(resolve(values.model));
 const verifier = values.heavy ? await load(testModelsPath("stories-heavy-n25.gguf")) : undefined;
 const perKind = Number(values["per-kind"]);

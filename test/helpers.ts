@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
-import { loadModel } from "../src/lm/load.js";
+import { type LoadModelOptions, loadModel } from "../src/lm/load.js";
 import { testModelsPath } from "./models.js";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -28,7 +28,7 @@ export function sharedPath(relative: string): string {
 
 /** Loads the real test model on the CPU, one thread (fastest for this tiny model). */
 export function loadTestModel(
-  options: { sequences?: number; contextSize?: number; copySequences?: boolean } = {},
+  options: Pick<LoadModelOptions, "sequences" | "contextSize" | "copySequences" | "pairLoneTokens"> = {},
 ): Promise<LlamaCppModel> {
   return loadModel(testModelPath(), { gpu: false, threads: 1, ...options });
 }
