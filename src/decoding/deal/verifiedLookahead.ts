@@ -28,7 +28,16 @@ export async function verifiedLookahead(
   rollable: readonly Candidate[],
   requests: readonly RolloutRequest[],
 ): Promise<void> {
-  const states = await verifiedRollouts(run, session, requests);
+  // Bridging reads the distribution after a plain candidate's lookahead (see bridge.ts).
+  const { bridge, lambda, reward } = run.options;
+  const bridges = bridge > 0 && lambda > 0 && reward.wantedWords !== undefined;
+  const states = await verifiedRollouts(
+    run,
+    session,
+    requests,
+    undefined,
+    rollable.map((c) => bridges && !c.lexical),
+  );
   rollable.forEach((c, i) => {
     c.rollout = states[i].rollout;
     if (states[i].after) c.after = states[i].after;
@@ -40,12 +49,16 @@ export async function verifiedLookahead(
  * the distribution after each rollout where its last round's draft completed it. `draftLength`
  * caps each draft (a saturation finish: a long rejected draft costs more positions than the call
  * it could save); without it a draft may fill the rest of its rollout (a lookahead of l tokens).
+ * `wantsAfter` marks the rollouts whose following distribution is wanted: one that ends on the
+ * target's own token (its draft fell short) has its last token evaluated in the next round that
+ * is made anyway for the others, instead of in a call of its own after the rounds.
  */
 export async function verifiedRollouts(
   run: DealRun,
   session: SpeculationSession,
   requests: readonly RolloutRequest[],
   draftLength?: DraftLength,
+  wantsAfter: readonly boolean[] = [],
 ): Promise<{ rollout: Rollout; after?: NextTokenDistribution }[]> {
   await session.prepare(run.model);
   const states: LookaheadState[] = requests.map((r) => {
@@ -63,7 +76,8 @@ export async function verifiedRollouts(
     run.context.signal?.throwIfAborted();
     const live = states.filter((state) => !state.stopReason);
     if (live.length === 0) break;
-    await verifyRound(run, session, live, draftLength);
+    const riders = states.filter((state, i) => wantsAfter[i] && awaitsAfter(state));
+    await verifyRound(run, session, live, riders, draftLength);
   }
   return states.map(({ tokens, logprobs, stopReason, after }) => ({
     rollout: {
@@ -85,11 +99,26 @@ interface LookaheadState {
   after: NextTokenDistribution | undefined;
 }
 
-/** One round: drafts for every live lookahead, verified in one target call; each keeps what the target agrees with plus its own token. */
+/** Whether a rollout ran its full length (no stop) on the target's own last token, so the distribution after it is unknown. */
+function awaitsAfter(state: LookaheadState): boolean {
+  return (
+    state.stopReason === "max-tokens" &&
+    state.after === undefined &&
+    state.tokens.length > 0 &&
+    state.tokens.length === state.length
+  );
+}
+
+/**
+ * One round: drafts for every live lookahead, verified in one target call; each keeps what the
+ * target agrees with plus its own token. `riders` (finished rollouts awaiting the distribution
+ * after them) have their last token evaluated in the same call.
+ */
 async function verifyRound(
   run: DealRun,
   session: SpeculationSession,
   live: readonly LookaheadState[],
+  riders: readonly LookaheadState[],
   draftLength: DraftLength | undefined,
 ): Promise<void> {
   const { model } = run;
@@ -115,10 +144,20 @@ async function verifyRound(
     (draft, j) => draft.length > 0 && draft.length === live[j].length - live[j].tokens.length,
   );
   const scored = await model.scoreContinuations(
-    live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j] })),
-    { topK: 1, nextTopK: completes ? Math.min(AFTER_TOP_K, model.capabilities.maxTopK) : 1, ...run.calls },
+    [
+      ...live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j] })),
+      ...riders.map((state) => ({ prefix: [...state.prefix, ...state.tokens], continuation: [] })),
+    ],
+    {
+      topK: 1,
+      nextTopK: completes || riders.length > 0 ? Math.min(AFTER_TOP_K, model.capabilities.maxTopK) : 1,
+      ...run.calls,
+    },
   );
   session.stats.targetCalls++;
+  riders.forEach((state, r) => {
+    state.after = scored[live.length + r].next;
+  });
   let whole = 0;
   live.forEach((state, j) => {
     const draft = drafts[j];
