@@ -143,16 +143,17 @@ async function verifyRound(
   const completes = drafts.some(
     (draft, j) => draft.length > 0 && draft.length === live[j].length - live[j].tokens.length,
   );
+  // The wide distribution after a lookahead is read only where one may be completed.
+  const after = completes || riders.length > 0;
   const scored = await model.scoreContinuations(
     [
       ...live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j] })),
       ...riders.map((state) => ({ prefix: [...state.prefix, ...state.tokens], continuation: [] })),
     ],
-    {
-      topK: 1,
-      nextTopK: completes || riders.length > 0 ? Math.min(AFTER_TOP_K, model.capabilities.maxTopK) : 1,
-      ...run.calls,
-    },
+    after
+      ? { topK: 1, nextTopK: Math.min(AFTER_TOP_K, model.capabilities.maxTopK), ...run.calls }
+      : // Only each position's argmax is read (kept tokens are the argmax, so their logprobs are exact).
+        { topK: 1, nextTopK: 1, argmaxOnly: true, ...run.calls },
   );
   session.stats.targetCalls++;
   riders.forEach((state, r) => {
