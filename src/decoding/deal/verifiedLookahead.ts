@@ -27,21 +27,43 @@ export async function verifiedLookahead(
   session: SpeculationSession,
   rollable: readonly Candidate[],
   requests: readonly RolloutRequest[],
-): Promise<void> {
+  viable: (c: Candidate) => boolean,
+): Promise<Candidate[]> {
   // Bridging reads the distribution after a plain candidate's lookahead (see bridge.ts).
   const { bridge, lambda, reward } = run.options;
   const bridges = bridge > 0 && lambda > 0 && reward.wantedWords !== undefined;
-  const states = await verifiedRollouts(
-    run,
-    session,
-    requests,
-    undefined,
-    rollable.map((c) => bridges && !c.lexical),
-  );
+  // A keyword whose tokens after the first are not scored yet (see `spellOut`) is scored in the
+  // first round, in front of its draft, and judged there: one call fewer for the step.
+  const tails = rollable.map((c) => c.tokens.length - c.logprobs.length);
+  const states = await verifiedRollouts(run, session, requests, {
+    wantsAfter: rollable.map((c) => bridges && !c.lexical),
+    tails,
+    keep: (i, logprobs) => {
+      const c = rollable[i];
+      c.logprobs.push(...logprobs);
+      c.logprob = c.logprobs.reduce((a, b) => a + b, 0);
+      return viable(c);
+    },
+  });
+  const dropped = new Set<Candidate>();
   rollable.forEach((c, i) => {
+    if (states[i].dropped) dropped.add(c);
     c.rollout = states[i].rollout;
     if (states[i].after) c.after = states[i].after;
   });
+  return rollable.filter((c) => dropped.has(c));
+}
+
+/** How verification rounds are asked for (see {@link verifiedRollouts}). */
+interface VerifyOptions {
+  /** Caps each draft (a saturation finish). Defaults to none: a draft may fill the rest of its rollout. */
+  draftLength?: DraftLength;
+  /** The rollouts whose following distribution is wanted. Defaults to none. */
+  wantsAfter?: readonly boolean[];
+  /** Trailing prefix tokens of each rollout to score in its first round. Defaults to none. */
+  tails?: readonly number[];
+  /** Whether rollout i goes on, given its tail's logprobs (after the first round). Defaults to all. */
+  keep?: (i: number, logprobs: number[]) => boolean;
 }
 
 /**
@@ -51,15 +73,15 @@ export async function verifiedLookahead(
  * it could save); without it a draft may fill the rest of its rollout (a lookahead of l tokens).
  * `wantsAfter` marks the rollouts whose following distribution is wanted: one that ends on the
  * target's own token (its draft fell short) has its last token evaluated in the next round that
- * is made anyway for the others, instead of in a call of its own after the rounds.
+ * is made anyway for the others, instead of in a call of its own after the rounds. `tails` are
+ * scored in the first round and `keep` drops the rollouts whose tail it rejects (`dropped`).
  */
 export async function verifiedRollouts(
   run: DealRun,
   session: SpeculationSession,
   requests: readonly RolloutRequest[],
-  draftLength?: DraftLength,
-  wantsAfter: readonly boolean[] = [],
-): Promise<{ rollout: Rollout; after?: NextTokenDistribution }[]> {
+  { draftLength, wantsAfter = [], tails = [], keep }: VerifyOptions = {},
+): Promise<{ rollout: Rollout; after?: NextTokenDistribution; dropped?: boolean }[]> {
   await session.prepare(run.model);
   const states: LookaheadState[] = requests.map((r) => {
     const length = r.maxTokens ?? run.options.lookahead;
@@ -70,16 +92,27 @@ export async function verifiedRollouts(
       logprobs: [],
       stopReason: length <= 0 ? "max-tokens" : undefined,
       after: undefined,
+      tail: 0,
+      dropped: false,
     };
+  });
+  // A tail is scored in front of the first round's draft (a rollout of no length has no round).
+  states.forEach((state, i) => {
+    if (!state.stopReason) state.tail = tails[i] ?? 0;
   });
   for (;;) {
     run.context.signal?.throwIfAborted();
     const live = states.filter((state) => !state.stopReason);
     if (live.length === 0) break;
-    const riders = states.filter((state, i) => wantsAfter[i] && awaitsAfter(state));
-    await verifyRound(run, session, live, riders, draftLength);
+    const riders = states.filter((state, i) => wantsAfter[i] && !state.dropped && awaitsAfter(state));
+    const scoredTails = await verifyRound(run, session, live, riders, draftLength);
+    for (const [state, logprobs] of scoredTails)
+      if (keep && !keep(states.indexOf(state), logprobs)) {
+        state.dropped = true;
+        state.stopReason ??= "max-tokens";
+      }
   }
-  return states.map(({ tokens, logprobs, stopReason, after }) => ({
+  return states.map(({ tokens, logprobs, stopReason, after, dropped }) => ({
     rollout: {
       tokens,
       logprobs,
@@ -87,6 +120,7 @@ export async function verifiedRollouts(
       stopReason: stopReason ?? "max-tokens",
     },
     after,
+    dropped,
   }));
 }
 
@@ -97,6 +131,10 @@ interface LookaheadState {
   logprobs: number[];
   stopReason: StopReason | undefined;
   after: NextTokenDistribution | undefined;
+  /** Trailing prefix tokens still to score (in the next round, in front of the draft). */
+  tail: number;
+  /** Dropped after its tail was scored (see `keep`): no further rounds. */
+  dropped: boolean;
 }
 
 /** Whether a rollout ran its full length (no stop) on the target's own last token, so the distribution after it is unknown. */
@@ -112,7 +150,8 @@ function awaitsAfter(state: LookaheadState): boolean {
 /**
  * One round: drafts for every live lookahead, verified in one target call; each keeps what the
  * target agrees with plus its own token. `riders` (finished rollouts awaiting the distribution
- * after them) have their last token evaluated in the same call.
+ * after them) have their last token evaluated in the same call; a state's `tail` is scored in
+ * front of its draft (returned, by state).
  */
 async function verifyRound(
   run: DealRun,
@@ -120,7 +159,7 @@ async function verifyRound(
   live: readonly LookaheadState[],
   riders: readonly LookaheadState[],
   draftLength: DraftLength | undefined,
-): Promise<void> {
+): Promise<Map<LookaheadState, number[]>> {
   const { model } = run;
   const contexts = live.map((state) => [...state.prefix, ...state.tokens]);
   // A draft of n tokens is verified with the distribution after it: n + 1 positions past the context.
@@ -145,16 +184,32 @@ async function verifyRound(
   );
   // The wide distribution after a lookahead is read only where one may be completed.
   const after = completes || riders.length > 0;
+  const tails = live.map((state) => state.tail);
   const scored = await model.scoreContinuations(
     [
-      ...live.map((_, j) => ({ prefix: contexts[j], continuation: drafts[j] })),
+      ...live.map((_, j) => ({
+        prefix: contexts[j].slice(0, contexts[j].length - tails[j]),
+        continuation: [...contexts[j].slice(contexts[j].length - tails[j]), ...drafts[j]],
+      })),
       ...riders.map((state) => ({ prefix: [...state.prefix, ...state.tokens], continuation: [] })),
     ],
-    after
-      ? { topK: 1, nextTopK: Math.min(AFTER_TOP_K, model.capabilities.maxTopK), ...run.calls }
+    after || tails.some((n) => n > 0)
+      ? { topK: 1, nextTopK: after ? Math.min(AFTER_TOP_K, model.capabilities.maxTopK) : 1, ...run.calls }
       : // Only each position's argmax is read (kept tokens are the argmax, so their logprobs are exact).
         { topK: 1, nextTopK: 1, argmaxOnly: true, ...run.calls },
   );
+  const scoredTails = new Map<LookaheadState, number[]>();
+  live.forEach((state, j) => {
+    if (tails[j] === 0) return;
+    // The tail's positions come first: what follows is read as for a context that ends with it.
+    scoredTails.set(state, scored[j].logprobs.slice(0, tails[j]));
+    scored[j] = {
+      ...scored[j],
+      logprobs: scored[j].logprobs.slice(tails[j]),
+      top: scored[j].top?.slice(tails[j]),
+    };
+    state.tail = 0;
+  });
   session.stats.targetCalls++;
   riders.forEach((state, r) => {
     state.after = scored[live.length + r].next;
@@ -198,6 +253,7 @@ async function verifyRound(
       state.after = next;
   });
   draftLength?.update(drafts.filter((d) => d.length > 0).length, whole);
+  return scoredTails;
 }
 
 /** A drafter's tokens cut to `n` and to valid token ids (a custom drafter may err). */
