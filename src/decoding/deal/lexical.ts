@@ -83,7 +83,10 @@ export async function spellOut(
     }
   }
   const deferred = new Set(candidates.filter((c) => c.logprobs.length < c.tokens.length && defer(c)));
-  const unscored = candidates.filter((c) => c.logprobs.length < c.tokens.length && !deferred.has(c));
+  // A keyword past the token budget is dropped below whatever its tokens cost: none to score.
+  const unscored = candidates.filter(
+    (c) => c.logprobs.length < c.tokens.length && !deferred.has(c) && fits(run, c),
+  );
   if (unscored.length > 0) {
     const scored = await run.model.scoreContinuations(
       unscored.map((c) => ({
@@ -107,6 +110,11 @@ export async function spellOut(
   return candidates.filter((c) => deferred.has(c) || viable(run, c, topLogprob));
 }
 
+/** Whether the candidate fits in the tokens left. */
+function fits(run: DealRun, c: Candidate): boolean {
+  return c.beam.tokens.length + c.tokens.length <= run.context.maxTokens;
+}
+
 /**
  * Whether a spelled-out candidate stays: no hard veto, a finite logprob, and for a keyword room
  * for it in the budget, the patience test on its whole cost and the floor on each of its tokens.
@@ -117,7 +125,7 @@ export function viable(run: DealRun, c: Candidate, topLogprob: (beam: Beam) => n
     Number.isFinite(c.logprob) &&
     (!c.lexical ||
       // A keyword that does not fit in the tokens left is not proposed: cut, it would be a fragment.
-      (c.beam.tokens.length + c.tokens.length <= run.context.maxTokens &&
+      (fits(run, c) &&
         c.logprob >= topLogprob(c.beam) - run.allowance(c.beam) &&
         c.logprobs.every((lp) => lp >= run.lexicalFloorAt(c.beam))))
   );
