@@ -1,11 +1,20 @@
 import { rolloutStopReason } from "../../lm/rolloutStop.js";
-import type { NextTokenDistribution, Rollout, RolloutRequest, StopReason, Token } from "../../lm/types.js";
+import type {
+  NextTokenDistribution,
+  Rollout,
+  RolloutRequest,
+  ScoredContinuation,
+  ScoreRequest,
+  StopReason,
+  Token,
+} from "../../lm/types.js";
 import { CorpusLookupDrafter } from "../speculative/corpusLookup.js";
 import type { Drafter } from "../speculative/drafter.js";
 import type { DraftLength } from "../speculative/draftLength.js";
 import { FallbackDrafter } from "../speculative/fallback.js";
 import { PromptLookupDrafter } from "../speculative/promptLookup.js";
 import type { SpeculationSession } from "../speculative/session.js";
+import { bridgeEarly, bridging } from "./bridge.js";
 import type { Candidate, DealRun } from "./state.js";
 
 /** Distribution entries kept after a lookahead: what bridging and the next expansion read. */
@@ -30,13 +39,23 @@ export async function verifiedLookahead(
   viable: (c: Candidate) => boolean,
 ): Promise<Candidate[]> {
   // Bridging reads the distribution after a plain candidate's lookahead (see bridge.ts).
-  const { bridge, lambda, reward } = run.options;
-  const bridges = bridge > 0 && lambda > 0 && reward.wantedWords !== undefined;
+  const bridges = bridging(run);
   // A keyword whose tokens after the first are not scored yet (see `spellOut`) is scored in the
   // first round, in front of its draft, and judged there: one call fewer for the step.
   const tails = rollable.map((c) => c.tokens.length - c.logprobs.length);
   const states = await verifiedRollouts(run, session, requests, {
     wantsAfter: rollable.map((c) => bridges && !c.lexical),
+    // A lookahead done while others still run is bridged at once: its keyword is scored in the next round.
+    onAfter: async (i, rollout, after) => {
+      const c = rollable[i];
+      if (!bridges || c.lexical) return undefined;
+      c.rollout = rollout;
+      c.after = after;
+      const early = await bridgeEarly(run, c);
+      return (
+        early && { ...early.request, wantsNext: false, settle: (scored) => early.settle(scored.logprobs) }
+      );
+    },
     tails,
     keep: (i, logprobs) => {
       const c = rollable[i];
@@ -64,6 +83,16 @@ interface VerifyOptions {
   tails?: readonly number[];
   /** Whether rollout i goes on, given its tail's logprobs (after the first round). Defaults to all. */
   keep?: (i: number, logprobs: number[]) => boolean;
+  /**
+   * Called once for each rollout complete with the distribution after it while others still run:
+   * a request to score in the next round (which is made anyway), or none. Defaults to none.
+   */
+  onAfter?: (i: number, rollout: Rollout, after: NextTokenDistribution) => Promise<Rider | undefined>;
+}
+
+/** A request scored in a verification round made for others, and what takes its result. */
+interface Rider extends ScoreRequest {
+  settle: (scored: ScoredContinuation) => void;
 }
 
 /**
@@ -80,7 +109,7 @@ export async function verifiedRollouts(
   run: DealRun,
   session: SpeculationSession,
   requests: readonly RolloutRequest[],
-  { draftLength, wantsAfter = [], tails = [], keep }: VerifyOptions = {},
+  { draftLength, wantsAfter = [], tails = [], keep, onAfter }: VerifyOptions = {},
 ): Promise<{ rollout: Rollout; after?: NextTokenDistribution; dropped?: boolean }[]> {
   await session.prepare(run.model);
   const states: LookaheadState[] = requests.map((r) => {
@@ -100,28 +129,49 @@ export async function verifiedRollouts(
   states.forEach((state, i) => {
     if (!state.stopReason) state.tail = tails[i] ?? 0;
   });
+  let queued: Rider[] = [];
+  const told = new Set<LookaheadState>();
   for (;;) {
     run.context.signal?.throwIfAborted();
     const live = states.filter((state) => !state.stopReason);
     if (live.length === 0) break;
-    const riders = states.filter((state, i) => wantsAfter[i] && !state.dropped && awaitsAfter(state));
+    // Finished rollouts awaiting the distribution after them have their last token evaluated here.
+    const awaiting = states.filter((state, i) => wantsAfter[i] && !state.dropped && awaitsAfter(state));
+    const riders: Rider[] = [
+      ...queued,
+      ...awaiting.map((state) => ({
+        prefix: [...state.prefix, ...state.tokens],
+        continuation: [],
+        settle: (scored: ScoredContinuation) => {
+          state.after = scored.next;
+        },
+      })),
+    ];
+    queued = [];
     const scoredTails = await verifyRound(run, session, live, riders, draftLength);
     for (const [state, logprobs] of scoredTails)
       if (keep && !keep(states.indexOf(state), logprobs)) {
         state.dropped = true;
         state.stopReason ??= "max-tokens";
       }
+    if (!onAfter || states.every((state) => state.stopReason)) continue;
+    for (const [i, state] of states.entries())
+      if (state.after && !state.dropped && !told.has(state)) {
+        told.add(state);
+        const rider = await onAfter(i, rolloutOf(state), state.after);
+        if (rider) queued.push(rider);
+      }
   }
-  return states.map(({ tokens, logprobs, stopReason, after, dropped }) => ({
-    rollout: {
-      tokens,
-      logprobs,
-      logprob: logprobs.reduce((a, b) => a + b, 0),
-      stopReason: stopReason ?? "max-tokens",
-    },
-    after,
-    dropped,
-  }));
+  return states.map((state) => ({ rollout: rolloutOf(state), after: state.after, dropped: state.dropped }));
+}
+
+function rolloutOf({ tokens, logprobs, stopReason }: LookaheadState): Rollout {
+  return {
+    tokens: [...tokens],
+    logprobs: [...logprobs],
+    logprob: logprobs.reduce((a, b) => a + b, 0),
+    stopReason: stopReason ?? "max-tokens",
+  };
 }
 
 interface LookaheadState {
@@ -157,7 +207,7 @@ async function verifyRound(
   run: DealRun,
   session: SpeculationSession,
   live: readonly LookaheadState[],
-  riders: readonly LookaheadState[],
+  riders: readonly Rider[],
   draftLength: DraftLength | undefined,
 ): Promise<Map<LookaheadState, number[]>> {
   const { model } = run;
@@ -183,7 +233,7 @@ async function verifyRound(
     (draft, j) => draft.length > 0 && draft.length === live[j].length - live[j].tokens.length,
   );
   // The wide distribution after a lookahead is read only where one may be completed.
-  const after = completes || riders.length > 0;
+  const after = completes || riders.some((r) => r.continuation.length === 0);
   const tails = live.map((state) => state.tail);
   const scored = await model.scoreContinuations(
     [
@@ -191,9 +241,9 @@ async function verifyRound(
         prefix: contexts[j].slice(0, contexts[j].length - tails[j]),
         continuation: [...contexts[j].slice(contexts[j].length - tails[j]), ...drafts[j]],
       })),
-      ...riders.map((state) => ({ prefix: [...state.prefix, ...state.tokens], continuation: [] })),
+      ...riders.map(({ settle, ...request }) => request),
     ],
-    after || tails.some((n) => n > 0)
+    after || tails.some((n) => n > 0) || riders.length > 0
       ? { topK: 1, nextTopK: after ? Math.min(AFTER_TOP_K, model.capabilities.maxTopK) : 1, ...run.calls }
       : // Only each position's argmax is read (kept tokens are the argmax, so their logprobs are exact).
         { topK: 1, nextTopK: 1, argmaxOnly: true, ...run.calls },
@@ -211,8 +261,8 @@ async function verifyRound(
     state.tail = 0;
   });
   session.stats.targetCalls++;
-  riders.forEach((state, r) => {
-    state.after = scored[live.length + r].next;
+  riders.forEach((rider, r) => {
+    rider.settle(scored[live.length + r]);
   });
   let whole = 0;
   live.forEach((state, j) => {
