@@ -13,7 +13,7 @@
  *   npx tsx bench/dealCost.ts ../shared/models/stories260K.gguf 0:40 greedy deal deal@prompt+index:INDEX
  *   npx tsx bench/dealCost.ts TWINS/stories-heavy-n25.gguf 0:10 deal deal@model:../shared/models/stories260K.gguf
  */
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { LlamaContextSequence } from "node-llama-cpp";
 import { createStrategy } from "../src/decoding/registry.js";
 import { runStrategy } from "../src/decoding/run.js";
@@ -71,7 +71,8 @@ async function draftModel(file: string) {
   if (!draft) {
     draft = await loadModel(resolve(file), { gpu: false, threads: 1, sequences: 16 });
     draftModels.set(file, draft);
-    draftFiles.add(resolve(file));
+    // node-llama-cpp names a model by its file's base name.
+    draftFiles.add(basename(file));
   }
   return draft;
 }
