@@ -1,5 +1,6 @@
 import type { NextTokenDistribution, ScoreRequest, Token } from "../../lm/types.js";
 import { spellingsOf } from "./lexical.js";
+import { scoreWithout } from "./score.js";
 import { bridgedKey, type Candidate, type DealRun } from "./state.js";
 
 /** Worst-token logprob a keyword is credited with when it cannot be scored (ends the scale). */
@@ -25,10 +26,16 @@ export async function bridge(run: DealRun, candidates: readonly Candidate[]): Pr
   // Bridging serves the reward: with λ = 0 the search is plain decoding.
   if (!bridging(run)) return;
   const open: OpenBridge[] = [];
+  const reaches = withinReach(run, candidates);
   for (const c of candidates) {
     // Already bridged (a drafted lookahead bridged on the draft model, see draftedLookahead.ts,
     // or a verified one in its rounds, see verifiedLookahead.ts).
     if (c.fit !== undefined) continue;
+    // A candidate that cannot be kept whatever its fit is not bridged: its fit stands at the bottom.
+    if (!reaches(c)) {
+      c.fit = NO_FIT;
+      continue;
+    }
     const { fit, question } = await bridgeQuestion(run, c);
     c.fit = fit;
     if (question) open.push(question);
@@ -62,6 +69,20 @@ export async function bridge(run: DealRun, candidates: readonly Candidate[]): Pr
   full.forEach(({ candidate, request }, i) => {
     bridged(run, candidate, request, scored[i].logprobs);
   });
+}
+
+/**
+ * Bounds (the candidates judged, see `judge`): a fit lies in [NO_FIT, 0], so a candidate whose
+ * score with the best fit stays below the b-th best score any candidates can reach with the worst
+ * fit is not kept, whatever bridging would read. Returns whether a candidate may still be kept.
+ */
+function withinReach(run: DealRun, candidates: readonly Candidate[]): (c: Candidate) => boolean {
+  const { bridge, beams } = run.options;
+  const base = new Map(candidates.map((c) => [c, scoreWithout(run, c)]));
+  const lowest = candidates.map((c) => (base.get(c) ?? 0) + bridge * (c.fit ?? NO_FIT)).sort((a, b) => b - a);
+  const bar = lowest[Math.min(beams, lowest.length) - 1] ?? Number.NEGATIVE_INFINITY;
+  // A margin for float rounding: a candidate that ties the bar is bridged.
+  return (c) => (base.get(c) ?? 0) + bridge * (c.fit ?? 0) >= bar - 1e-6;
 }
 
 /** Whether the search bridges (a weight, a reward to serve, and words it wants). */

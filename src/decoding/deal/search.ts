@@ -12,7 +12,7 @@ import { lexicalProposals, spellOut, viable, wantedWords } from "./lexical.js";
 import { lookahead, rolls, verifyingSession } from "./lookahead.js";
 import type { ResolvedDealOptions } from "./options.js";
 import { finishGreedily, saturated } from "./saturation.js";
-import { recordStep, score } from "./score.js";
+import { judge, recordStep, score } from "./score.js";
 import { type Beam, type Candidate, DealRun, startBeam } from "./state.js";
 
 /**
@@ -63,8 +63,9 @@ export async function searchDeal(
     const dropped = await lookahead(run, candidates, (c) => viable(run, c, topLogprob));
     candidates = candidates.filter((c) => !dropped.includes(c));
     // Only deferred keywords are dropped there; each beam keeps its top token (no vetoes then).
+    await judge(run, candidates);
     await bridge(run, candidates);
-    const ranked = await score(run, candidates);
+    const ranked = score(run, candidates);
     const kept = ranked.slice(0, options.beams);
     await settleDraftedLookaheads(run, kept);
     recordStep(run, live, ranked, kept);
