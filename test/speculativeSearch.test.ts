@@ -148,6 +148,43 @@ describe("DeAL's lookaheads drafted through the context's drafter", () => {
     expect(stats?.targetCalls ?? 0).toBeLessThan(draftingOf(metered)?.targetCalls ?? 0);
   });
 
+  it("verifyAhead scores a keyword's tail inside the first verification round: no call of its own, the same text", async () => {
+    // The tails of the keywords' spellings, as spellOut scores them (after the first token).
+    const tails = new Set<string>();
+    for (const word of ["elephant", "shop", "hug"])
+      for (const form of [` ${word}`, ` ${word[0].toUpperCase()}${word.slice(1)}`]) {
+        const lead = await small.tokenize("the", { addBos: false });
+        const full = await small.tokenize(`the${form}`, { addBos: false });
+        if (full.length - lead.length > 1) tails.add(full.slice(lead.length + 1).join(","));
+      }
+    expect(tails.size).toBeGreaterThan(0);
+    const decodeCounting = async (drafting?: SearchDrafting) => {
+      let tailCalls = 0;
+      const counted: LlamaCppModel = Object.create(small);
+      counted.scoreContinuations = (requests, options) => {
+        if (requests.some((r) => tails.has(r.continuation.join(","))) && options?.topK === undefined)
+          tailCalls++;
+        return small.scoreContinuations(requests, options);
+      };
+      const prompt = "Tom had a red ball.";
+      const result = await runStrategy(createStrategy(parseStrategySpec(DEAL), { reward }), {
+        model: counted,
+        draft: twin,
+        prompt,
+        promptTokens: await small.tokenize(prompt),
+        maxTokens: 40,
+        drafting,
+      });
+      return { result, tailCalls };
+    };
+    const plain = await decodeCounting();
+    const verified = await decodeCounting({ drafter: "model" });
+    expect(verified.result.text).toBe(plain.result.text);
+    // Undrafted DeAL spells keywords out in calls of their own; verified lookaheads need none.
+    expect(plain.tailCalls).toBeGreaterThan(0);
+    expect(verified.tailCalls).toBe(0);
+  });
+
   it("align passes --draft to DeAL: drafting stats in the details", async () => {
     const result = await align(small, {
       prompt: "It was a sunny day.",

@@ -61,12 +61,15 @@ export async function lexicalProposals(
  * Spells out the lexical candidates that passed the vetoes: the exact logprobs of a word's
  * tokens after its first (one `scoreContinuations` call for all), the vetoes offered each of
  * those tokens too, the patience test on the whole word's cost and the floor on each of its
- * tokens. Returns the candidates still viable.
+ * tokens. Returns the candidates still viable. A candidate `defer` picks is left unscored and
+ * unjudged: verified lookaheads score its tail in their first round and judge it then with
+ * {@link viable} (one call fewer).
  */
 export async function spellOut(
   run: DealRun,
   candidates: readonly Candidate[],
   topLogprob: (beam: Beam) => number,
+  defer: (c: Candidate) => boolean = () => false,
 ): Promise<Candidate[]> {
   // A spelling bridging scored at this very place last step needs no new call.
   const bridged = run.bridged;
@@ -79,7 +82,11 @@ export async function spellOut(
       c.logprob = c.logprobs.reduce((a, b) => a + b, 0);
     }
   }
-  const unscored = candidates.filter((c) => c.logprobs.length < c.tokens.length);
+  const deferred = new Set(candidates.filter((c) => c.logprobs.length < c.tokens.length && defer(c)));
+  // A keyword past the token budget is dropped below whatever its tokens cost: none to score.
+  const unscored = candidates.filter(
+    (c) => c.logprobs.length < c.tokens.length && !deferred.has(c) && fits(run, c),
+  );
   if (unscored.length > 0) {
     const scored = await run.model.scoreContinuations(
       unscored.map((c) => ({
@@ -100,15 +107,27 @@ export async function spellOut(
       ]);
       c.penalty += penalty;
     }
-  return candidates.filter(
-    (c) =>
-      Number.isFinite(c.penalty) &&
-      Number.isFinite(c.logprob) &&
-      (!c.lexical ||
-        // A keyword that does not fit in the tokens left is not proposed: cut, it would be a fragment.
-        (c.beam.tokens.length + c.tokens.length <= run.context.maxTokens &&
-          c.logprob >= topLogprob(c.beam) - run.allowance(c.beam) &&
-          c.logprobs.every((lp) => lp >= run.lexicalFloorAt(c.beam)))),
+  return candidates.filter((c) => deferred.has(c) || viable(run, c, topLogprob));
+}
+
+/** Whether the candidate fits in the tokens left. */
+function fits(run: DealRun, c: Candidate): boolean {
+  return c.beam.tokens.length + c.tokens.length <= run.context.maxTokens;
+}
+
+/**
+ * Whether a spelled-out candidate stays: no hard veto, a finite logprob, and for a keyword room
+ * for it in the budget, the patience test on its whole cost and the floor on each of its tokens.
+ */
+export function viable(run: DealRun, c: Candidate, topLogprob: (beam: Beam) => number): boolean {
+  return (
+    Number.isFinite(c.penalty) &&
+    Number.isFinite(c.logprob) &&
+    (!c.lexical ||
+      // A keyword that does not fit in the tokens left is not proposed: cut, it would be a fragment.
+      (fits(run, c) &&
+        c.logprob >= topLogprob(c.beam) - run.allowance(c.beam) &&
+        c.logprobs.every((lp) => lp >= run.lexicalFloorAt(c.beam))))
   );
 }
 

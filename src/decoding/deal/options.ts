@@ -105,7 +105,10 @@ export interface DealOptions extends DraftedLookaheadOptions {
    * call verifies them all and reads the distribution after each (what bridging and the next
    * expansion read): a lookahead the target agrees with costs one call instead of l + 1. Lossless
    * (the target's greedy text; a draft that falls short is completed by the target's rollouts).
-   * `false` drafts them round by round through the speculative rollouts. Defaults to true.
+   * The rounds also carry what would cost calls of their own: a keyword candidate's tokens after
+   * its first (spelled out and judged in the first round), the distribution after a lookahead that
+   * ended on the target's own token, and the bridging keyword of a lookahead done while others
+   * still run. `false` drafts them round by round through the speculative rollouts. Defaults to true.
    */
   verifyAhead?: boolean;
 }

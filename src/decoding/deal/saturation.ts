@@ -34,8 +34,11 @@ export async function finishGreedily(run: DealRun, best: Beam): Promise<void> {
         options.vetoes,
       )
     : session && options.verifyAhead && looksUp(session.drafter)
-      ? (await verifiedRollouts(run, session, [{ prefix, maxTokens: rest }], finishDraftLength(run)))[0]
-          .rollout
+      ? (
+          await verifiedRollouts(run, session, [{ prefix, maxTokens: rest }], {
+            draftLength: finishDraftLength(run),
+          })
+        )[0].rollout
       : (
           await run.rollouts([{ prefix }], {
             maxTokens: rest,

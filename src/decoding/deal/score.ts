@@ -1,13 +1,8 @@
 import { scoreAll } from "../../rewards/types.js";
 import type { Beam, Candidate, DealRun } from "./state.js";
 
-/**
- * Score: the heuristic h judges each candidate with its lookahead, and
- *   score = log P(beam + candidate) − veto penalties + λ · h + bridge · fit
- * (fit: how well a missing keyword fits after the lookahead, see `bridge`).
- * Returns the candidates best first (ties keep their order).
- */
-export async function score(run: DealRun, candidates: readonly Candidate[]): Promise<Candidate[]> {
+/** Judge: the heuristic h of each candidate with its lookahead (`reward`), before bridging. */
+export async function judge(run: DealRun, candidates: readonly Candidate[]): Promise<void> {
   const { model, context, options } = run;
   const inputs = candidates.map((c) => {
     const tokens = [...c.beam.tokens, ...c.tokens, ...(c.rollout?.tokens ?? [])];
@@ -18,11 +13,25 @@ export async function score(run: DealRun, candidates: readonly Candidate[]): Pro
   const rewards = await scoreAll(options.reward, inputs);
   candidates.forEach((c, i) => {
     c.reward = rewards[i];
-    // A reward that returns NaN must not win (NaN compares false both ways in the sort).
-    const h = Number.isNaN(c.reward) ? Number.NEGATIVE_INFINITY : c.reward;
-    c.score = c.beam.logprob + c.logprob - c.penalty + options.lambda * h + options.bridge * (c.fit ?? 0);
   });
+}
+
+/**
+ * Score: with h judged (`judge`),
+ *   score = log P(beam + candidate) − veto penalties + λ · h + bridge · fit
+ * (fit: how well a missing keyword fits after the lookahead, see `bridge`).
+ * Returns the candidates best first (ties keep their order).
+ */
+export function score(run: DealRun, candidates: readonly Candidate[]): Candidate[] {
+  for (const c of candidates) c.score = scoreWithout(run, c) + run.options.bridge * (c.fit ?? 0);
   return [...candidates].sort((a, b) => b.score - a.score);
+}
+
+/** A judged candidate's score before bridging's term. */
+export function scoreWithout(run: DealRun, c: Candidate): number {
+  // A reward that returns NaN must not win (NaN compares false both ways in the sort).
+  const h = Number.isNaN(c.reward) ? Number.NEGATIVE_INFINITY : c.reward;
+  return c.beam.logprob + c.logprob - c.penalty + run.options.lambda * h;
 }
 
 /** Records the step: every candidate best first, with its lookahead, reward and score. */

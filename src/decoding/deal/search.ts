@@ -8,11 +8,11 @@ import { bridge } from "./bridge.js";
 import { commit } from "./commit.js";
 import { settleDraftedLookaheads } from "./draftedLookahead.js";
 import { applyVetoes, expand, topProposals } from "./expand.js";
-import { lexicalProposals, spellOut, wantedWords } from "./lexical.js";
-import { lookahead } from "./lookahead.js";
+import { lexicalProposals, spellOut, viable, wantedWords } from "./lexical.js";
+import { lookahead, rolls, verifyingSession } from "./lookahead.js";
 import type { ResolvedDealOptions } from "./options.js";
 import { finishGreedily, saturated } from "./saturation.js";
-import { recordStep, score } from "./score.js";
+import { judge, recordStep, score } from "./score.js";
 import { type Beam, type Candidate, DealRun, startBeam } from "./state.js";
 
 /**
@@ -49,16 +49,23 @@ export async function searchDeal(
     let candidates: Candidate[] = [];
     for (let b = 0; b < live.length; b++)
       candidates.push(...(await applyVetoes(run, live[b], [...plain[b], ...lexical[b]])));
-    candidates = await spellOut(run, candidates, (beam) => distributions[live.indexOf(beam)][0].logprob);
+    const topLogprob = (beam: Beam) => distributions[live.indexOf(beam)][0].logprob;
+    // Verified lookaheads score a keyword's tail in their first round (no vetoes to offer it to).
+    const defer = (c: Candidate) =>
+      verifyingSession(run) !== undefined && !options.vetoes?.length && rolls(run, c);
+    candidates = await spellOut(run, candidates, topLogprob, defer);
     if (candidates.length === 0) {
       // Every continuation was vetoed (or cannot be placed): the beams end here.
       for (const beam of live) run.finished.push({ ...beam, done: "end-of-generation" });
       break;
     }
 
-    await lookahead(run, candidates);
+    const dropped = await lookahead(run, candidates, (c) => viable(run, c, topLogprob));
+    candidates = candidates.filter((c) => !dropped.includes(c));
+    // Only deferred keywords are dropped there; each beam keeps its top token (no vetoes then).
+    await judge(run, candidates);
     await bridge(run, candidates);
-    const ranked = await score(run, candidates);
+    const ranked = score(run, candidates);
     const kept = ranked.slice(0, options.beams);
     await settleDraftedLookaheads(run, kept);
     recordStep(run, live, ranked, kept);
