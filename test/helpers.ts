@@ -28,7 +28,10 @@ export function sharedPath(relative: string): string {
 
 /** Loads the real test model on the CPU, one thread (fastest for this tiny model). */
 export function loadTestModel(
-  options: Pick<LoadModelOptions, "sequences" | "contextSize" | "copySequences" | "pairLoneTokens"> = {},
+  options: Pick<
+    LoadModelOptions,
+    "sequences" | "contextSize" | "copySequences" | "pairLoneTokens" | "contiguousWaves"
+  > = {},
 ): Promise<LlamaCppModel> {
   return loadModel(testModelPath(), { gpu: false, threads: 1, ...options });
 }

@@ -5,7 +5,7 @@ import { getLlama } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import { planForks, SequenceForker } from "../src/lm/llama/sequenceFork.js";
-import { commonPrefixLength } from "../src/lm/llama/sequencePool.js";
+import { assignContiguous, commonPrefixLength } from "../src/lm/llama/sequencePool.js";
 import { loadTestModel, testModelPath } from "./helpers.js";
 
 describe("planForks: which sequence takes a copy of which", () => {
@@ -107,6 +107,66 @@ describe("copySequences on the real model (stories260K)", () => {
     };
     const [withCopies, without] = [await run(copying), await run(plain)];
     expect(withCopies.map((r) => r.tokens)).toEqual(without.map((r) => r.tokens));
+  });
+});
+
+describe("contiguousWaves: a wave on consecutive sequences, in order", () => {
+  it("picks the run of sequences that reuses the most, the lowest on a tie", () => {
+    // shared[p][s] (what prefix p has in common with sequence s's cache), reusable per prefix.
+    const shared = [
+      [0, 5, 0, 9],
+      [0, 0, 7, 0],
+    ];
+    // Runs: 0,1 reuses 0; 1,2 reuses 5 + 7; 2,3 reuses 0 + 0.
+    expect(assignContiguous(shared, [20, 20])).toEqual([1, 2]);
+    // Capped by what each prefix can reuse (2 each): 1,2 still reuses the most (2 + 2).
+    expect(assignContiguous(shared, [2, 2])).toEqual([1, 2]);
+    expect(assignContiguous([[0, 0, 0]], [4])).toEqual([0]);
+    expect(
+      assignContiguous(
+        [
+          [3, 3, 3],
+          [3, 3, 3],
+        ],
+        [4, 4],
+      ),
+    ).toEqual([0, 1]);
+  });
+
+  it("scores as the plain pool does, waves of unequal lengths padded and the padding erased after", async () => {
+    const contiguous = await loadTestModel({ sequences: 4, copySequences: true, contiguousWaves: true });
+    const plain = await loadTestModel({ sequences: 4, copySequences: false });
+    try {
+      const prompt = await contiguous.tokenize("Once upon a time, there was a little girl named Lily.");
+      const run = async (model: LlamaCppModel) => {
+        await model.clearCache();
+        const before = model.usage.evaluatedTokens;
+        // Continuations of 1, 2, 3 and 1 tokens: a wave the padding evens out.
+        const first = await model.scoreContinuations(
+          [[10], [20, 21], [30, 31, 32], [40]].map((continuation) => ({ prefix: prompt, continuation })),
+          { nextTopK: 5 },
+        );
+        const second = await model.scoreContinuations(
+          [[50], [20, 60]].map((continuation) => ({ prefix: prompt, continuation })),
+          { nextTopK: 5 },
+        );
+        const next = await model.nextTokenDistributions([prompt, [...prompt, 30]], { topK: 5 });
+        return { scored: [...first, ...second], next, evaluated: model.usage.evaluatedTokens - before };
+      };
+      const [a, b] = [await run(contiguous), await run(plain)];
+      a.scored.forEach((scored, i) => {
+        scored.logprobs.forEach((lp, j) => {
+          expect(lp).toBeCloseTo(b.scored[i].logprobs[j], 4);
+        });
+        expect(scored.next?.map((e) => e.token)).toEqual(b.scored[i].next?.map((e) => e.token));
+      });
+      expect(a.next.map((d) => d.map((e) => e.token))).toEqual(b.next.map((d) => d.map((e) => e.token)));
+      // The padding is evaluated (and counted), never read.
+      expect(a.evaluated).toBeGreaterThan(0);
+    } finally {
+      await contiguous.dispose();
+      await plain.dispose();
+    }
   });
 });
 

@@ -50,8 +50,8 @@ export class LlamaCppModel implements LanguageModel {
     private readonly requestedContextSize = Number.POSITIVE_INFINITY,
     /** Makes a context like the first one (for `clearCache`); without it the sequences are only emptied. */
     private readonly createContext?: () => Promise<LlamaContext>,
-    /** `copySequences`, `pairLoneTokens`: see LoadModelOptions. Both default to false. */
-    options: { copySequences?: boolean; pairLoneTokens?: boolean } = {},
+    /** `copySequences`, `pairLoneTokens`, `contiguousWaves`: see LoadModelOptions. All default to false. */
+    options: { copySequences?: boolean; pairLoneTokens?: boolean; contiguousWaves?: boolean } = {},
   ) {
     guardLogitReads(context);
     // Copy whenever it saves an evaluation: DeAL on the 260K test model (40 tasks) took 8.4, 8.4
@@ -62,6 +62,7 @@ export class LlamaCppModel implements LanguageModel {
       this.usage,
       options.copySequences ? 1 : Number.POSITIVE_INFINITY,
       options.pairLoneTokens,
+      options.contiguousWaves,
     );
     this.vocabSize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
     this.bosToken = model.tokens.bos ?? undefined;
