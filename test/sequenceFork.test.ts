@@ -161,6 +161,18 @@ describe("contiguousWaves: a wave on consecutive sequences, in order", () => {
         expect(scored.next?.map((e) => e.token)).toEqual(b.scored[i].next?.map((e) => e.token));
       });
       expect(a.next.map((d) => d.map((e) => e.token))).toEqual(b.next.map((d) => d.map((e) => e.token)));
+      // Rollouts from prefixes of unequal lengths in one wave go on from their prefixes (a padded
+      // wave would put its padding between a prefix and its rollout).
+      const rollouts = async (model: LlamaCppModel) => {
+        await model.clearCache();
+        // From an empty cache the wave evaluates 2 and 4 tokens more than the prompt: padded.
+        return model.rollouts(
+          [prompt, [...prompt, 20, 21], [...prompt, 30, 31, 32, 33]].map((prefix) => ({ prefix })),
+          { maxTokens: 8, temperature: 0 },
+        );
+      };
+      const [ra, rb] = [await rollouts(contiguous), await rollouts(plain)];
+      expect(ra.map((r) => r.tokens)).toEqual(rb.map((r) => r.tokens));
       // The padding is evaluated (and counted), never read.
       expect(a.evaluated).toBeGreaterThan(0);
     } finally {

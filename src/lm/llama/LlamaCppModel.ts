@@ -319,10 +319,12 @@ export class LlamaCppModel implements LanguageModel {
     }));
     for (const state of states) if (state.maxTokens <= 0) state.stopReason = "max-tokens";
     let live = states.map((_, i) => i).filter((i) => !states[i].stopReason);
+    // Unpadded: each rollout goes on from its prefix in the same sequence.
     let outputs = await this.pool.evaluatePrefixes(
       live.map((i) => sequences[i]),
       live.map((i) => requests[i].prefix),
       generateNext,
+      false,
     );
     while (live.length > 0) {
       const next: number[] = [];

@@ -51,7 +51,10 @@ function assignByShared(shared: readonly (readonly number[])[]): number[] {
  * many tokens each, and every micro-batch reads all the weights: three sequences of one token
  * each took 15 ms on stories-heavy-n25 as 0, 1, 2 and 40 ms as 0, 7, 14 (12 ms for one alone).
  */
-export function assignContiguous(shared: readonly (readonly number[])[], reusable: readonly number[]): number[] {
+export function assignContiguous(
+  shared: readonly (readonly number[])[],
+  reusable: readonly number[],
+): number[] {
   const n = shared.length;
   const size = shared[0]?.length ?? 0;
   let best = { start: 0, reused: -1 };
@@ -177,12 +180,17 @@ export class SequencePool {
     sequences: readonly LlamaContextSequence[],
     prefixes: readonly (readonly Token[])[],
     generateNext: GenerateNext,
+    /**
+     * Whether the wave may be padded (contiguous). False when the sequences go on from their
+     * prefixes (rollouts): padding would sit between a prefix and what follows it. Defaults to true.
+     */
+    pad = true,
   ): Promise<ControlledEvaluateIndexOutput["next"][]> {
     const inputs = await Promise.all(
       prefixes.map((prefix, i) => this.preparePrefix(sequences[i], prefix, generateNext)),
     );
     const lengths = inputs.map((input) => input.length);
-    this.padToEqualLengths(sequences, inputs);
+    if (pad) this.padToEqualLengths(sequences, inputs);
     return Promise.all(
       inputs.map(async (input, i) => {
         const output = await sequences[i].controlledEvaluate(input);
@@ -306,7 +314,7 @@ export class SequencePool {
     // Padding must fit in every sequence's context.
     if (sequences.some((sequence) => sequence.nextTokenIndex + longest > sequence.contextSize)) return 0;
     const padding = inputs.reduce((sum, input) => sum + (input.length > 0 ? longest - input.length : 0), 0);
-    const passesSaved = new Set(inputs.map((input) => input.length)).size - 1;
+    const passesSaved = new Set(inputs.map((input) => input.length).filter((length) => length > 0)).size - 1;
     if (padding === 0 || padding > POSITIONS_PER_PASS * passesSaved) return 0;
     for (const input of inputs) {
       const last = input.at(-1);
