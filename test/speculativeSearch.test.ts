@@ -185,6 +185,15 @@ describe("DeAL's lookaheads drafted through the context's drafter", () => {
     expect(verified.tailCalls).toBe(0);
   });
 
+  it("with no lookahead (l = 0) a drafted DeAL still spells its keywords out: the undrafted text", async () => {
+    const spec = "deal:natural=true,k=4,b=2,l=0";
+    const prompt = "Tom had a red ball.";
+    const plain = await decode(spec, prompt);
+    const drafted = await decode(spec, prompt, { drafter: "model" });
+    expect(drafted.text).toBe(plain.text);
+    expect(drafted.tokens).toEqual(plain.tokens);
+  });
+
   it("align passes --draft to DeAL: drafting stats in the details", async () => {
     const result = await align(small, {
       prompt: "It was a sunny day.",

@@ -127,6 +127,8 @@ export class VerifierView {
         return cut ? whole.slice(head.length) : null;
       })();
       this.tails.set(unit, tail);
+      // A failed tokenization (a remote verifier's hiccup) is asked again next time, not kept.
+      tail.catch(() => this.tails.delete(unit));
     }
     return tail;
   }

@@ -50,9 +50,13 @@ export async function searchDeal(
     for (let b = 0; b < live.length; b++)
       candidates.push(...(await applyVetoes(run, live[b], [...plain[b], ...lexical[b]])));
     const topLogprob = (beam: Beam) => distributions[live.indexOf(beam)][0].logprob;
-    // Verified lookaheads score a keyword's tail in their first round (no vetoes to offer it to).
+    // Verified lookaheads score a keyword's tail in their first round (no vetoes to offer it to);
+    // with l = 0 there is no round, so the tail is spelled out here.
     const defer = (c: Candidate) =>
-      verifyingSession(run) !== undefined && !options.vetoes?.length && rolls(run, c);
+      verifyingSession(run) !== undefined &&
+      !options.vetoes?.length &&
+      options.lookahead > 0 &&
+      rolls(run, c);
     candidates = await spellOut(run, candidates, topLogprob, defer);
     if (candidates.length === 0) {
       // Every continuation was vetoed (or cannot be placed): the beams end here.
