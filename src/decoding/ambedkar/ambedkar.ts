@@ -158,22 +158,23 @@ interface Run {
   skipped: number;
   /** Draft distributions fetched in a verifier batch for the next step (nextDraftRequest). */
   prefetched: number;
+  /**
+   * Whether the draft verifies itself with shortcuts on a backend serving whole distributions: its
+   * memo then keeps whole ones, which the verifier reads (same model, same tokens).
+   */
+  selfMemo: boolean;
 }
 
 async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeOutput> {
   const verifier = verifierOf(context, o);
   const { model: draft, promptTokens } = context;
+  const selfMemo = o.shortcuts && verifier === draft && draft.capabilities.maxTopK >= draft.vocabularySize;
   const run: Run = {
     context,
     o,
     verifier,
     view: new VerifierView(verifier, o.constitution),
-    // A self-verifying draft keeps whole distributions, where its backend serves them, for its verifier.
-    memo: new DraftMemo(
-      o.shortcuts && verifier === draft && draft.capabilities.maxTopK >= draft.vocabularySize
-        ? draft.vocabularySize
-        : 0,
-    ),
+    memo: new DraftMemo(selfMemo ? draft.vocabularySize : 0),
     aggregate: o.aggregate ?? o.swaps.aggregate,
     pool: Math.min(o.vetoes?.length ? Math.max(o.k, VETO_POOL) : o.k, draft.capabilities.maxTopK),
     divergenceSum: 0,
@@ -181,6 +182,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     requests: 0,
     skipped: 0,
     prefetched: 0,
+    selfMemo,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -279,12 +281,7 @@ async function judgeCandidates(
   const leader = candidates[base.indexOf(Math.max(...base))];
   if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
   const prefetch = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
-  // A self-verifying draft's memo holds the verifier's own distributions (same model, same tokens),
-  // whole where the backend serves whole ones.
-  const self =
-    o.shortcuts &&
-    run.verifier === context.model &&
-    run.verifier.capabilities.maxTopK >= run.verifier.vocabularySize;
+  const self = run.selfMemo;
   const units = await judgedUnits(
     context.model,
     o.swaps,
