@@ -403,12 +403,17 @@ describe("AMBEDKAR on the stories model", () => {
       expect(fast.details.verifierRequests).toBeLessThan(full.details.verifierRequests);
       expect(fast.calls).toBeLessThan(full.calls);
     }
-    // Stated, self verifier: every step calls the verifier; its batch also fetches the next draft step.
+    // Stated, self verifier: the step's counterfactual context comes with its draft distribution,
+    // so candidates that need no lookahead are judged from the memo, and when they beat every
+    // other's best possible score the step calls no verifier; a verifier batch also fetches the
+    // next draft step.
     const stated = "Once upon a time, there was a girl named Lucy who loved dolls and pretty dresses.";
     const full = await measure(stated, false);
     const fast = await measure(stated, true);
     expect(fast.text).toBe(full.text);
-    expect(fast.details.verifierRequests).toBe(full.details.verifierRequests);
+    expect(full.details.prunedCandidates).toBe(0);
+    expect(fast.details.prunedCandidates).toBeGreaterThan(10);
+    expect(fast.details.verifierRequests).toBeLessThan(full.details.verifierRequests / 2);
     expect(fast.calls).toBeLessThan(full.calls - 8);
   });
 

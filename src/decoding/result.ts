@@ -131,6 +131,8 @@ export type StrategyDetails =
       verifierRequests: number;
       /** Steps whose leading candidate had D = 0 for certain, so no other was judged. */
       freeLeaderSteps: number;
+      /** Candidates left unjudged because a judged one's score beat their best possible score. */
+      prunedCandidates: number;
       /** Tokens the verifier evaluated (its prefix cache serves the rest). */
       verifierEvaluatedTokens: number;
       /** The verifier's id, or "self" when the draft verified itself. */

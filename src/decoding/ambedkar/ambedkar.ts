@@ -17,10 +17,10 @@ import type { DecodeOutput, Strategy } from "../strategy.js";
 import { TextStream } from "../textStream.js";
 import { type DecodeContext, type TraceStep, warn } from "../types.js";
 import { type CandidateVeto, vetoPenalties } from "../veto.js";
-import { judgedUnits } from "./candidateWords.js";
+import { type JudgedUnit, judgedUnits, startUnits } from "./candidateWords.js";
 import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
-import { type DivergenceKind, judge } from "./judge.js";
+import { type DivergenceKind, type JudgeOptions, judge, judgeKnown } from "./judge.js";
 import { counterfactual, shifts, swapsNothing } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import { VerifierView } from "./verifierView.js";
@@ -163,12 +163,23 @@ interface Run {
    * memo then keeps whole ones, which the verifier reads (same model, same tokens).
    */
   selfMemo: boolean;
+  /**
+   * Whether a greedy self-verifying step first judges the candidates that need no lookahead from
+   * the memo (cheapFirst): they are, when the step's counterfactual contexts were fetched with
+   * its draft distribution.
+   */
+  cheapFirst: boolean;
+  /** Whether every candidate is judged (sampling, or a reward: neither has a bound). */
+  exhaustive: boolean;
+  /** Candidates left unjudged because their best possible score lost to a judged one (cheapFirst). */
+  pruned: number;
 }
 
 async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeOutput> {
   const verifier = verifierOf(context, o);
   const { model: draft, promptTokens } = context;
   const selfMemo = o.shortcuts && verifier === draft && draft.capabilities.maxTopK >= draft.vocabularySize;
+  const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
   const run: Run = {
     context,
     o,
@@ -183,6 +194,9 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     skipped: 0,
     prefetched: 0,
     selfMemo,
+    cheapFirst: selfMemo && !exhaustive && o.divergence !== "js",
+    exhaustive,
+    pruned: 0,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -209,13 +223,14 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
       stopReason = "context-full";
       break;
     }
-    run.memo.retain(prefix);
-    const candidates = await draftCandidates(run, prefix);
+    const generated = draft.detokenize(tokens, { context: promptTokens.slice(-8) });
+    const contexts = run.cheapFirst ? await stepContexts(run, generated, "") : [];
+    run.memo.retain([prefix, ...contexts]);
+    const candidates = await draftCandidates(run, prefix, contexts);
     if (candidates.length === 0) {
       stopReason = "end-of-generation";
       break;
     }
-    const generated = draft.detokenize(tokens, { context: promptTokens.slice(-8) });
     await judgeCandidates(run, prefix, generated, candidates);
     await rewardCandidates(run, tokens, generated, candidates);
     scoreCandidates(candidates, o);
@@ -253,6 +268,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
       overridden,
       verifierRequests: run.requests,
       freeLeaderSteps: run.skipped,
+      prunedCandidates: run.pruned,
       verifierEvaluatedTokens: verifier.usage.evaluatedTokens - verifierBefore,
       verifier: verifier === draft ? "self" : verifier.id,
     },
@@ -271,17 +287,26 @@ async function judgeCandidates(
   generated: string,
   candidates: Candidate[],
 ) {
-  const { o, context } = run;
+  const { o, context, exhaustive } = run;
   if (o.alpha === 0) return;
   const base = candidates.map((c) => c.logprob / o.temperature - c.penalty);
   const bestLower = Math.max(...base) - o.alpha * divergenceBound(o.divergence);
-  const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
   const contenders = candidates.map((_, i) => exhaustive || base[i] >= bestLower);
   if (contenders.filter(Boolean).length < 2) return;
   const leader = candidates[base.indexOf(Math.max(...base))];
   if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
-  const prefetch = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
-  const self = run.selfMemo;
+  const draftNext = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
+  // The next step's counterfactual contexts ride along with its draft distribution.
+  const prefetch = draftNext
+    ? [
+        draftNext,
+        ...(run.cheapFirst ? await stepContexts(run, generated + leader.text, "") : []).map((prefix) => ({
+          prefix,
+          continuation: [],
+        })),
+      ]
+    : [];
+  if (run.cheapFirst && (await judgeCheapFirst(run, prefix, generated, candidates, contenders, base))) return;
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -292,11 +317,31 @@ async function judgeCandidates(
       lookahead: o.lookahead,
       memo: run.memo,
       topK: run.pool,
-      alongside: self ? await contextsAhead(run, generated, leader, prefetch) : undefined,
+      alongside: run.selfMemo ? await contextsAhead(run, generated, leader, prefetch) : undefined,
       signal: context.signal,
     },
   );
   const judgement = await judge(run.view, o.swaps, context.prompt, generated, units, {
+    ...judgeOptions(run),
+    prefetch,
+    // The whole distribution (what the next step's verifier reads too) costs what the top k does.
+    prefetchTopK: run.selfMemo ? undefined : run.pool,
+  });
+  run.requests += judgement.requests;
+  prefetch.forEach((request, i) => {
+    const next = judgement.prefetched?.[i];
+    if (next && next.length >= run.pool) run.memo.set(request.prefix, next);
+  });
+  if (draftNext && run.memo.get(draftNext.prefix, run.pool)) run.prefetched++;
+  candidates.forEach((c, i) => {
+    if (contenders[i]) setJudged(run, c, units[i], judgement.divergences[i]);
+  });
+}
+
+/** The judge's options of a run (what every judgement of a step shares). */
+function judgeOptions(run: Run): JudgeOptions {
+  const { o, context } = run;
+  return {
     divergence: o.divergence,
     byGroup: o.byGroup,
     baseline: o.baseline,
@@ -304,25 +349,61 @@ async function judgeCandidates(
     nextK: o.nextK,
     signal: context.signal,
     onWarning: (warning) => warn(context, warning),
-    prefetch: prefetch ? [prefetch] : undefined,
-    // The whole distribution (what the next step's verifier reads too) costs what the top k does.
-    prefetchTopK: self ? undefined : run.pool,
-    known: self ? (p) => run.memo.get(p, run.verifier.vocabularySize) : undefined,
-  });
-  run.requests += judgement.requests;
-  const next = judgement.prefetched?.[0];
-  if (prefetch && next && next.length >= run.pool) {
-    run.memo.set(prefetch.prefix, next);
-    run.prefetched++;
-  }
+    known: run.selfMemo ? (p) => run.memo.get(p, run.verifier.vocabularySize) : undefined,
+  };
+}
+
+function setJudged(run: Run, c: Candidate, unit: JudgedUnit | undefined, divergence: number): void {
+  c.unit = unit?.unit;
+  c.judged = true;
+  c.divergence = divergence;
+  run.divergenceSum += divergence;
+  run.judged++;
+}
+
+/**
+ * cheapFirst: judges, from the memo, the contenders that need no lookahead and name no term
+ * (their D reads only the step's contexts, fetched with its draft distribution) and a stop token
+ * (D = 0). When every other contender's best possible score (D = 0) is below the best judged
+ * score, none can win: their words need neither completing nor judging, and the step makes no
+ * verifier call. Returns whether that is so; judges nothing when a context is not in the memo.
+ */
+async function judgeCheapFirst(
+  run: Run,
+  prefix: readonly Token[],
+  generated: string,
+  candidates: Candidate[],
+  contenders: boolean[],
+  base: readonly number[],
+): Promise<boolean> {
+  const { o, context } = run;
+  const { units } = startUnits(
+    context.model,
+    o.swaps,
+    prefix,
+    generated,
+    candidates.map((c, i) => (contenders[i] ? c.token : undefined)),
+  );
+  const stop = candidates.map((c, i) => contenders[i] && context.model.isStopToken(c.token));
+  const cheap = units.map((unit) => (unit && !unit.term ? unit : undefined));
+  if (!cheap.some(Boolean) && !stop.some(Boolean)) return false;
+  const judgement = await judgeKnown(run.view, o.swaps, context.prompt, generated, cheap, judgeOptions(run));
+  if (!judgement) return false;
+  let best = Number.NEGATIVE_INFINITY;
   candidates.forEach((c, i) => {
-    if (!contenders[i]) return;
-    c.unit = units[i]?.unit;
-    c.judged = true;
-    c.divergence = judgement.divergences[i];
-    run.divergenceSum += c.divergence;
-    run.judged++;
+    if (!cheap[i] && !stop[i]) return;
+    const divergence = stop[i] ? 0 : judgement.divergences[i];
+    setJudged(run, c, cheap[i], divergence);
+    contenders[i] = false;
+    best = Math.max(best, base[i] - o.alpha * divergence);
   });
+  // All or none: a term judged is pooled with the other terms judged at its site, so dropping
+  // only some would change the divergence of those judged.
+  const rest = contenders.flatMap((contending, i) => (contending ? [i] : []));
+  if (rest.some((i) => base[i] >= best)) return false;
+  for (const i of rest) contenders[i] = false;
+  run.pruned += rest.length;
+  return true;
 }
 
 /**
@@ -374,21 +455,33 @@ function nextDraftRequest(run: Run, prefix: readonly Token[], leader: Candidate)
 
 /**
  * What a self-verifying draft's verifier batch will most likely ask for that no lookahead gives:
- * the counterfactual contexts of the step (σ of the prompt and generated text, the leader's text
- * after them resolving a trailing ambiguous word) and the prefetch. When the step looks ahead,
- * they ride along with the first lookahead call, and a verifier batch left with nothing else to
- * score is not sent. A context the judge then asks for otherwise is scored as before.
+ * the prefetches (the next step's draft distribution and contexts) and the step's counterfactual
+ * contexts (the leader's text after them resolving a trailing ambiguous word). When the step looks
+ * ahead, they ride along with the first lookahead call, and a verifier batch left with nothing
+ * else to score is not sent. A context the judge then asks for otherwise is scored as before.
  */
 async function contextsAhead(
   run: Run,
   generated: string,
   leader: Candidate,
-  prefetch: ScoreRequest | undefined,
+  prefetch: readonly ScoreRequest[],
 ): Promise<Token[][]> {
+  return [
+    ...prefetch.map((request) => [...request.prefix]),
+    ...(await stepContexts(run, generated, leader.text)),
+  ];
+}
+
+/**
+ * The verifier's counterfactual contexts of a step, σ of the prompt and the generated text for
+ * every shift that changes them (`next`, the text that will follow, resolves a trailing ambiguous
+ * word); none for a masked prompt.
+ */
+async function stepContexts(run: Run, generated: string, next: string): Promise<Token[][]> {
   const { o, context, view } = run;
-  const contexts: Token[][] = prefetch ? [[...prefetch.prefix]] : [];
+  const contexts: Token[][] = [];
   for (const shift of shifts(o.swaps)) {
-    const cf = counterfactual(o.swaps, [context.prompt, generated, leader.text], shift);
+    const cf = counterfactual(o.swaps, [context.prompt, generated, next], shift);
     if (cf.changed && cf.segments[0] !== "") contexts.push(await view.tokens(cf.segments[0], cf.segments[1]));
   }
   return contexts.filter((tokens) => tokens.length < context.model.contextSize);
@@ -418,11 +511,21 @@ async function rewardCandidates(
   }
 }
 
-/** The draft's top-k (after vetoes), most likely first. */
-async function draftCandidates(run: Run, prefix: readonly Token[]): Promise<Candidate[]> {
-  const { context, o } = run;
+/**
+ * The draft's top-k (after vetoes), most likely first. When the draft is called, the step's
+ * counterfactual `contexts` (cheapFirst) come in the same call, so the judge finds them in the memo.
+ */
+async function draftCandidates(
+  run: Run,
+  prefix: readonly Token[],
+  contexts: readonly (readonly Token[])[],
+): Promise<Candidate[]> {
+  const { context, o, memo } = run;
   const draft = context.model;
-  const [distribution] = await run.memo.next(draft, [prefix], run.pool, context.signal);
+  const along = memo.get(prefix, run.pool)
+    ? []
+    : contexts.filter((tokens) => !memo.get(tokens, run.verifier.vocabularySize));
+  const [distribution] = await memo.next(draft, [prefix, ...along], run.pool, context.signal);
   const penalties = await vetoPenalties(
     o.vetoes,
     prefix,

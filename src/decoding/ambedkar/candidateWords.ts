@@ -27,12 +27,56 @@ function trailingWord(text: string): { start: number; word: string } | undefined
   return last && last.end === text.length ? { start: last.start, word: last.word } : undefined;
 }
 
-interface Open {
+export interface Open {
   index: number;
   /** Generated text from the word start on, plus the candidate and the completion so far. */
   text: string;
   wordStart: number;
   tokens: Token[];
+}
+
+/** The units known without a lookahead, and the candidates whose word must be completed first. */
+export interface StartedUnits {
+  units: (JudgedUnit | undefined)[];
+  open: Open[];
+}
+
+/**
+ * The judged unit of every candidate that needs no lookahead (its own text, or a term it closes);
+ * the others (a piece that could still grow into a term) are left open. Costs no model call.
+ */
+export function startUnits(
+  draft: LanguageModel,
+  map: SwapMap,
+  prefix: readonly Token[],
+  generated: string,
+  candidates: readonly (Token | undefined)[],
+): StartedUnits {
+  const units: (JudgedUnit | undefined)[] = candidates.map(() => undefined);
+  const open: Open[] = [];
+  candidates.forEach((token, index) => {
+    if (token === undefined || draft.isStopToken(token)) return;
+    const text = draft.detokenize([token], { context: prefix.slice(-8) });
+    // The word the candidate belongs to starts in the generated text when it continues one.
+    const partial = /^[\p{L}\p{M}\p{N}']/u.test(text) ? trailingWord(generated) : undefined;
+    let wordStart = partial ? partial.start : generated.length;
+    while (wordStart > 0 && /\s/.test(generated[wordStart - 1])) wordStart--;
+    const unitText = generated.slice(wordStart) + text;
+    const first = wordSpans(unitText)[0];
+    if (!first) units[index] = ownText(generated, text);
+    else if (first.end < unitText.length)
+      units[index] = isTerm(map, first.word)
+        ? { bodyEnd: wordStart, unit: unitText, term: true, completion: [] }
+        : ownText(generated, text);
+    else if (couldBeTerm(map, first.word)) open.push({ index, text: unitText, wordStart, tokens: [] });
+    else units[index] = ownText(generated, text);
+  });
+  return { units, open };
+}
+
+/** A candidate judged as its own text (after the whole generated text). */
+function ownText(generated: string, text: string, completion: Token[] = []): JudgedUnit {
+  return { bodyEnd: generated.length, unit: text, term: false, completion };
 }
 
 /**
@@ -59,31 +103,11 @@ export async function judgedUnits(
     signal?: AbortSignal;
   },
 ): Promise<(JudgedUnit | undefined)[]> {
-  const units: (JudgedUnit | undefined)[] = candidates.map(() => undefined);
-  let open: Open[] = [];
-  const ownText = (text: string, completion: Token[] = []): JudgedUnit => ({
-    bodyEnd: generated.length,
-    unit: text,
-    term: false,
-    completion,
-  });
-  candidates.forEach((token, index) => {
-    if (token === undefined || draft.isStopToken(token)) return;
-    const text = draft.detokenize([token], { context: prefix.slice(-8) });
-    // The word the candidate belongs to starts in the generated text when it continues one.
-    const partial = /^[\p{L}\p{M}\p{N}']/u.test(text) ? trailingWord(generated) : undefined;
-    let wordStart = partial ? partial.start : generated.length;
-    while (wordStart > 0 && /\s/.test(generated[wordStart - 1])) wordStart--;
-    const unitText = generated.slice(wordStart) + text;
-    const first = wordSpans(unitText)[0];
-    if (!first) units[index] = ownText(text);
-    else if (first.end < unitText.length)
-      units[index] = isTerm(map, first.word)
-        ? { bodyEnd: wordStart, unit: unitText, term: true, completion: [] }
-        : ownText(text);
-    else if (couldBeTerm(map, first.word)) open.push({ index, text: unitText, wordStart, tokens: [] });
-    else units[index] = ownText(text);
-  });
+  const started = startUnits(draft, map, prefix, generated, candidates);
+  const { units } = started;
+  let { open } = started;
+  const ownTextOf = (index: number, completion: Token[]) =>
+    ownText(generated, candidateText(draft, prefix, candidates[index] as Token), completion);
   for (let step = 0; step < options.lookahead && open.length > 0; step++) {
     const prefixes = open.map((o) => [...prefix, candidates[o.index] as Token, ...o.tokens]);
     const along = step === 0 ? (options.alongside ?? []) : [];
@@ -98,9 +122,9 @@ export async function judgedUnits(
       if (closed || first.end < text.length) {
         units[o.index] = isTerm(map, first.word)
           ? { bodyEnd: o.wordStart, unit: text.slice(0, first.end), term: true, completion: o.tokens }
-          : ownText(candidateText(draft, prefix, candidates[o.index] as Token), o.tokens);
+          : ownTextOf(o.index, o.tokens);
       } else if (couldBeTerm(map, first.word)) still.push({ ...o, text, tokens: [...o.tokens, token] });
-      else units[o.index] = ownText(candidateText(draft, prefix, candidates[o.index] as Token), o.tokens);
+      else units[o.index] = ownTextOf(o.index, o.tokens);
     });
     open = still;
   }
@@ -109,7 +133,7 @@ export async function judgedUnits(
     const word = wordSpans(o.text)[0].word;
     units[o.index] = isTerm(map, word)
       ? { bodyEnd: o.wordStart, unit: o.text, term: true, completion: o.tokens }
-      : ownText(candidateText(draft, prefix, candidates[o.index] as Token), o.tokens);
+      : ownTextOf(o.index, o.tokens);
   }
   return units;
 }

@@ -32,11 +32,14 @@ export class DraftMemo {
     this.entries.set(DraftMemo.key(prefix), distribution);
   }
 
-  /** Forgets everything that does not extend `prefix` (the decode can never ask for it again). */
-  retain(prefix: readonly Token[]): void {
-    const head = DraftMemo.key(prefix);
+  /**
+   * Forgets everything that extends none of `heads` (the draft's prefix, and a self-verifying
+   * draft's counterfactual contexts): the decode can never ask for it again.
+   */
+  retain(heads: readonly (readonly Token[])[]): void {
+    const keys = heads.map((head) => DraftMemo.key(head));
     for (const key of this.entries.keys())
-      if (key !== head && !key.startsWith(`${head},`)) this.entries.delete(key);
+      if (!keys.some((head) => key === head || key.startsWith(`${head},`))) this.entries.delete(key);
   }
 
   /** The draft's top-`topK` after each prefix: stored ones read here, the rest in one batched call. */

@@ -65,6 +65,8 @@ export interface JudgeOptions {
    * identity-free tokens (baseline.ts); "none": D as measured. Ignored by "js". Defaults to "none".
    */
   baseline?: "step" | "none";
+  /** Fail with `UnknownReading` instead of calling the verifier (judgeKnown). Defaults to false. */
+  knownOnly?: boolean;
 }
 
 export interface Judgement {
@@ -265,18 +267,24 @@ async function readAll(
   // Prefetched distributions ride along only with the scalar kinds (whose readings never use `next`
   // of a scored unit, so asking for it changes none of them).
   const prefetch = options.divergence === "js" ? [] : (options.prefetch ?? []).map(plan);
-  const scored = await scoreUnknown(verifier, planned, options.known, {
-    nextTopK:
-      options.divergence === "js"
-        ? options.nextK
-        : shared
-          ? verifier.vocabularySize
-          : prefetch.length > 0
-            ? Math.min(options.prefetchTopK ?? verifier.vocabularySize, verifier.capabilities.maxTopK)
-            : 0,
-    signal: options.signal,
-    onWarning: options.onWarning,
-  });
+  const scored = await scoreUnknown(
+    verifier,
+    planned,
+    options.known,
+    {
+      nextTopK:
+        options.divergence === "js"
+          ? options.nextK
+          : shared
+            ? verifier.vocabularySize
+            : prefetch.length > 0
+              ? Math.min(options.prefetchTopK ?? verifier.vocabularySize, verifier.capabilities.maxTopK)
+              : 0,
+      signal: options.signal,
+      onWarning: options.onWarning,
+    },
+    options.knownOnly,
+  );
   const prefetched = prefetch.length > 0 ? prefetch.map((index) => scored[index].next ?? []) : undefined;
   const maps = new Map<number, Map<number, number>>();
   const read = (index: number, token: Token) => {
@@ -306,6 +314,30 @@ interface Source {
   head?: { index: number; token: Token };
 }
 
+/** Thrown inside `judgeKnown` when a reading is not known (the verifier would have to be called). */
+class UnknownReading extends Error {}
+
+/**
+ * `judge` answered from `options.known` alone: undefined when any reading would need a verifier
+ * call. Units that name no term (no group texts) of contexts already computed cost nothing.
+ */
+export async function judgeKnown(
+  view: VerifierView,
+  map: SwapMap,
+  prompt: string,
+  generated: string,
+  units: readonly (JudgedUnit | undefined)[],
+  options: JudgeOptions,
+): Promise<Judgement | undefined> {
+  if (!options.known) return undefined;
+  try {
+    return await judge(view, map, prompt, generated, units, { ...options, prefetch: [], knownOnly: true });
+  } catch (error) {
+    if (error instanceof UnknownReading) return undefined;
+    throw error;
+  }
+}
+
 /**
  * `scoreContinuations` of the requests whose answer is not `known` already (a bare context whose
  * whole next-token distribution was computed before); the known ones are answered from it.
@@ -315,11 +347,13 @@ async function scoreUnknown(
   requests: readonly ScoreRequest[],
   known: JudgeOptions["known"],
   options: ScoreOptions,
+  knownOnly = false,
 ): Promise<ScoredContinuation[]> {
   const answers = requests.map((request) =>
     known && request.continuation.length === 0 ? known(request.prefix) : undefined,
   );
   const asked = requests.filter((_, i) => answers[i] === undefined);
+  if (knownOnly && asked.length > 0) throw new UnknownReading();
   const scored = asked.length > 0 ? await verifier.scoreContinuations(asked, options) : [];
   let next = 0;
   return answers.map((answer) =>
