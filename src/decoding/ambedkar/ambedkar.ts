@@ -306,7 +306,9 @@ async function judgeCandidates(
         })),
       ]
     : [];
-  if (run.cheapFirst && (await judgeCheapFirst(run, prefix, generated, candidates, contenders, base))) return;
+  const ahead = () => contextsAhead(run, generated, leader, prefetch);
+  if (run.cheapFirst && (await judgeCheapFirst(run, prefix, generated, candidates, contenders, base, ahead)))
+    return;
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -317,7 +319,7 @@ async function judgeCandidates(
       lookahead: o.lookahead,
       memo: run.memo,
       topK: run.pool,
-      alongside: run.selfMemo ? await contextsAhead(run, generated, leader, prefetch) : undefined,
+      alongside: run.selfMemo ? await ahead() : undefined,
       signal: context.signal,
     },
   );
@@ -364,9 +366,12 @@ function setJudged(run: Run, c: Candidate, unit: JudgedUnit | undefined, diverge
 /**
  * cheapFirst: judges, from the memo, the contenders that need no lookahead and name no term
  * (their D reads only the step's contexts, fetched with its draft distribution) and a stop token
- * (D = 0). When every other contender's best possible score (D = 0) is below the best judged
- * score, none can win: their words need neither completing nor judging, and the step makes no
- * verifier call. Returns whether that is so; judges nothing when a context is not in the memo.
+ * (D = 0); then the others one at a time, most likely first, while each one's completed word is
+ * no term (judged from the memo too). A contender whose best possible score (D = 0) is below the
+ * best judged score cannot win: its word needs neither completing nor judging. Returns true when
+ * none is left that could; false when a word is a term (a term is pooled with every other term
+ * judged at its site, so the rest is judged as a whole, as without this) or a context is not in
+ * the memo. `ahead`: what the first lookahead call also fetches (contextsAhead).
  */
 async function judgeCheapFirst(
   run: Run,
@@ -375,34 +380,68 @@ async function judgeCheapFirst(
   candidates: Candidate[],
   contenders: boolean[],
   base: readonly number[],
+  ahead: () => Promise<Token[][]>,
 ): Promise<boolean> {
   const { o, context } = run;
+  const only = (keep: (i: number) => boolean) =>
+    candidates.map((c, i) => (contenders[i] && keep(i) ? c.token : undefined));
   const { units } = startUnits(
     context.model,
     o.swaps,
     prefix,
     generated,
-    candidates.map((c, i) => (contenders[i] ? c.token : undefined)),
+    only(() => true),
   );
   const stop = candidates.map((c, i) => contenders[i] && context.model.isStopToken(c.token));
   const cheap = units.map((unit) => (unit && !unit.term ? unit : undefined));
-  if (!cheap.some(Boolean) && !stop.some(Boolean)) return false;
   const judgement = await judgeKnown(run.view, o.swaps, context.prompt, generated, cheap, judgeOptions(run));
   if (!judgement) return false;
   let best = Number.NEGATIVE_INFINITY;
-  candidates.forEach((c, i) => {
-    if (!cheap[i] && !stop[i]) return;
-    const divergence = stop[i] ? 0 : judgement.divergences[i];
-    setJudged(run, c, cheap[i], divergence);
+  const settle = (i: number, unit: JudgedUnit | undefined, divergence: number) => {
+    setJudged(run, candidates[i], unit, divergence);
     contenders[i] = false;
     best = Math.max(best, base[i] - o.alpha * divergence);
+  };
+  candidates.forEach((_, i) => {
+    if (cheap[i] || stop[i]) settle(i, cheap[i], stop[i] ? 0 : judgement.divergences[i]);
   });
-  // All or none: a term judged is pooled with the other terms judged at its site, so dropping
-  // only some would change the divergence of those judged.
-  const rest = contenders.flatMap((contending, i) => (contending ? [i] : []));
-  if (rest.some((i) => base[i] >= best)) return false;
-  for (const i of rest) contenders[i] = false;
-  run.pruned += rest.length;
+  // The most likely open contender first (usually the leader, whose lookahead is also the next
+  // step's draft distribution), then every one still open at once.
+  for (let round = 0; ; round++) {
+    const open = candidates.flatMap((_, i) => (contenders[i] && base[i] >= best ? [i] : []));
+    if (open.length === 0) break;
+    const batch = round === 0 ? [open.reduce((a, b) => (base[b] > base[a] ? b : a))] : open;
+    const completed = await judgedUnits(
+      context.model,
+      o.swaps,
+      prefix,
+      generated,
+      only((k) => batch.includes(k)),
+      {
+        lookahead: o.lookahead,
+        memo: run.memo,
+        topK: run.pool,
+        alongside: round === 0 ? await ahead() : undefined,
+        signal: context.signal,
+      },
+    );
+    if (batch.some((i) => !completed[i] || completed[i]?.term)) return false;
+    const judged = await judgeKnown(
+      run.view,
+      o.swaps,
+      context.prompt,
+      generated,
+      completed,
+      judgeOptions(run),
+    );
+    if (!judged) return false;
+    for (const i of batch) settle(i, completed[i], judged.divergences[i]);
+  }
+  contenders.forEach((contending, i) => {
+    if (!contending) return;
+    contenders[i] = false;
+    run.pruned++;
+  });
   return true;
 }
 
