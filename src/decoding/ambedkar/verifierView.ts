@@ -117,7 +117,7 @@ export class VerifierView {
     // With a chat template the body is tokenized on its own, after the template's tokens.
     const read = this.chat ? body.slice(0, cut.at) : this.preamble + prompt + body.slice(0, cut.at);
     if (read !== "" && (await wordLocal(this.verifier))) {
-      const [before, rest] = await Promise.all([cut.before, this.unitTokens(body.slice(cut.at))]);
+      const [before, rest] = await Promise.all([cut.before, this.tail(body.slice(cut.at))]);
       if (rest) return [...before, ...rest];
     }
     return this.tokenize(prompt, body);
@@ -158,9 +158,10 @@ export class VerifierView {
   }
 
   /**
-   * The tokens `unit` adds after any text that ends in a word, when the verifier is word-local and
+   * The tokens `unit` adds after any text that is not empty, when the verifier is word-local and
    * the unit begins with whitespace; null otherwise. Read off the sentinel's tokenization with the
-   * unit, kept per unit (the pronouns and names are the same every step).
+   * unit, kept per unit (the pronouns and names are the same every step, and so are the last words
+   * of a real text and its counterfactual).
    */
   private tail(unit: string): Promise<Token[] | null> {
     if (!/^\s/u.test(unit)) return Promise.resolve(null);
