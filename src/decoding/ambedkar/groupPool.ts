@@ -16,7 +16,8 @@
  */
 import { wordSpans } from "../../rewards/words.js";
 import { counterfactual, matchCase } from "./sigma.js";
-import type { SwapMap } from "./swapMap.js";
+import type { SwapMap, TermEntry } from "./swapMap.js";
+import { termSpans } from "./termSpans.js";
 import type { VerifierView } from "./verifierView.js";
 
 /** Where a group is judged: after the same text, in the same counterfactual, with the same spacing. */
@@ -48,20 +49,46 @@ export function siteKey(site: GroupSite): string {
   return `${site.shift}\u0000${site.group}\u0000${site.bodyEnd}\u0000${site.leading}`;
 }
 
+/** Per map, what depends on it alone: renderings per group and spacing, variants per word. */
+const perMap = new WeakMap<SwapMap, { renderings: Map<string, string[]>; variants: Map<string, string[]> }>();
+
+function kept(map: SwapMap) {
+  let entry = perMap.get(map);
+  if (!entry) {
+    entry = { renderings: new Map(), variants: new Map() };
+    perMap.set(map, entry);
+  }
+  return entry;
+}
+
 /** Every term of `group`, as the next word: in lower case and capitalised (both name the group). */
 function renderings(map: SwapMap, group: number, leading: string): string[] {
+  const key = `${group}\u0000${leading}`;
+  const known = kept(map).renderings.get(key);
+  if (known) return known;
   const out = new Set<string>();
   for (const [term, entry] of map.terms) {
     if (entry.group !== group) continue;
     out.add(leading + term);
     out.add(leading + matchCase("X", term));
   }
-  return [...out];
+  const list = [...out];
+  kept(map).renderings.set(key, list);
+  return list;
 }
 
 /** The words of `text` as written (case kept): what "the text uses" means for a term. */
-function usedWords(text: string): Set<string> {
-  return new Set(wordSpans(text).map((span) => text.slice(span.start, span.end)));
+function usedWords(map: SwapMap, text: string): Set<string> {
+  return new Set(termSpans(map, text).spans.map((span) => text.slice(span.start, span.end)));
+}
+
+/** A term word and its counterparts in every group, in its case (what it may become in a counterfactual). */
+function variants(map: SwapMap, word: string, entry: TermEntry): string[] {
+  const known = kept(map).variants.get(word);
+  if (known) return known;
+  const list = [word, ...entry.counterparts.flat().map((other) => matchCase(word, other))];
+  kept(map).variants.set(word, list);
+  return list;
 }
 
 /**
@@ -78,7 +105,7 @@ export async function groupTexts(
   return Promise.all(
     sites.map(async (site) => {
       const body = generated.slice(0, site.bodyEnd);
-      const used = usedWords(prompt + body);
+      const used = usedWords(map, prompt + body);
       const real: ScoredText[] = [];
       const counterparts: ScoredText[] = [];
       let cfUsed: Set<string> | undefined;
@@ -86,7 +113,7 @@ export async function groupTexts(
         if (cfUsed !== undefined && !mayBePooled(view, map, word, used, cfUsed)) continue;
         const cf = counterfactual(map, [prompt, body, word], site.shift);
         if (!cf.changed) continue;
-        cfUsed ??= usedWords(cf.segments[0] + cf.segments[1]);
+        cfUsed ??= usedWords(map, cf.segments[0] + cf.segments[1]);
         real.push([prompt, body, word]);
         for (const variant of cf.tail) counterparts.push([cf.segments[0], cf.segments[1], variant]);
       }
@@ -114,7 +141,7 @@ function mayBePooled(
   const word = unit.trimStart();
   const entry = map.terms.get(word.toLowerCase());
   if (!entry || used.has(word) || view.endings.mayEndOneToken(word)) return true;
-  return [word, ...entry.counterparts.flat().map((other) => matchCase(word, other))].some(
+  return variants(map, word, entry).some(
     (variant) => cfUsed.has(variant) || view.endings.mayEndOneToken(variant),
   );
 }

@@ -8,7 +8,8 @@
  * the n − 1 cyclic shifts keep groups that appear together distinct.
  */
 import { wordSpans } from "../../rewards/words.js";
-import type { SwapMap, TermEntry } from "./swapMap.js";
+import type { SwapMap } from "./swapMap.js";
+import { lookUp, type TermMatch, termSpans } from "./termSpans.js";
 
 export interface Counterfactual {
   /** The swapped segments (the last one with its default variant). */
@@ -32,23 +33,17 @@ export function matchCase(original: string, replacement: string): string {
   return replacement;
 }
 
-/** The entry of a word, also for a possessive or contraction ("Lily's" → "lily" + "'s"). */
-function lookUp(map: SwapMap, word: string): { entry: TermEntry; base: number } | undefined {
-  const entry = map.terms.get(word);
-  if (entry) return { entry, base: word.length };
-  const apostrophe = word.indexOf("'");
-  if (apostrophe > 0) {
-    const base = map.terms.get(word.slice(0, apostrophe));
-    if (base) return { entry: base, base: apostrophe };
-  }
-  return undefined;
-}
+/** A letter, mark or digit at `lastIndex` (sticky). */
+const WORD_CHAR = /[\p{L}\p{M}\p{N}]/uy;
 
 /** What follows the word ending at `end`: the next word, "<punct>", or "<end>". */
 function nextOf(text: string, end: number, nextWord: string | undefined): string {
-  const rest = text.slice(end).trimStart();
-  if (rest === "") return "<end>";
-  return nextWord !== undefined && /^[\p{L}\p{M}\p{N}]/u.test(rest) ? nextWord : "<punct>";
+  // The first character past the whitespace (what trimStart leaves: both skip \s).
+  let at = end;
+  while (at < text.length && /\s/u.test(text[at])) at++;
+  if (at === text.length) return "<end>";
+  WORD_CHAR.lastIndex = at;
+  return nextWord !== undefined && WORD_CHAR.test(text) ? nextWord : "<punct>";
 }
 
 /**
@@ -66,28 +61,22 @@ export function counterfactual(map: SwapMap, segments: readonly string[], shift:
     starts.push(offset);
     offset += segment.length;
   }
-  const segmentOf = (position: number) => {
-    let s = starts.length - 1;
-    while (s > 0 && starts[s] > position) s--;
-    return s;
-  };
   const last = segments.length - 1;
-  const spans = wordSpans(text);
-  /** Replacements, in order: [start, end, alternatives]. */
-  const edits: { start: number; end: number; texts: string[] }[] = [];
-  spans.forEach((span, i) => {
-    const found = lookUp(map, span.word);
-    if (!found) return;
-    const { entry, base } = found;
+  const { spans, terms, termIndices } = termSpans(map, text);
+  const edits: Edit[] = [];
+  for (const i of termIndices) {
+    const span = spans[i];
+    const { entry, base } = terms[i] as TermMatch;
     const target = (entry.group + (((shift % n) + n) % n)) % n;
     const counterparts = entry.counterparts[target];
-    if (target === entry.group || counterparts.length === 0) return;
-    if (segmentOf(span.start) !== segmentOf(span.end - 1)) return;
+    if (target === entry.group || counterparts.length === 0) continue;
+    const segment = segmentOf(starts, span.start);
+    if (segment !== segmentOf(starts, span.end - 1)) continue;
     const original = text.slice(span.start, span.start + base);
     const next = nextOf(text, span.end, spans[i + 1]?.word);
     let choices: string[];
     if (counterparts.length === 1) choices = counterparts;
-    else if (next === "<end>" && segmentOf(span.start) === last) choices = counterparts;
+    else if (next === "<end>" && segment === last) choices = counterparts;
     else {
       const rule = entry.resolve[target];
       choices = [rule?.whenNext.has(next) ? rule.choose : counterparts[0]];
@@ -97,23 +86,49 @@ export function counterfactual(map: SwapMap, segments: readonly string[], shift:
       end: span.start + base,
       texts: choices.map((choice) => matchCase(original, choice)),
     });
-  });
-  /** Segment `s` with every edit applied, the last edit taking alternative `variant`. */
-  const build = (s: number, variant: number) => {
-    let out = "";
-    let at = starts[s];
-    edits.forEach((edit, e) => {
-      if (edit.start < starts[s] || edit.start >= starts[s] + segments[s].length) return;
-      out += text.slice(at, edit.start) + edit.texts[e === edits.length - 1 ? variant : 0];
-      at = edit.end;
-    });
-    return out + text.slice(at, starts[s] + segments[s].length);
-  };
-  const swapped = segments.map((_, s) => build(s, 0));
+  }
+  const swapped = segments.map((_, s) => applyEdits(text, segments, starts, edits, s, 0));
   // Only the very last word can branch (nothing follows it): each alternative is a variant.
   const branches = edits.at(-1)?.texts.length ?? 1;
-  const tail = Array.from({ length: branches }, (_, v) => build(last, v));
+  const tail = Array.from({ length: branches }, (_, v) =>
+    v === 0 ? swapped[last] : applyEdits(text, segments, starts, edits, last, v),
+  );
   return { segments: swapped, tail, changed: edits.length > 0 };
+}
+
+/** A replacement of text[start, end) by one of its alternatives. */
+interface Edit {
+  start: number;
+  end: number;
+  texts: string[];
+}
+
+/** The segment holding `position`, given where each segment starts. */
+function segmentOf(starts: readonly number[], position: number): number {
+  let s = starts.length - 1;
+  while (s > 0 && starts[s] > position) s--;
+  return s;
+}
+
+/** Segment `s` with every edit applied (in order), the last edit taking alternative `variant`. */
+function applyEdits(
+  text: string,
+  segments: readonly string[],
+  starts: readonly number[],
+  edits: readonly Edit[],
+  s: number,
+  variant: number,
+): string {
+  const start = starts[s];
+  const end = start + segments[s].length;
+  let out = "";
+  let at = start;
+  edits.forEach((edit, e) => {
+    if (edit.start < start || edit.start >= end) return;
+    out += text.slice(at, edit.start) + edit.texts[e === edits.length - 1 ? variant : 0];
+    at = edit.end;
+  });
+  return at === start ? segments[s] : out + text.slice(at, end);
 }
 
 /** Every counterfactual shift of the map (1 … n − 1). */

@@ -2,7 +2,8 @@
  * What the verifier reads: the text re-tokenized with the verifier's own tokenizer (draft and
  * verifier may differ), with the constitution given first. Prefixes are built from the whole
  * text every step, so a context only grows at its end and the backend's prefix cache serves the
- * part it saw at the previous step.
+ * part it saw at the previous step. With a word-local verifier the text is tokenized only from
+ * the last word the view tokenized before (see `tokens`), not whole again.
  */
 import { TillerError } from "../../errors.js";
 import { promptTokens } from "../../lm/prompt.js";
@@ -14,6 +15,9 @@ const CACHE_LIMIT = 256;
 
 /** A text before which a word-local tokenizer always cuts (see wordLocal). */
 const SENTINEL = "a";
+
+/** Whitespace characters of a body, from its end, tried as cuts after a tokenization already made. */
+const CUT_PROBES = 16;
 
 const wordLocalModels = new WeakMap<LanguageModel, Promise<boolean>>();
 
@@ -48,6 +52,8 @@ export class VerifierView {
   private readonly cache = new Map<string, Promise<Token[]>>();
   /** The tokens a unit that begins with whitespace adds after any text (word-local verifiers), or null. */
   private readonly tails = new Map<string, Promise<Token[] | null>>();
+  /** The sentinel's own tokens (unitTokens). */
+  private sentinel: Promise<Token[]> | undefined;
   /** Which words can end one verifier token (a pre-check before tokenizing a text to find out). */
   readonly endings: TokenEndings;
 
@@ -66,15 +72,60 @@ export class VerifierView {
 
   /** The verifier's tokens for `prompt` followed by `body` (generated text). */
   tokens(prompt: string, body: string): Promise<Token[]> {
-    const key = `${prompt}\u0000${body}`;
+    const key = VerifierView.key(prompt, body);
     let tokens = this.cache.get(key);
     if (!tokens) {
+      const cut = this.cachedCut(prompt, body);
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-      tokens = this.tokenize(prompt, body);
+      tokens = cut ? this.grow(prompt, body, cut) : this.tokenize(prompt, body);
       this.cache.set(key, tokens);
       tokens.catch(() => this.cache.delete(key));
     }
     return tokens;
+  }
+
+  private static key(prompt: string, body: string): string {
+    return `${prompt}\u0000${body}`;
+  }
+
+  /**
+   * The longest cached tokenization of (`prompt`, a part of `body` that ends right before a
+   * whitespace character of it), and where that part ends; undefined when none is cached.
+   */
+  private cachedCut(prompt: string, body: string): { at: number; before: Promise<Token[]> } | undefined {
+    let probes = 0;
+    for (let at = body.length - 1; at >= 0 && probes < CUT_PROBES; at--) {
+      if (!/\s/u.test(body[at])) continue;
+      probes++;
+      const before = this.cache.get(VerifierView.key(prompt, body.slice(0, at)));
+      if (before) return { at, before };
+    }
+    return undefined;
+  }
+
+  /**
+   * The tokens of (`prompt`, `body`) as those of its part before the cut followed by those of the
+   * rest, when the verifier is word-local and the text that part's tokenization read is not empty
+   * (the start of a tokenized text is where a tokenizer adds a space: " One" is "▁", "▁One" in
+   * the stories vocabulary); the whole text tokenized otherwise.
+   */
+  private async grow(
+    prompt: string,
+    body: string,
+    cut: { at: number; before: Promise<Token[]> },
+  ): Promise<Token[]> {
+    // With a chat template the body is tokenized on its own, after the template's tokens.
+    const read = this.chat ? body.slice(0, cut.at) : this.preamble + prompt + body.slice(0, cut.at);
+    if (read !== "" && (await wordLocal(this.verifier))) {
+      const [before, rest] = await Promise.all([cut.before, this.tail(body.slice(cut.at))]);
+      if (rest) return [...before, ...rest];
+    }
+    return this.tokenize(prompt, body);
+  }
+
+  /** What is read before the prompt without a chat template: the constitution and a blank line. */
+  private get preamble(): string {
+    return this.constitution === undefined ? "" : `${this.constitution.trim()}\n\n`;
   }
 
   private async tokenize(prompt: string, body: string): Promise<Token[]> {
@@ -82,8 +133,7 @@ export class VerifierView {
       const head = await promptTokens(this.verifier, { prompt, system: this.constitution, chat: "on" });
       return body === "" ? head : [...head, ...(await this.verifier.tokenize(body, { addBos: false }))];
     }
-    const preamble = this.constitution === undefined ? "" : `${this.constitution.trim()}\n\n`;
-    return this.verifier.tokenize(preamble + prompt + body);
+    return this.verifier.tokenize(this.preamble + prompt + body);
   }
 
   /**
@@ -108,28 +158,40 @@ export class VerifierView {
   }
 
   /**
-   * The tokens `unit` adds after any text that ends in a word, when the verifier is word-local and
+   * The tokens `unit` adds after any text that is not empty, when the verifier is word-local and
    * the unit begins with whitespace; null otherwise. Read off the sentinel's tokenization with the
-   * unit, kept per unit (the pronouns and names are the same every step).
+   * unit, kept per unit (the pronouns and names are the same every step, and so are the last words
+   * of a real text and its counterfactual).
    */
   private tail(unit: string): Promise<Token[] | null> {
     if (!/^\s/u.test(unit)) return Promise.resolve(null);
     let tail = this.tails.get(unit);
     if (!tail) {
       if (this.tails.size >= CACHE_LIMIT) this.tails.clear();
-      tail = (async () => {
-        if (!(await wordLocal(this.verifier))) return null;
-        const [head, whole] = await Promise.all([
-          this.verifier.tokenize(SENTINEL, { addBos: false }),
-          this.verifier.tokenize(SENTINEL + unit, { addBos: false }),
-        ]);
-        const cut = whole.length > head.length && head.every((token, i) => whole[i] === token);
-        return cut ? whole.slice(head.length) : null;
-      })();
+      tail = (async () => ((await wordLocal(this.verifier)) ? this.unitTokens(unit) : null))();
       this.tails.set(unit, tail);
       // A failed tokenization (a remote verifier's hiccup) is asked again next time, not kept.
       tail.catch(() => this.tails.delete(unit));
     }
     return tail;
+  }
+
+  /**
+   * The tokens a text that begins with whitespace adds after a word (word-local verifiers): read
+   * off the sentinel's tokenization with it; null when that does not begin with the sentinel's own.
+   */
+  private async unitTokens(unit: string): Promise<Token[] | null> {
+    if (!this.sentinel) {
+      this.sentinel = this.verifier.tokenize(SENTINEL, { addBos: false });
+      this.sentinel.catch(() => {
+        this.sentinel = undefined;
+      });
+    }
+    const [head, whole] = await Promise.all([
+      this.sentinel,
+      this.verifier.tokenize(SENTINEL + unit, { addBos: false }),
+    ]);
+    const cut = whole.length > head.length && head.every((token, i) => whole[i] === token);
+    return cut ? whole.slice(head.length) : null;
   }
 }
