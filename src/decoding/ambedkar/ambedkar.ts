@@ -17,10 +17,11 @@ import type { DecodeOutput, Strategy } from "../strategy.js";
 import { TextStream } from "../textStream.js";
 import { type DecodeContext, type TraceStep, warn } from "../types.js";
 import { type CandidateVeto, vetoPenalties } from "../veto.js";
-import { type JudgedUnit, judgedUnits, startUnits } from "./candidateWords.js";
+import { type JudgedUnit, judgedUnits } from "./candidateWords.js";
+import { judgeCheapestFirst } from "./cheapFirst.js";
 import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
-import { type DivergenceKind, type JudgeOptions, judge, judgeKnown } from "./judge.js";
+import { type DivergenceKind, type JudgeOptions, judge } from "./judge.js";
 import { counterfactual, shifts, swapsNothing } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import { VerifierView } from "./verifierView.js";
@@ -80,7 +81,8 @@ export interface AmbedkarOptions {
   /**
    * Skip model calls that cannot change the choice: a greedy step whose leader has D = 0 for
    * certain judges nothing else, and a self-verifying draft fetches its next step in the
-   * verifier's batch, whose contexts it then reads from its memo. The skip is exact; a reused
+   * verifier's batch, whose contexts it then reads from its memo, and judges its candidates
+   * cheapest first, leaving out those that can no longer win (cheapFirst.ts). The skip is exact; a reused
    * distribution comes from another batch, so without the backend's paired evaluation
    * (`pairLoneTokens`) its logprobs may differ by ~1e-3 and a near-tie that close can flip
    * (docs/ambedkar.md, "Cost"); false judges every contender, for checking. Defaults to true.
@@ -131,6 +133,29 @@ export function ambedkar(options: AmbedkarOptions): Strategy {
 }
 
 type Resolved = typeof AMBEDKAR_DEFAULTS & AmbedkarOptions;
+
+/**
+ * Whether a decode judges cheapest first (cheapFirst.ts): greedy, a scalar D, a draft verifying
+ * itself on the very tokens it reads (no constitution or chat template before them: the verifier's
+ * real context is then the draft's prefix, in the memo), and steps that judge at all (α > 0, k > 1).
+ * `baseline=step` reads the real context cut before a growing word, which the memo rarely holds.
+ */
+function cheapFirstApplies(
+  o: Resolved,
+  verifier: LanguageModel,
+  selfMemo: boolean,
+  exhaustive: boolean,
+): boolean {
+  return (
+    selfMemo &&
+    !exhaustive &&
+    o.divergence !== "js" &&
+    o.alpha > 0 &&
+    o.k > 1 &&
+    o.constitution === undefined &&
+    !verifier.capabilities.chatTemplate
+  );
+}
 
 function verifierOf(context: DecodeContext, o: Resolved): LanguageModel {
   if (!context.model)
@@ -194,7 +219,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     skipped: 0,
     prefetched: 0,
     selfMemo,
-    cheapFirst: selfMemo && !exhaustive && o.divergence !== "js",
+    cheapFirst: cheapFirstApplies(o, verifier, selfMemo, exhaustive),
     exhaustive,
     pruned: 0,
   };
@@ -296,19 +321,32 @@ async function judgeCandidates(
   const leader = candidates[base.indexOf(Math.max(...base))];
   if (o.shortcuts && !exhaustive && (await leaderIsFree(run, prefix, generated, leader))) return;
   const draftNext = o.shortcuts ? nextDraftRequest(run, prefix, leader) : undefined;
-  // The next step's counterfactual contexts ride along with its draft distribution.
-  const prefetch = draftNext
-    ? [
-        draftNext,
-        ...(run.cheapFirst ? await stepContexts(run, generated + leader.text, "") : []).map((prefix) => ({
-          prefix,
-          continuation: [],
-        })),
-      ]
-    : [];
+  const prefetch = [...(draftNext ? [draftNext] : []), ...(await nextContexts(run, generated, leader))];
   const ahead = () => contextsAhead(run, generated, leader, prefetch);
-  if (run.cheapFirst && (await judgeCheapFirst(run, prefix, generated, candidates, contenders, base, ahead)))
-    return;
+  if (run.cheapFirst) {
+    const ruledOut = await judgeCheapestFirst({
+      draft: context.model,
+      swaps: o.swaps,
+      view: run.view,
+      prompt: context.prompt,
+      prefix,
+      generated,
+      tokens: candidates.map((c) => c.token),
+      base,
+      contenders,
+      alpha: o.alpha,
+      lookahead: o.lookahead,
+      memo: run.memo,
+      pool: run.pool,
+      judge: judgeOptions(run),
+      ahead,
+      settle: (i, unit, divergence) => setJudged(run, candidates[i], unit, divergence),
+    });
+    if (ruledOut !== undefined) {
+      run.pruned += ruledOut;
+      return;
+    }
+  }
   const units = await judgedUnits(
     context.model,
     o.swaps,
@@ -334,7 +372,7 @@ async function judgeCandidates(
     const next = judgement.prefetched?.[i];
     if (next && next.length >= run.pool) run.memo.set(request.prefix, next);
   });
-  if (draftNext && run.memo.get(draftNext.prefix, run.pool)) run.prefetched++;
+  if (draftNext && run.memo.has(draftNext.prefix, run.pool)) run.prefetched++;
   candidates.forEach((c, i) => {
     if (contenders[i]) setJudged(run, c, units[i], judgement.divergences[i]);
   });
@@ -361,88 +399,6 @@ function setJudged(run: Run, c: Candidate, unit: JudgedUnit | undefined, diverge
   c.divergence = divergence;
   run.divergenceSum += divergence;
   run.judged++;
-}
-
-/**
- * cheapFirst: judges, from the memo, the contenders that need no lookahead and name no term
- * (their D reads only the step's contexts, fetched with its draft distribution) and a stop token
- * (D = 0); then the others one at a time, most likely first, while each one's completed word is
- * no term (judged from the memo too). A contender whose best possible score (D = 0) is below the
- * best judged score cannot win: its word needs neither completing nor judging. Returns true when
- * none is left that could; false when a word is a term (a term is pooled with every other term
- * judged at its site, so the rest is judged as a whole, as without this) or a context is not in
- * the memo. `ahead`: what the first lookahead call also fetches (contextsAhead).
- */
-async function judgeCheapFirst(
-  run: Run,
-  prefix: readonly Token[],
-  generated: string,
-  candidates: Candidate[],
-  contenders: boolean[],
-  base: readonly number[],
-  ahead: () => Promise<Token[][]>,
-): Promise<boolean> {
-  const { o, context } = run;
-  const only = (keep: (i: number) => boolean) =>
-    candidates.map((c, i) => (contenders[i] && keep(i) ? c.token : undefined));
-  const { units } = startUnits(
-    context.model,
-    o.swaps,
-    prefix,
-    generated,
-    only(() => true),
-  );
-  const stop = candidates.map((c, i) => contenders[i] && context.model.isStopToken(c.token));
-  const cheap = units.map((unit) => (unit && !unit.term ? unit : undefined));
-  const judgement = await judgeKnown(run.view, o.swaps, context.prompt, generated, cheap, judgeOptions(run));
-  if (!judgement) return false;
-  let best = Number.NEGATIVE_INFINITY;
-  const settle = (i: number, unit: JudgedUnit | undefined, divergence: number) => {
-    setJudged(run, candidates[i], unit, divergence);
-    contenders[i] = false;
-    best = Math.max(best, base[i] - o.alpha * divergence);
-  };
-  candidates.forEach((_, i) => {
-    if (cheap[i] || stop[i]) settle(i, cheap[i], stop[i] ? 0 : judgement.divergences[i]);
-  });
-  // The most likely open contender first (usually the leader, whose lookahead is also the next
-  // step's draft distribution), then every one still open at once.
-  for (let round = 0; ; round++) {
-    const open = candidates.flatMap((_, i) => (contenders[i] && base[i] >= best ? [i] : []));
-    if (open.length === 0) break;
-    const batch = round === 0 ? [open.reduce((a, b) => (base[b] > base[a] ? b : a))] : open;
-    const completed = await judgedUnits(
-      context.model,
-      o.swaps,
-      prefix,
-      generated,
-      only((k) => batch.includes(k)),
-      {
-        lookahead: o.lookahead,
-        memo: run.memo,
-        topK: run.pool,
-        alongside: round === 0 ? await ahead() : undefined,
-        signal: context.signal,
-      },
-    );
-    if (batch.some((i) => !completed[i] || completed[i]?.term)) return false;
-    const judged = await judgeKnown(
-      run.view,
-      o.swaps,
-      context.prompt,
-      generated,
-      completed,
-      judgeOptions(run),
-    );
-    if (!judged) return false;
-    for (const i of batch) settle(i, completed[i], judged.divergences[i]);
-  }
-  contenders.forEach((contending, i) => {
-    if (!contending) return;
-    contenders[i] = false;
-    run.pruned++;
-  });
-  return true;
 }
 
 /**
@@ -488,8 +444,21 @@ function nextDraftRequest(run: Run, prefix: readonly Token[], leader: Candidate)
   const { context, o } = run;
   if (run.verifier !== context.model || o.sample || context.model.isStopToken(leader.token)) return undefined;
   const after = [...prefix, leader.token];
-  if (after.length >= context.model.contextSize || run.memo.get(after, run.pool)) return undefined;
+  if (after.length >= context.model.contextSize || run.memo.has(after, run.pool)) return undefined;
   return { prefix: after, continuation: [] };
+}
+
+/**
+ * The next step's counterfactual contexts (after the leader), fetched with what this step asks of
+ * the draft or verifier so the next step finds them in the memo (cheapFirst); none otherwise or
+ * when the memo holds them.
+ */
+async function nextContexts(run: Run, generated: string, leader: Candidate): Promise<ScoreRequest[]> {
+  if (!run.cheapFirst || run.context.model.isStopToken(leader.token)) return [];
+  const contexts = await stepContexts(run, generated + leader.text, "");
+  return contexts
+    .filter((tokens) => !run.memo.has(tokens, run.verifier.vocabularySize))
+    .map((tokens) => ({ prefix: tokens, continuation: [] }));
 }
 
 /**
@@ -561,9 +530,9 @@ async function draftCandidates(
 ): Promise<Candidate[]> {
   const { context, o, memo } = run;
   const draft = context.model;
-  const along = memo.get(prefix, run.pool)
+  const along = memo.has(prefix, run.pool)
     ? []
-    : contexts.filter((tokens) => !memo.get(tokens, run.verifier.vocabularySize));
+    : contexts.filter((tokens) => !memo.has(tokens, run.verifier.vocabularySize));
   const [distribution] = await memo.next(draft, [prefix, ...along], run.pool, context.signal);
   const penalties = await vetoPenalties(
     o.vetoes,

@@ -22,6 +22,11 @@ export class DraftMemo {
     return prefix.join(",");
   }
 
+  /** Whether a distribution of at least `topK` entries after `prefix` is stored. */
+  has(prefix: readonly Token[], topK: number): boolean {
+    return (this.entries.get(DraftMemo.key(prefix))?.length ?? 0) >= topK;
+  }
+
   /** A stored distribution of at least `topK` entries after `prefix`, if any. */
   get(prefix: readonly Token[], topK: number): NextTokenDistribution | undefined {
     const entry = this.entries.get(DraftMemo.key(prefix));
