@@ -27,10 +27,14 @@ export class DraftMemo {
     return (this.entries.get(DraftMemo.key(prefix))?.length ?? 0) >= topK;
   }
 
-  /** A stored distribution of at least `topK` entries after `prefix`, if any. */
+  /**
+   * A stored distribution of at least `topK` entries after `prefix`, if any: its first `topK`
+   * entries, the stored array itself (shared: read, never changed) when that is all of it.
+   */
   get(prefix: readonly Token[], topK: number): NextTokenDistribution | undefined {
     const entry = this.entries.get(DraftMemo.key(prefix));
-    return entry && entry.length >= topK ? entry.slice(0, topK) : undefined;
+    if (!entry || entry.length < topK) return undefined;
+    return entry.length === topK ? entry : entry.slice(0, topK);
   }
 
   set(prefix: readonly Token[], distribution: NextTokenDistribution): void {

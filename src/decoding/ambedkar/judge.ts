@@ -286,15 +286,7 @@ async function readAll(
     options.knownOnly,
   );
   const prefetched = prefetch.length > 0 ? prefetch.map((index) => scored[index].next ?? []) : undefined;
-  const maps = new Map<number, Map<number, number>>();
-  const read = (index: number, token: Token) => {
-    let map = maps.get(index);
-    if (!map) {
-      map = new Map((scored[index].next ?? []).map((entry) => [entry.token, entry.logprob]));
-      maps.set(index, map);
-    }
-    return map.get(token) ?? Number.NEGATIVE_INFINITY;
-  };
+  const read = (index: number, token: Token) => logprobOf(scored[index].next ?? [], token);
   const readings = sources.map(({ index, token, head }): Reading => {
     if (token !== undefined) return { logprob: read(index, token) };
     if (head === undefined) return { logprob: scored[index].logprob, next: scored[index].next };
@@ -312,6 +304,24 @@ interface Source {
   token?: Token;
   /** The unit's first token, read off a context's distribution; request `index` scores the rest. */
   head?: { index: number; token: Token };
+}
+
+/** Token → logprob of each distribution read (a memo's distribution is read at many steps' judgements). */
+const lookups = new WeakMap<NextTokenDistribution, Map<Token, number>>();
+
+/** The logprob of `token` in `distribution` (−∞ where it is not listed). */
+function logprobOf(distribution: NextTokenDistribution, token: Token): number {
+  let lookup = lookups.get(distribution);
+  if (!lookup) {
+    lookup = new Map(distribution.map((entry) => [entry.token, entry.logprob]));
+    lookups.set(distribution, lookup);
+  }
+  return lookup.get(token) ?? Number.NEGATIVE_INFINITY;
+}
+
+/** The first `k` entries of a distribution: the distribution itself (not a copy) when it has no more. */
+function firstEntries(distribution: NextTokenDistribution, k: number): NextTokenDistribution {
+  return distribution.length <= k ? distribution : distribution.slice(0, k);
 }
 
 /** Thrown inside `judgeKnown` when a reading is not known (the verifier would have to be called). */
@@ -350,17 +360,40 @@ async function scoreUnknown(
   knownOnly = false,
 ): Promise<ScoredContinuation[]> {
   const answers = requests.map((request) =>
-    known && request.continuation.length === 0 ? known(request.prefix) : undefined,
+    known ? fromKnown(request, known, options.nextTopK ?? 0) : undefined,
   );
   const asked = requests.filter((_, i) => answers[i] === undefined);
   if (knownOnly && asked.length > 0) throw new UnknownReading();
   const scored = asked.length > 0 ? await verifier.scoreContinuations(asked, options) : [];
   let next = 0;
-  return answers.map((answer) =>
-    answer === undefined
-      ? scored[next++]
-      : { logprobs: [], logprob: 0, next: answer.slice(0, options.nextTopK ?? 0) },
-  );
+  return answers.map((answer) => answer ?? scored[next++]);
+}
+
+/**
+ * A request answered from known distributions: every position it reads (and the one after it,
+ * when its `next` is asked for) is known, e.g. a word the draft's lookahead completed. Undefined
+ * when one is not.
+ */
+function fromKnown(
+  request: ScoreRequest,
+  known: NonNullable<JudgeOptions["known"]>,
+  nextTopK: number,
+): ScoredContinuation | undefined {
+  const { prefix, continuation } = request;
+  const logprobs: number[] = [];
+  for (let j = 0; j < continuation.length; j++) {
+    const before = known(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)]);
+    if (!before) return undefined;
+    logprobs.push(logprobOf(before, continuation[j]));
+  }
+  const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
+  // A bare context is asked for its distribution alone.
+  if (continuation.length === 0 || (nextTopK > 0 && request.wantsNext !== false)) {
+    const after = known(continuation.length === 0 ? prefix : [...prefix, ...continuation]);
+    if (!after) return undefined;
+    scored.next = firstEntries(after, nextTopK);
+  }
+  return scored;
 }
 
 /** p and q of a comparison: the real unit's probability and the summed probabilities of its counterparts. */
