@@ -138,7 +138,9 @@ type Resolved = typeof AMBEDKAR_DEFAULTS & AmbedkarOptions;
  * Whether a decode judges cheapest first (cheapFirst.ts): greedy, a scalar D, a draft verifying
  * itself on the very tokens it reads (no constitution or chat template before them: the verifier's
  * real context is then the draft's prefix, in the memo), and steps that judge at all (α > 0, k > 1).
- * `baseline=step` reads the real context cut before a growing word, which the memo rarely holds.
+ * With `baseline=step` it settles fewer steps (on 8 stated prompts it left out 124 candidates
+ * against 355 without): the baseline reads the real context cut before a growing word, which the
+ * memo holds less often.
  */
 function cheapFirstApplies(
   o: Resolved,
