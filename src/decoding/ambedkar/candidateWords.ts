@@ -54,11 +54,15 @@ export function startUnits(
 ): StartedUnits {
   const units: (JudgedUnit | undefined)[] = candidates.map(() => undefined);
   const open: Open[] = [];
+  // The generated text's last word (when it reaches the end) is the same for every candidate.
+  let trailing: { found?: { start: number; word: string } } | undefined;
   candidates.forEach((token, index) => {
     if (token === undefined || draft.isStopToken(token)) return;
     const text = draft.detokenize([token], { context: prefix.slice(-8) });
     // The word the candidate belongs to starts in the generated text when it continues one.
-    const partial = /^[\p{L}\p{M}\p{N}']/u.test(text) ? trailingWord(generated) : undefined;
+    const continues = /^[\p{L}\p{M}\p{N}']/u.test(text);
+    if (continues) trailing ??= { found: trailingWord(generated) };
+    const partial = continues ? trailing?.found : undefined;
     let wordStart = partial ? partial.start : generated.length;
     while (wordStart > 0 && /\s/.test(generated[wordStart - 1])) wordStart--;
     const unitText = generated.slice(wordStart) + text;

@@ -52,7 +52,7 @@ export function siteKey(site: GroupSite): string {
 /** Per map, what depends on it alone: renderings per group and spacing, variants per word. */
 const perMap = new WeakMap<SwapMap, { renderings: Map<string, string[]>; variants: Map<string, string[]> }>();
 
-function kept(map: SwapMap) {
+function perMapCache(map: SwapMap) {
   let entry = perMap.get(map);
   if (!entry) {
     entry = { renderings: new Map(), variants: new Map() };
@@ -64,7 +64,7 @@ function kept(map: SwapMap) {
 /** Every term of `group`, as the next word: in lower case and capitalised (both name the group). */
 function renderings(map: SwapMap, group: number, leading: string): string[] {
   const key = `${group}\u0000${leading}`;
-  const known = kept(map).renderings.get(key);
+  const known = perMapCache(map).renderings.get(key);
   if (known) return known;
   const out = new Set<string>();
   for (const [term, entry] of map.terms) {
@@ -73,7 +73,7 @@ function renderings(map: SwapMap, group: number, leading: string): string[] {
     out.add(leading + matchCase("X", term));
   }
   const list = [...out];
-  kept(map).renderings.set(key, list);
+  perMapCache(map).renderings.set(key, list);
   return list;
 }
 
@@ -84,10 +84,10 @@ function usedWords(map: SwapMap, text: string): Set<string> {
 
 /** A term word and its counterparts in every group, in its case (what it may become in a counterfactual). */
 function variants(map: SwapMap, word: string, entry: TermEntry): string[] {
-  const known = kept(map).variants.get(word);
+  const known = perMapCache(map).variants.get(word);
   if (known) return known;
   const list = [word, ...entry.counterparts.flat().map((other) => matchCase(word, other))];
-  kept(map).variants.set(word, list);
+  perMapCache(map).variants.set(word, list);
   return list;
 }
 

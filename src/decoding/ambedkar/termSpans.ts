@@ -73,15 +73,25 @@ function lastWhitespace(text: string, from: number): number {
   return at;
 }
 
-/** The longest kept part of `text` that ends before one of its last whitespace characters (none: empty). */
-function longestKept(texts: Map<string, TermSpans>, text: string): { spans: TermSpans; length: number } {
+/**
+ * The positions of the last few whitespace characters of `text`, from its end: where a part of it
+ * kept before may end (a word-local tokenization or a word scan grows from there).
+ */
+export function* whitespaceCuts(text: string): Generator<number> {
   let at = text.length - 1;
   for (let probe = 0; probe < CUT_PROBES; probe++) {
     at = lastWhitespace(text, at);
-    if (at <= 0) break;
+    if (at < 0) return;
+    yield at--;
+  }
+}
+
+/** The longest kept part of `text` that ends before one of its last whitespace characters (none: empty). */
+function longestKept(texts: Map<string, TermSpans>, text: string): { spans: TermSpans; length: number } {
+  for (const at of whitespaceCuts(text)) {
+    if (at === 0) break;
     const spans = texts.get(text.slice(0, at));
     if (spans) return { spans, length: at };
-    at--;
   }
   return { spans: EMPTY, length: 0 };
 }

@@ -8,6 +8,7 @@
 import { TillerError } from "../../errors.js";
 import { promptTokens } from "../../lm/prompt.js";
 import type { LanguageModel, ScoreRequest, Token } from "../../lm/types.js";
+import { whitespaceCuts } from "./termSpans.js";
 import { TokenEndings } from "./tokenEndings.js";
 
 /** Tokenizations kept before the cache is emptied (each step needs a handful). */
@@ -15,9 +16,6 @@ const CACHE_LIMIT = 256;
 
 /** A text before which a word-local tokenizer always cuts (see wordLocal). */
 const SENTINEL = "a";
-
-/** Whitespace characters of a body, from its end, tried as cuts after a tokenization already made. */
-const CUT_PROBES = 16;
 
 const wordLocalModels = new WeakMap<LanguageModel, Promise<boolean>>();
 
@@ -93,10 +91,7 @@ export class VerifierView {
    * whitespace character of it), and where that part ends; undefined when none is cached.
    */
   private cachedCut(prompt: string, body: string): { at: number; before: Promise<Token[]> } | undefined {
-    let probes = 0;
-    for (let at = body.length - 1; at >= 0 && probes < CUT_PROBES; at--) {
-      if (!/\s/u.test(body[at])) continue;
-      probes++;
+    for (const at of whitespaceCuts(body)) {
       const before = this.cache.get(VerifierView.key(prompt, body.slice(0, at)));
       if (before) return { at, before };
     }
