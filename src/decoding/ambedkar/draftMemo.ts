@@ -1,12 +1,15 @@
 import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
 
+/** Prefixes of a head kept (tokens back from it): a judged word starts at most this far back. */
+const ANCESTORS = 8;
+
 /**
  * Draft distributions computed ahead of need. Completing a candidate's word asks the draft for
  * the distribution after the candidate; when that candidate is chosen, it is exactly the next
  * step's draft distribution, so the next step reads it here instead of calling the draft again.
  */
 export class DraftMemo {
-  private readonly entries = new Map<string, NextTokenDistribution>();
+  private readonly entries = new Map<string, { distribution: NextTokenDistribution; length: number }>();
 
   constructor(
     /**
@@ -24,7 +27,7 @@ export class DraftMemo {
 
   /** Whether a distribution of at least `topK` entries after `prefix` is stored. */
   has(prefix: readonly Token[], topK: number): boolean {
-    return (this.entries.get(DraftMemo.key(prefix))?.length ?? 0) >= topK;
+    return (this.entries.get(DraftMemo.key(prefix))?.distribution.length ?? 0) >= topK;
   }
 
   /**
@@ -32,23 +35,33 @@ export class DraftMemo {
    * entries, the stored array itself (shared: read, never changed) when that is all of it.
    */
   get(prefix: readonly Token[], topK: number): NextTokenDistribution | undefined {
-    const entry = this.entries.get(DraftMemo.key(prefix));
+    const entry = this.entries.get(DraftMemo.key(prefix))?.distribution;
     if (!entry || entry.length < topK) return undefined;
     return entry.length === topK ? entry : entry.slice(0, topK);
   }
 
   set(prefix: readonly Token[], distribution: NextTokenDistribution): void {
-    this.entries.set(DraftMemo.key(prefix), distribution);
+    this.entries.set(DraftMemo.key(prefix), { distribution, length: prefix.length });
   }
 
   /**
-   * Forgets everything that extends none of `heads` (the draft's prefix, and a self-verifying
-   * draft's counterfactual contexts): the decode can never ask for it again.
+   * Forgets everything the decode can never ask for again: what extends none of `heads` (the
+   * draft's prefix, and a self-verifying draft's counterfactual contexts) and is not one of their
+   * last `ANCESTORS` prefixes. A word the draft has begun is judged from its start, so the verifier
+   * reads the contexts before it again ("Lucy" after " L" reads the context before " L").
    */
   retain(heads: readonly (readonly Token[])[]): void {
-    const keys = heads.map((head) => DraftMemo.key(head));
-    for (const key of this.entries.keys())
-      if (!keys.some((head) => key === head || key.startsWith(`${head},`))) this.entries.delete(key);
+    const keys = heads.map((head) => ({ key: DraftMemo.key(head), length: head.length }));
+    for (const [key, entry] of this.entries)
+      if (!keys.some((head) => DraftMemo.related(key, entry.length, head.key, head.length)))
+        this.entries.delete(key);
+  }
+
+  /** Whether a prefix (`key`, `length` tokens) extends a head or is one of its last `ANCESTORS` prefixes. */
+  private static related(key: string, length: number, head: string, headLength: number): boolean {
+    if (key === head) return true;
+    if (length > headLength) return key.startsWith(`${head},`);
+    return headLength - length <= ANCESTORS && head.startsWith(`${key},`);
   }
 
   /** The draft's top-`topK` after each prefix: stored ones read here, the rest in one batched call. */
@@ -74,7 +87,7 @@ export class DraftMemo {
         this.set(prefix, computed[m]);
       });
       prefixes.forEach((prefix, i) => {
-        out[i] ??= this.entries.get(DraftMemo.key(prefix))?.slice(0, topK);
+        out[i] ??= this.entries.get(DraftMemo.key(prefix))?.distribution.slice(0, topK);
       });
     }
     return out as NextTokenDistribution[];
