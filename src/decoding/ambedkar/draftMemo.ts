@@ -3,6 +3,9 @@ import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types
 /** Prefixes of a head kept (tokens back from it): a judged word starts at most this far back. */
 const ANCESTORS = 8;
 
+/** Tokens turned into key characters per `String.fromCharCode` call (its argument list is bounded). */
+const KEY_CHUNK = 4096;
+
 /**
  * Draft distributions computed ahead of need. Completing a candidate's word asks the draft for
  * the distribution after the candidate; when that candidate is chosen, it is exactly the next
@@ -21,8 +24,18 @@ export class DraftMemo {
     private readonly stored = 0,
   ) {}
 
+  /**
+   * A prefix as a map key: two UTF-16 code units per token (any 32-bit id), ~5× faster to build
+   * than `join(",")`, which the memo does several times a step over the whole text.
+   */
   private static key(prefix: readonly Token[]): string {
-    return prefix.join(",");
+    let key = "";
+    for (let start = 0; start < prefix.length; start += KEY_CHUNK) {
+      const units: number[] = [];
+      for (const token of prefix.slice(start, start + KEY_CHUNK)) units.push(token >>> 16, token & 0xffff);
+      key += String.fromCharCode(...units);
+    }
+    return key;
   }
 
   /** Whether a distribution of at least `topK` entries after `prefix` is stored. */
@@ -60,8 +73,9 @@ export class DraftMemo {
   /** Whether a prefix (`key`, `length` tokens) extends a head or is one of its last `ANCESTORS` prefixes. */
   private static related(key: string, length: number, head: string, headLength: number): boolean {
     if (key === head) return true;
-    if (length > headLength) return key.startsWith(`${head},`);
-    return headLength - length <= ANCESTORS && head.startsWith(`${key},`);
+    // Keys have two characters per token, so a key that starts with another extends its prefix.
+    if (length > headLength) return key.startsWith(head);
+    return headLength - length <= ANCESTORS && head.startsWith(key);
   }
 
   /** The draft's top-`topK` after each prefix: stored ones read here, the rest in one batched call. */
