@@ -183,66 +183,6 @@ describe("batched calls on a pool that other calls filled", () => {
   });
 });
 
-describe("batch order", () => {
-  it("a wave is queued in increasing sequence id, whatever order its prefixes came in", async () => {
-    // llama.cpp decodes a batch's sequences in id order; queued in another order, its outputs need
-    // a reorder, which costs the reads a wait (logitReadGuard.ts).
-    const llama = await getLlama({
-      gpu: false,
-      build: "never",
-      logLevel: LlamaLogLevel.error,
-      progressLogs: false,
-    });
-    const raw = await llama.loadModel({ modelPath: testModelPath(), gpuLayers: 0 });
-    const context = await raw.createContext({ contextSize: 512, sequences: 4, threads: 1 });
-    const native = (context as unknown as { _ctx: Record<string, (...args: unknown[]) => unknown> })._ctx;
-    const { initBatch, addToBatch } = native;
-    const batches: number[][] = [];
-    Object.defineProperty(native, "initBatch", {
-      configurable: true,
-      value: (...args: unknown[]) => {
-        batches.push([]);
-        return initBatch.apply(native, args);
-      },
-    });
-    Object.defineProperty(native, "addToBatch", {
-      configurable: true,
-      value: (sequence: number, ...rest: unknown[]) => {
-        batches.at(-1)?.push(sequence);
-        return addToBatch.call(native, sequence, ...rest);
-      },
-    });
-    const sequences = Array.from({ length: 4 }, () => context.getSequence());
-    const watched = new LlamaCppModel("stories260K.gguf", testModelPath(), raw, context, sequences, 1);
-    try {
-      const [a, b, c] = prompts;
-      await watched.nextTokenDistributions([a, b, c], { topK: 5 });
-      batches.length = 0;
-      // Each prefix goes back to the sequence holding its stem: c on 2, b on 1, a on 0.
-      await watched.nextTokenDistributions(
-        [
-          [...c, stories[2][0]],
-          [...b, stories[1][0]],
-          [...a, stories[0][0]],
-        ],
-        {
-          topK: 5,
-        },
-      );
-      await watched.rollouts([{ prefix: [...c, stories[2][0]] }, { prefix: [...a, stories[0][0]] }], {
-        maxTokens: 3,
-        temperature: 0,
-      });
-      expect(batches.length).toBeGreaterThan(1);
-      for (const batch of batches)
-        expect(batch, `batch ${batch.join(",")}`).toEqual([...batch].sort((x, y) => x - y));
-      expect(batches[0]).toEqual([0, 1, 2]);
-    } finally {
-      await watched.dispose();
-    }
-  });
-});
-
 describe("logit reads of a batch", () => {
   it("the first read after a decode that llama.cpp reorders runs alone (it applies the reorder)", async () => {
     // A context whose native reads are watched from below the backend: a read that starts while

@@ -29,6 +29,7 @@ import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
 import { readBack, readBackMap } from "./readBack.js";
 import { counterfactual, isBareTerm, shifts, termGroup } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
+import { logprobOf } from "./tokenLookup.js";
 import type { VerifierView } from "./verifierView.js";
 
 export type DivergenceKind = "js" | "token" | "logratio";
@@ -304,33 +305,6 @@ interface Source {
   token?: Token;
   /** The unit's first token, read off a context's distribution; request `index` scores the rest. */
   head?: { index: number; token: Token };
-}
-
-/** Distributions this short are scanned; a longer one gets a lookup table. */
-const SCANNED = 32;
-
-/**
- * Token → logprob of each long distribution read (a memo's whole distribution is read at many
- * steps' judgements), as an array indexed by token: filling it costs ~1 µs for 512 tokens, a Map
- * of them ~30 µs.
- */
-const lookups = new WeakMap<NextTokenDistribution, Float64Array>();
-
-/** The logprob of `token` in `distribution` (−∞ where it is not listed). */
-function logprobOf(distribution: NextTokenDistribution, token: Token): number {
-  if (distribution.length <= SCANNED) {
-    for (const entry of distribution) if (entry.token === token) return entry.logprob;
-    return Number.NEGATIVE_INFINITY;
-  }
-  let lookup = lookups.get(distribution);
-  if (!lookup) {
-    let largest = 0;
-    for (const entry of distribution) if (entry.token > largest) largest = entry.token;
-    lookup = new Float64Array(largest + 1).fill(Number.NEGATIVE_INFINITY);
-    for (const entry of distribution) lookup[entry.token] = entry.logprob;
-    lookups.set(distribution, lookup);
-  }
-  return token >= 0 && token < lookup.length ? lookup[token] : Number.NEGATIVE_INFINITY;
 }
 
 /** The first `k` entries of a distribution: the distribution itself (not a copy) when it has no more. */

@@ -350,9 +350,10 @@ export class LlamaCppModel implements LanguageModel {
       });
       live = next;
       if (live.length === 0) break;
-      outputs = await this.pool.evaluateEach(
-        live.map((i) => sequences[i]),
-        live.map((i) => [[states[i].tokens.at(-1) as never, { generateNext }]]),
+      outputs = await Promise.all(
+        live.map((i) =>
+          this.pool.evaluate(sequences[i], [[states[i].tokens.at(-1) as never, { generateNext }]]),
+        ),
       );
     }
     return states.map((state) => ({

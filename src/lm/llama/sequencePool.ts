@@ -191,13 +191,15 @@ export class SequencePool {
     );
     const lengths = inputs.map((input) => input.length);
     if (pad) this.padToEqualLengths(sequences, inputs);
-    return this.inIdOrder(sequences, async (i) => {
-      const output = await sequences[i].controlledEvaluate(inputs[i]);
-      this.usage.evaluatedTokens += inputs[i].length;
-      const last = output[lengths[i] - 1];
-      if (!last) throw new Error("llama.cpp returned no output for the last token");
-      return last.next;
-    });
+    return Promise.all(
+      inputs.map(async (input, i) => {
+        const output = await sequences[i].controlledEvaluate(input);
+        this.usage.evaluatedTokens += input.length;
+        const last = output[lengths[i] - 1];
+        if (!last) throw new Error("llama.cpp returned no output for the last token");
+        return last.next;
+      }),
+    );
   }
 
   /**
@@ -222,17 +224,18 @@ export class SequencePool {
       sequences,
       inputs.map(({ input }) => input),
     );
-    return this.inIdOrder(sequences, async (i) => {
-      const { input, skip } = inputs[i];
-      const output = await sequences[i].controlledEvaluate(input);
-      const out: ControlledEvaluateIndexOutput["next"][] = [];
-      for (let j = skip; j < lengths[i] - ((last[i] ?? true) ? 0 : 1); j++) {
-        const next = output[j]?.next;
-        if (!next) throw new Error("llama.cpp returned no output for a scored token");
-        out.push(next);
-      }
-      return out;
-    });
+    return Promise.all(
+      inputs.map(async ({ input, skip }, i) => {
+        const output = await sequences[i].controlledEvaluate(input);
+        const out: ControlledEvaluateIndexOutput["next"][] = [];
+        for (let j = skip; j < lengths[i] - ((last[i] ?? true) ? 0 : 1); j++) {
+          const next = output[j]?.next;
+          if (!next) throw new Error("llama.cpp returned no output for a scored token");
+          out.push(next);
+        }
+        return out;
+      }),
+    );
   }
 
   /**
@@ -320,35 +323,6 @@ export class SequencePool {
       while (input.length < longest) input.push(token);
     }
     return padding;
-  }
-
-  /**
-   * Appends `inputs[i]` to each sequence in one batch (a lockstep rollout step) and returns the
-   * output after each one's last token.
-   */
-  evaluateEach(
-    sequences: readonly LlamaContextSequence[],
-    inputs: ControlledEvaluateInputItem[][],
-  ): Promise<ControlledEvaluateIndexOutput["next"][]> {
-    return this.inIdOrder(sequences, (i) => this.evaluate(sequences[i], inputs[i]));
-  }
-
-  /**
-   * Runs `evaluate(i)` for every sequence, queued in increasing sequence id, and returns the
-   * results in the given order. llama.cpp decodes a batch's sequences in id order whatever the
-   * order they were queued in, so the floats are the same; queued in that order, the outputs need
-   * no reorder and the logit reads skip the wait for one (logitReadGuard.ts): a wave of two
-   * one-token sequences queued in reverse took 2.2–2.4 ms against 1.7–2.0 ms in order (stories260K).
-   */
-  private inIdOrder<T>(
-    sequences: readonly LlamaContextSequence[],
-    evaluate: (i: number) => Promise<T>,
-  ): Promise<T[]> {
-    const id = (sequence: LlamaContextSequence) => this.sequences.indexOf(sequence);
-    const order = sequences.map((_, i) => i).sort((a, b) => id(sequences[a]) - id(sequences[b]));
-    const results: Promise<T>[] = new Array(sequences.length);
-    for (const i of order) results[i] = evaluate(i);
-    return Promise.all(results);
   }
 
   /** Appends tokens to a sequence and returns the output after the last one. */
