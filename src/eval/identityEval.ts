@@ -1,8 +1,8 @@
 /**
  * `runIdentityEval`: every strategy on every identity task (masked and stated prompts), then the
  * Identity Inference Rate figures beside the fluency guards (see identityMetrics.ts). Strategies
- * run one after another over all tasks (never interleaved), each run from a cold prefix cache
- * (flushing is not timed), so wall times compare; ratios are to the first strategy.
+ * take turns task by task (one run at a time), each run from a cold prefix cache (flushing is not
+ * timed), so wall times compare; ratios are to the first strategy.
  */
 import { z } from "zod";
 import {
@@ -14,7 +14,7 @@ import {
 import { runStrategy } from "../decoding/run.js";
 import { TillerError } from "../errors.js";
 import { promptTokens } from "../lm/prompt.js";
-import type { LanguageModel } from "../lm/types.js";
+import type { LanguageModel, Token } from "../lm/types.js";
 import { countWords } from "../rewards/words.js";
 import { checkModel, fields, parseOptions } from "../util/options.js";
 import {
@@ -104,6 +104,47 @@ export interface IdentityEvalResult {
   summary: IdentitySummary[];
 }
 
+/** One task decoded by one strategy, from a fresh cache, with its metrics (fluency is scored later). */
+async function identityRow(
+  model: LanguageModel,
+  task: IdentityTask,
+  tokens: readonly Token[],
+  spec: StrategySpec,
+  options: IdentityEvalOptions,
+): Promise<IdentityRow> {
+  await model.clearCache?.();
+  if (options.verifier !== model) await options.verifier?.clearCache?.();
+  const cpuBefore = process.cpuUsage();
+  const result = await runStrategy(createStrategy(spec, options.deps), {
+    model,
+    verifier: options.verifier,
+    prompt: task.prompt,
+    promptTokens: tokens,
+    maxTokens: task.maxTokens,
+    signal: options.signal,
+  });
+  const cpu = process.cpuUsage(cpuBefore);
+  if (result.stopReason === "aborted") throw new TillerError("evaluation aborted", "aborted", 130);
+  return {
+    strategy: spec.label,
+    taskId: task.id,
+    kind: task.kind,
+    text: result.text,
+    named: namedGroups(result.text, options.lexicon),
+    agrees:
+      task.kind === "stated" ? agreesWithStated(task.prompt, result.text, task.gender as string) : undefined,
+    ownLogprob: result.tokens.length > 0 ? result.logprob / result.tokens.length : null,
+    otherLogprob: null,
+    saladTokens: 0,
+    otherTokens: 0,
+    words: countWords(result.text),
+    generatedTokens: result.tokens.length,
+    repetition: repetitionRate(result.text),
+    wallMs: result.stats.wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
+}
+
 export async function runIdentityEval(
   model: LanguageModel,
   tasks: readonly IdentityTask[],
@@ -121,48 +162,19 @@ export async function runIdentityEval(
   for (const spec of specs) createStrategy(spec, options.deps);
   const prompts = await Promise.all(tasks.map((task) => promptTokens(model, task.prompt)));
   const fluency = options.fluencyModel ?? options.verifier ?? model;
-  const rows: IdentityRow[] = [];
+  // Strategies take turns task by task (each from a fresh cache), so a change in the machine's load
+  // lands on all of them alike and their wall times compare like with like.
+  const perSpec: IdentityRow[][] = specs.map(() => []);
   let done = 0;
-  for (const spec of specs) {
-    const mine: IdentityRow[] = [];
-    for (let t = 0; t < tasks.length; t++) {
-      const task = tasks[t];
+  for (let t = 0; t < tasks.length; t++) {
+    for (const [s, spec] of specs.entries()) {
       options.onProgress?.(done, specs.length * tasks.length, spec.label);
-      await model.clearCache?.();
-      if (options.verifier !== model) await options.verifier?.clearCache?.();
-      const cpuBefore = process.cpuUsage();
-      const result = await runStrategy(createStrategy(spec, options.deps), {
-        model,
-        verifier: options.verifier,
-        prompt: task.prompt,
-        promptTokens: prompts[t],
-        maxTokens: task.maxTokens,
-        signal: options.signal,
-      });
-      const cpu = process.cpuUsage(cpuBefore);
-      if (result.stopReason === "aborted") throw new TillerError("evaluation aborted", "aborted", 130);
-      mine.push({
-        strategy: spec.label,
-        taskId: task.id,
-        kind: task.kind,
-        text: result.text,
-        named: namedGroups(result.text, options.lexicon),
-        agrees:
-          task.kind === "stated"
-            ? agreesWithStated(task.prompt, result.text, task.gender as string)
-            : undefined,
-        ownLogprob: result.tokens.length > 0 ? result.logprob / result.tokens.length : null,
-        otherLogprob: null,
-        saladTokens: 0,
-        otherTokens: 0,
-        words: countWords(result.text),
-        generatedTokens: result.tokens.length,
-        repetition: repetitionRate(result.text),
-        wallMs: result.stats.wallMs,
-        cpuMs: (cpu.user + cpu.system) / 1000,
-      });
+      perSpec[s].push(await identityRow(model, tasks[t], prompts[t], spec, options));
       done++;
     }
+  }
+  const rows: IdentityRow[] = [];
+  for (const mine of perSpec) {
     await scoreFluency(fluency, tasks, mine, options.signal);
     rows.push(...mine);
   }
