@@ -7,7 +7,7 @@ const SCANNED = 32;
 /**
  * Token → logprob of each long distribution read (a memo's whole distribution is read at many
  * steps' judgements). A dense one (token ids within a few times its length: a whole vocabulary) is
- * an array indexed by token, ~1 µs to fill for 512 tokens against ~30 µs for a Map; a sparse one
+ * an array indexed by token (built and read once: 12–19 µs for 512 tokens, a Map 46–72 µs); a sparse one
  * (a long top k of a large vocabulary) a Map. The first entry of a token counts, as in a scan.
  */
 const lookups = new WeakMap<NextTokenDistribution, Float64Array | Map<Token, number>>();
