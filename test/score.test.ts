@@ -199,9 +199,11 @@ describe("scoreContinuations", () => {
     );
     const other = await model.tokenize(" who loved to play.", { addBos: false });
     await model.clearCache();
-    const step = async (continuation: readonly Token[]) => {
+    const step = async (continuation: readonly Token[], nextTopK = 0) => {
       const before = { ...model.usage };
-      await model.scoreContinuations([{ prefix, continuation }]);
+      const [scored] = await model.scoreContinuations([{ prefix, continuation }], { nextTopK });
+      expect(scored.logprobs).toHaveLength(continuation.length);
+      expect(scored.next?.length ?? 0).toBe(nextTopK);
       return {
         evaluated: model.usage.evaluatedTokens - before.evaluatedTokens,
         cached: model.usage.cachedPrefixTokens - before.cachedPrefixTokens,
@@ -209,16 +211,24 @@ describe("scoreContinuations", () => {
         calls: model.usage.calls - before.calls,
       };
     };
-    // Empty cache: one pass over everything.
+    // Empty cache: one pass over everything but the continuation's last token, whose output
+    // (the distribution after it) nobody asked for.
     expect(await step(continuation)).toEqual({
-      evaluated: prefix.length + continuation.length,
+      evaluated: prefix.length + continuation.length - 1,
       cached: 0,
-      requested: prefix.length + continuation.length,
+      requested: prefix.length + continuation.length - 1,
       calls: 1,
     });
     // Same prefix, another continuation: the prefix is served from cache except its last token,
     // whose logits (the distribution of the first continuation token) llama.cpp does not keep.
     expect(await step(other)).toEqual({
+      evaluated: other.length,
+      cached: prefix.length - 1,
+      requested: prefix.length + other.length - 1,
+      calls: 1,
+    });
+    // Asking for the distribution after the continuation evaluates its last token too.
+    expect(await step(other, 5)).toEqual({
       evaluated: other.length + 1,
       cached: prefix.length - 1,
       requested: prefix.length + other.length,

@@ -206,8 +206,10 @@ export class SequencePool {
    * For each sequence, makes it hold `tokens[i]` and returns the output after each token from
    * index `from[i] - 1` on (`generateNext` says what: the full probabilities by default): the
    * outputs that predict `tokens[i][from..]` and, unless `last[i]` is false, the one after the
-   * last token. One evaluation per sequence, every one queued in the same tick (stale cells are
-   * erased first, as in `evaluatePrefixes`), so the wave is one batch.
+   * last token. When `last[i]` is false the last token is not evaluated at all (nothing reads
+   * its output), so the sequence then holds `tokens[i]` without it. One evaluation per sequence,
+   * every one queued in the same tick (stale cells are erased first, as in `evaluatePrefixes`),
+   * so the wave is one batch.
    */
   async evaluateContinuations(
     sequences: readonly LlamaContextSequence[],
@@ -228,7 +230,7 @@ export class SequencePool {
       inputs.map(async ({ input, skip }, i) => {
         const output = await sequences[i].controlledEvaluate(input);
         const out: ControlledEvaluateIndexOutput["next"][] = [];
-        for (let j = skip; j < lengths[i] - ((last[i] ?? true) ? 0 : 1); j++) {
+        for (let j = skip; j < lengths[i]; j++) {
           const next = output[j]?.next;
           if (!next) throw new Error("llama.cpp returned no output for a scored token");
           out.push(next);
@@ -240,9 +242,11 @@ export class SequencePool {
 
   /**
    * Erases what `sequence` holds past what `tokens` can reuse, and returns the tokens to evaluate
-   * (probabilities asked from index `from - 1` on, the last token's only when `last`) and how many
-   * of them come before that index. The token at `from - 1` is evaluated even when cached: its
-   * logits are not kept.
+   * (probabilities asked from index `from - 1` on) and how many of them come before that index.
+   * The token at `from - 1` is evaluated even when cached: its logits are not kept. Without
+   * `last` the last token is left out: its output would not be read, and evaluating a position
+   * costs about as much as reading one (a score request whose first token is read off its
+   * context's distribution, " b" + "oy", then evaluates " b" alone).
    */
   private async prepareContinuation(
     sequence: LlamaContextSequence,
@@ -252,20 +256,18 @@ export class SequencePool {
     last: boolean,
   ): Promise<{ input: ControlledEvaluateInputItem[]; skip: number }> {
     const first = Math.max(0, from - 1);
+    // `from` ≤ tokens.length, so without `last` (a non-empty continuation) `first` is still evaluated.
+    const end = last || tokens.length <= from ? tokens.length : tokens.length - 1;
     const shared = this.paired(
-      tokens.length,
+      end,
       Math.min(commonPrefixLength(tokens, sequence.contextTokens as unknown as Token[]), first),
     );
     if (shared < sequence.nextTokenIndex)
       await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]);
     const input: ControlledEvaluateInputItem[] = tokens
-      .slice(shared)
-      .map((token, i) =>
-        shared + i >= first && (last || shared + i < tokens.length - 1)
-          ? [token as never, { generateNext }]
-          : (token as never),
-      );
-    this.usage.requestedPrefixTokens += tokens.length;
+      .slice(shared, end)
+      .map((token, i) => (shared + i >= first ? [token as never, { generateNext }] : (token as never)));
+    this.usage.requestedPrefixTokens += end;
     this.usage.cachedPrefixTokens += shared;
     this.usage.evaluatedTokens += input.length;
     return { input, skip: first - shared };
