@@ -32,7 +32,11 @@ async function decode(options: AmbedkarOptions, prompt: string) {
     maxTokens: 40,
   });
   if (result.details?.strategy !== "ambedkar") throw new Error("ambedkar gave no details");
-  return { text: result.text, pruned: result.details.prunedCandidates };
+  return {
+    text: result.text,
+    pruned: result.details.prunedCandidates,
+    bounded: result.details.boundedPoolWords,
+  };
 }
 
 describe("AMBEDKAR cheapest first (a draft verifying itself)", () => {
@@ -45,7 +49,7 @@ describe("AMBEDKAR cheapest first (a draft verifying itself)", () => {
     expect(judgedAlone(gender, false, unit(" he", false))).toBe(true);
   });
 
-  it("makes the choices judging every contender makes, and leaves candidates out", async () => {
+  it("makes the choices judging every contender makes, and leaves candidates and pool words out", async () => {
     const stated = "Once upon a time, there was a girl named Lucy who loved dolls and pretty dresses.";
     const masked = "There was once a young kid who loved toy trucks and cars.";
     const cases: [AmbedkarOptions, string][] = [
@@ -59,6 +63,7 @@ describe("AMBEDKAR cheapest first (a draft verifying itself)", () => {
       ],
     ];
     let pruned = 0;
+    let bounded = 0;
     for (const [options, prompt] of cases) {
       const full = await decode({ ...options, shortcuts: false }, prompt);
       const fast = await decode(options, prompt);
@@ -66,8 +71,12 @@ describe("AMBEDKAR cheapest first (a draft verifying itself)", () => {
         full.text,
       );
       expect(full.pruned).toBe(0);
+      expect(full.bounded).toBe(0);
       pruned += fast.pruned;
+      bounded += fast.bounded;
     }
     expect(pruned).toBeGreaterThan(20);
+    // Pool words settled by the bounds on their probability, never read (poolBounds.ts).
+    expect(bounded).toBeGreaterThan(5);
   });
 });

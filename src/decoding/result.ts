@@ -133,6 +133,8 @@ export type StrategyDetails =
       freeLeaderSteps: number;
       /** Candidates left unjudged because a judged one's score beat their best possible score. */
       prunedCandidates: number;
+      /** Pool words never read because bounds on their probability settled the step (poolBounds.ts). */
+      boundedPoolWords: number;
       /** Tokens the verifier evaluated (its prefix cache serves the rest). */
       verifierEvaluatedTokens: number;
       /** The verifier's id, or "self" when the draft verified itself. */

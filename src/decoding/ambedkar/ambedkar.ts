@@ -200,6 +200,8 @@ interface Run {
   exhaustive: boolean;
   /** Candidates left unjudged because their best possible score lost to a judged one (cheapFirst). */
   pruned: number;
+  /** Pool words left unread because bounds on them settled the step (judge's `settles`). */
+  bounded: number;
 }
 
 async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeOutput> {
@@ -224,6 +226,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     cheapFirst: cheapFirstApplies(o, verifier, selfMemo, exhaustive),
     exhaustive,
     pruned: 0,
+    bounded: 0,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -296,6 +299,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
       verifierRequests: run.requests,
       freeLeaderSteps: run.skipped,
       prunedCandidates: run.pruned,
+      boundedPoolWords: run.bounded,
       verifierEvaluatedTokens: verifier.usage.evaluatedTokens - verifierBefore,
       verifier: verifier === draft ? "self" : verifier.id,
     },
@@ -368,8 +372,13 @@ async function judgeCandidates(
     prefetch,
     // The whole distribution (what the next step's verifier reads too) costs what the top k does.
     prefetchTopK: run.selfMemo ? undefined : run.pool,
+    settles:
+      o.shortcuts && !exhaustive
+        ? (lo, hi) => choiceSettled(candidates, base, contenders, o.alpha, lo, hi)
+        : undefined,
   });
   run.requests += judgement.requests;
+  run.bounded += judgement.bounded;
   prefetch.forEach((request, i) => {
     const next = judgement.prefetched?.[i];
     if (next && next.length >= run.pool) run.memo.set(request.prefix, next);
@@ -379,6 +388,28 @@ async function judgeCandidates(
     if (contenders[i]) setJudged(run, c, units[i], judgement.divergences[i]);
   });
 }
+
+/**
+ * Whether one candidate has the highest score for every D of the contenders within [lo, hi] (the
+ * others' D is known: judged before, or 0), by more than a rounding error: then judging with D at
+ * its lower bound chooses it too.
+ */
+function choiceSettled(
+  candidates: readonly Candidate[],
+  base: readonly number[],
+  contenders: readonly boolean[],
+  alpha: number,
+  lo: readonly number[],
+  hi: readonly number[],
+): boolean {
+  const worst = candidates.map((c, i) => base[i] - alpha * (contenders[i] ? hi[i] : c.divergence));
+  const best = candidates.map((c, i) => base[i] - alpha * (contenders[i] ? lo[i] : c.divergence));
+  const winner = worst.indexOf(Math.max(...worst));
+  return best.every((score, i) => i === winner || worst[winner] > score + SETTLED_MARGIN);
+}
+
+/** Score differences this small are not trusted to settle a step (the bounds and the final score round differently). */
+const SETTLED_MARGIN = 1e-9;
 
 /** The judge's options of a run (what every judgement of a step shares). */
 function judgeOptions(run: Run): JudgeOptions {

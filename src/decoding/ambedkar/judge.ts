@@ -26,6 +26,7 @@ import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from 
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
 import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
+import { DEFER_BELOW, scalarRange } from "./poolBounds.js";
 import { readBack, readBackMap } from "./readBack.js";
 import { counterfactual, isBareTerm, shifts, termGroup } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
@@ -68,6 +69,14 @@ export interface JudgeOptions {
   baseline?: "step" | "none";
   /** Fail with `UnknownReading` instead of calling the verifier (judgeKnown). Defaults to false. */
   knownOnly?: boolean;
+  /**
+   * Whether divergences known only within [lo, hi] (per unit) settle the step: the choice is the
+   * same for every value in them. Given this, `known` and a scalar D without a step baseline, a
+   * pool word whose first token is below DEFER_BELOW after its context is not read at first
+   * (poolBounds.ts); it is read, in a second call, only when the bounds do not settle the step.
+   * A settled judgement returns each D at its lower bound. Defaults to none (every text is read).
+   */
+  settles?: (lo: readonly number[], hi: readonly number[]) => boolean;
 }
 
 export interface Judgement {
@@ -77,6 +86,8 @@ export interface Judgement {
   requests: number;
   /** The whole next-token distribution after each `prefetch` request, when the verifier was called. */
   prefetched?: NextTokenDistribution[];
+  /** Pool words left unread because their bounds settled the step (`settles`); D is then each lower bound. */
+  bounded: number;
 }
 
 /** One comparison: the real request and the counterfactual variants (weighed together). */
@@ -162,15 +173,27 @@ export async function judge(
     pairs.flatMap((pair) => [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c))),
   );
   const callerPrefetch = options.prefetch ?? [];
-  const { readings, prefetched: allPrefetched } =
-    texts.length > 0
-      ? await readAll(view, texts, {
+  const deferrable =
+    options.settles && options.known && !withBaseline && options.divergence !== "js"
+      ? poolOnlyTexts(comparisons, groups)
+      : undefined;
+  const {
+    readings,
+    prefetched: allPrefetched,
+    deferred,
+  } = texts.length > 0
+    ? await readAll(
+        view,
+        texts,
+        {
           ...options,
           prefetch: [...callerPrefetch, ...baselineRequests],
           // The baseline compares whole distributions (as much of them as the verifier serves).
           prefetchTopK: baselineRequests.length > 0 ? undefined : options.prefetchTopK,
-        })
-      : { readings: [], prefetched: undefined };
+        },
+        deferrable,
+      )
+    : { readings: [], prefetched: undefined, deferred: new Map<number, number>() };
   const prefetched = allPrefetched?.slice(0, callerPrefetch.length);
   const shiftOf = new Map(
     pairKeys.map((key, i) => [
@@ -190,6 +213,30 @@ export async function judge(
   if (options.divergence === "js")
     for (const shift of new Set(comparisons.map((c) => c.shift)))
       readBacks.set(shift, await readBackMap(view.verifier, map, shift));
+  if (deferred.size > 0 && options.divergence !== "js") {
+    const bounds = divergenceBounds(
+      options.divergence,
+      readings,
+      deferred,
+      comparisons,
+      groups,
+      units.length,
+    );
+    const aggregated = (values: readonly number[][]) =>
+      perCandidate.map((zeros, i) => aggregate([...zeros, ...values[i]], options.aggregate));
+    const lo = aggregated(bounds.lo);
+    if (options.settles?.(lo, aggregated(bounds.hi)))
+      return { divergences: lo, requests: texts.length - deferred.size, prefetched, bounded: deferred.size };
+    const late = [...deferred.keys()];
+    const more = await readAll(
+      view,
+      late.map((i) => texts[i]),
+      { ...options, prefetch: [] },
+    );
+    late.forEach((text, j) => {
+      readings[text] = more.readings[j];
+    });
+  }
   const pooled = groupProbabilities(readings, comparisons, groups);
   for (const c of comparisons) {
     const pool = c.pool === undefined ? undefined : pooled.get(c.pool);
@@ -204,6 +251,7 @@ export async function judge(
     divergences: perCandidate.map((values) => aggregate(values, options.aggregate)),
     requests: texts.length,
     prefetched,
+    bounded: 0,
   };
 }
 
@@ -223,9 +271,13 @@ async function readAll(
   view: VerifierView,
   texts: readonly [string, string, string][],
   options: JudgeOptions,
-): Promise<{ readings: Reading[]; prefetched?: NextTokenDistribution[] }> {
+  deferrable?: ReadonlySet<number>,
+): Promise<{ readings: Reading[]; prefetched?: NextTokenDistribution[]; deferred: Map<number, number> }> {
   const { verifier } = view;
   const resolved = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
+  const deferred = deferrable
+    ? deferredTexts(resolved, deferrable, options.known)
+    : new Map<number, number>();
   const shareContexts =
     options.divergence !== "js" && verifier.capabilities.maxTopK >= verifier.vocabularySize;
   const planned: ScoreRequest[] = [];
@@ -254,7 +306,8 @@ async function readAll(
     shareContexts &&
     request.continuation.length > 1 &&
     (contexts.has(contextKey(request.prefix)) || options.known?.(request.prefix) !== undefined);
-  const sources: Source[] = resolved.map((request) => {
+  const sources: (Source | undefined)[] = resolved.map((request, i) => {
+    if (deferred.has(i)) return undefined;
     const [head, ...rest] = request.continuation;
     if (shareContexts && request.continuation.length === 1)
       return { index: plan({ prefix: request.prefix, continuation: [] }), token: head };
@@ -264,7 +317,7 @@ async function readAll(
       head: { index: plan({ prefix: request.prefix, continuation: [] }), token: head },
     };
   });
-  const shared = sources.some((source) => source.token !== undefined || source.head !== undefined);
+  const shared = sources.some((source) => source?.token !== undefined || source?.head !== undefined);
   // Prefetched distributions ride along only with the scalar kinds (whose readings never use `next`
   // of a scored unit, so asking for it changes none of them).
   const prefetch = options.divergence === "js" ? [] : (options.prefetch ?? []).map(plan);
@@ -288,14 +341,37 @@ async function readAll(
   );
   const prefetched = prefetch.length > 0 ? prefetch.map((index) => scored[index].next ?? []) : undefined;
   const read = (index: number, token: Token) => logprobOf(scored[index].next ?? [], token);
-  const readings = sources.map(({ index, token, head }): Reading => {
+  const readings = sources.map((source): Reading => {
+    // A deferred text's lower bound (its upper one is in `deferred`).
+    if (source === undefined) return { logprob: Number.NEGATIVE_INFINITY };
+    const { index, token, head } = source;
     if (token !== undefined) return { logprob: read(index, token) };
     if (head === undefined) return { logprob: scored[index].logprob, next: scored[index].next };
     // Summed in the order the backend sums a continuation's logprobs.
     const logprobs = [read(head.index, head.token), ...scored[index].logprobs];
     return { logprob: logprobs.reduce((a, b) => a + b, 0) };
   });
-  return { readings, prefetched };
+  return { readings, prefetched, deferred };
+}
+
+/**
+ * The texts of `deferrable` left unread at first, each with the log-probability of its first
+ * token after its context (an upper bound on its own): several tokens long, context known, first
+ * token below DEFER_BELOW.
+ */
+function deferredTexts(
+  resolved: readonly ScoreRequest[],
+  deferrable: ReadonlySet<number>,
+  known: JudgeOptions["known"],
+): Map<number, number> {
+  const deferred = new Map<number, number>();
+  resolved.forEach((request, i) => {
+    if (!deferrable.has(i) || request.continuation.length < 2) return;
+    const context = known?.(request.prefix);
+    const bound = context ? logprobOf(context, request.continuation[0]) : 0;
+    if (bound < Math.log(DEFER_BELOW)) deferred.set(i, bound);
+  });
+  return deferred;
 }
 
 /** Where a text's reading comes from: a scored request, a token of a context's distribution, or both. */
@@ -465,4 +541,52 @@ function compare(
     weights,
   );
   return distributionJs(toSparse(real.next ?? []), readBack(counterfactualNext, readBackMapping));
+}
+
+/** The pools' texts that are no comparison's own (the group words read for the pool's sums only). */
+function poolOnlyTexts(
+  comparisons: readonly Comparison[],
+  groups: ReadonlyMap<string, { real: readonly number[]; counterparts: readonly number[] }>,
+): Set<number> {
+  const own = new Set(comparisons.flatMap((c) => [c.real, ...c.variants]));
+  return new Set(
+    [...groups.values()].flatMap((g) => [...g.real, ...g.counterparts]).filter((t) => !own.has(t)),
+  );
+}
+
+/**
+ * Each comparison's D over every value the deferred texts may take (0 up to their first token's
+ * probability), per candidate in comparison order. Deferred texts are pool-only, so a comparison
+ * off the pools reads none of them and is exact.
+ */
+function divergenceBounds(
+  kind: "token" | "logratio",
+  readings: readonly Reading[],
+  deferred: ReadonlyMap<number, number>,
+  comparisons: readonly Comparison[],
+  groups: ReadonlyMap<string, { real: readonly number[]; counterparts: readonly number[] }>,
+  candidates: number,
+): { lo: number[][]; hi: number[][] } {
+  const upper = readings.map((reading, i) => {
+    const bound = deferred.get(i);
+    return bound === undefined ? reading : { logprob: bound };
+  });
+  const low = groupProbabilities(readings, comparisons, groups);
+  const high = groupProbabilities(upper, comparisons, groups);
+  const lo: number[][] = Array.from({ length: candidates }, () => []);
+  const hi: number[][] = Array.from({ length: candidates }, () => []);
+  for (const c of comparisons) {
+    const exact = c.pool === undefined ? compare(readings, c, kind) : undefined;
+    const [l, h] =
+      exact !== undefined
+        ? [exact, exact]
+        : scalarRange(
+            kind,
+            [low.get(c.pool as string)?.p ?? 0, high.get(c.pool as string)?.p ?? 0],
+            [low.get(c.pool as string)?.q ?? 0, high.get(c.pool as string)?.q ?? 0],
+          );
+    lo[c.candidate].push(l);
+    hi[c.candidate].push(h);
+  }
+  return { lo, hi };
 }

@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
+import type { JudgedUnit } from "../src/decoding/ambedkar/candidateWords.js";
+import { bernoulliJs, logRatio } from "../src/decoding/ambedkar/divergence.js";
+import { type JudgeOptions, judge } from "../src/decoding/ambedkar/judge.js";
+import { DEFER_BELOW, scalarRange } from "../src/decoding/ambedkar/poolBounds.js";
+import { counterfactual, shifts } from "../src/decoding/ambedkar/sigma.js";
+import { VerifierView } from "../src/decoding/ambedkar/verifierView.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { loadModel } from "../src/lm/load.js";
+import type { NextTokenDistribution, Token } from "../src/lm/types.js";
+import { testModelPath } from "./helpers.js";
+
+const gender = loadSwapMap("gender");
+
+describe("bounds on a pooled D (poolBounds.ts)", () => {
+  it("scalarRange holds D at every point of the box, and reaches both ends", () => {
+    type Box = { p: [number, number]; q: [number, number] };
+    const boxes: Box[] = [
+      { p: [0.2, 0.3], q: [0.25, 0.5] }, // overlapping: the lowest D is 0
+      { p: [0.001, 0.004], q: [0.3, 0.31] }, // p far below q
+      { p: [0.6, 0.9], q: [1e-9, 0.02] }, // q far below p, down at the log-ratio floor
+      { p: [0.1, 0.1], q: [0.1, 0.4] }, // one range a point
+    ];
+    for (const kind of ["logratio", "token"] as const) {
+      const d = kind === "logratio" ? logRatio : bernoulliJs;
+      for (const { p, q } of boxes) {
+        const [lo, hi] = scalarRange(kind, p, q);
+        const overlap = p[0] <= q[1] && q[0] <= p[1];
+        if (overlap) expect(lo).toBe(0);
+        else expect(lo).toBeGreaterThan(0);
+        const seen: number[] = [];
+        for (let i = 0; i <= 20; i++)
+          for (let j = 0; j <= 20; j++)
+            seen.push(d(p[0] + ((p[1] - p[0]) * i) / 20, q[0] + ((q[1] - q[0]) * j) / 20));
+        for (const value of seen) {
+          expect(value).toBeGreaterThanOrEqual(lo - 1e-12);
+          expect(value).toBeLessThanOrEqual(hi + 1e-12);
+        }
+        // Tight: the corners reach both bounds (the lowest, where the ranges are apart).
+        expect(Math.max(...seen)).toBeCloseTo(hi, 12);
+        if (!overlap) expect(Math.min(...seen)).toBeCloseTo(lo, 12);
+      }
+    }
+  });
+});
+
+/** Paired evaluation: a distribution does not depend on which call computed it. */
+let model: LlamaCppModel;
+beforeAll(async () => {
+  model = await loadModel(testModelPath(), { gpu: false, threads: 1, pairLoneTokens: true });
+});
+afterAll(async () => {
+  await model?.dispose();
+});
+
+describe("judge with `settles` (a self-verifying draft's step)", () => {
+  // After a full stop the next word is most likely a pronoun; " girl" and " boy" begin with
+  // unlikely tokens, so the pool's sums bound them rather than read them.
+  const prompt = "Once upon a time, there was a little girl named Lily. The girl loved her red ball.";
+  const body = " One day,";
+  const units: JudgedUnit[] = [" she", " Lily", " the"].map((unit) => ({
+    bodyEnd: body.length,
+    unit,
+    term: unit !== " the",
+    completion: [],
+  }));
+
+  /** `known` over the real and counterfactual contexts of the step, read once. */
+  async function knownContexts(view: VerifierView): Promise<JudgeOptions["known"]> {
+    const [shift] = shifts(gender);
+    const cf = counterfactual(gender, [prompt, body, ""], shift);
+    const contexts = [await view.tokens(prompt, body), await view.tokens(cf.segments[0], cf.segments[1])];
+    const read = await model.nextTokenDistributions(contexts, { topK: model.vocabularySize });
+    const byKey = new Map(contexts.map((tokens, i) => [tokens.join(","), read[i]]));
+    return (prefix: readonly Token[]): NextTokenDistribution | undefined => byKey.get(prefix.join(","));
+  }
+
+  it("a step the bounds settle reads fewer texts and returns D at its lower bound; one they do not settle is judged exactly", async () => {
+    const view = new VerifierView(model, undefined);
+    const options: JudgeOptions = {
+      divergence: "logratio",
+      aggregate: "mean",
+      nextK: 512,
+      byGroup: true,
+      known: await knownContexts(view),
+    };
+    await model.clearCache();
+    const exact = await judge(view, gender, prompt, body, units, options);
+    expect(exact.bounded).toBe(0);
+
+    let seen: { lo: readonly number[]; hi: readonly number[] } | undefined;
+    await model.clearCache();
+    const settled = await judge(view, gender, prompt, body, units, {
+      ...options,
+      settles: (lo, hi) => {
+        seen = { lo, hi };
+        return true;
+      },
+    });
+    if (!seen) throw new Error("no pool word was bounded: the test's step no longer exercises the bounds");
+    expect(settled.bounded).toBeGreaterThan(0);
+    expect(settled.requests).toBe(exact.requests - settled.bounded);
+    expect(settled.divergences).toEqual(seen.lo);
+    exact.divergences.forEach((d, i) => {
+      expect(seen?.lo[i]).toBeLessThanOrEqual(d + 1e-9);
+      expect(seen?.hi[i]).toBeGreaterThanOrEqual(d - 1e-9);
+    });
+    // The pooled units' bounds are a real interval; " the" is judged off the pools, exactly.
+    expect(seen.hi[0]).toBeGreaterThan(seen.lo[0]);
+    expect(seen.lo[2]).toBe(seen.hi[2]);
+    expect(seen.lo[2]).toBeCloseTo(exact.divergences[2], 9);
+
+    await model.clearCache();
+    const unsettled = await judge(view, gender, prompt, body, units, { ...options, settles: () => false });
+    expect(unsettled.bounded).toBe(0);
+    expect(unsettled.requests).toBe(exact.requests);
+    unsettled.divergences.forEach((d, i) => {
+      expect(d).toBeCloseTo(exact.divergences[i], 9);
+    });
+    expect(DEFER_BELOW).toBeLessThan(0.1);
+  });
+});
