@@ -383,11 +383,11 @@ describe("AMBEDKAR on the stories model", () => {
 
   it("shortcuts skip model calls that cannot change the choice: the same text with fewer calls", async () => {
     /** One decode from a cold cache, with the calls and verifier requests it made. */
-    const measure = async (prompt: string, shortcuts: boolean, verifier?: LlamaCppModel) => {
+    const measure = async (prompt: string, shortcuts: boolean, verifier?: LlamaCppModel, trace = false) => {
       await Promise.all([draft.clearCache(), twin.clearCache()]);
       const calls = draft.usage.calls + twin.usage.calls;
       const strategy = ambedkar({ swaps: gender, divergence: "logratio", alpha: 30, shortcuts });
-      const result = await decode(strategy, prompt, 32, { verifier });
+      const result = await decode(strategy, prompt, 32, { verifier, trace });
       const details = result.details;
       if (details?.strategy !== "ambedkar") throw new Error("ambedkar gave no details");
       return { text: result.text, details, calls: draft.usage.calls + twin.usage.calls - calls };
@@ -402,6 +402,14 @@ describe("AMBEDKAR on the stories model", () => {
       expect(fast.details.freeLeaderSteps).toBeGreaterThan(10);
       expect(fast.details.verifierRequests).toBeLessThan(full.details.verifierRequests);
       expect(fast.calls).toBeLessThan(full.calls);
+      // Unwatched, most of those steps read the draft's argmax alone; traced, every step reads
+      // the whole distribution (the trace lists the candidates), and the text is the same.
+      expect(fast.details.argmaxSteps).toBeGreaterThan(10);
+      expect(fast.details.argmaxSteps).toBeLessThanOrEqual(fast.details.freeLeaderSteps);
+      const traced = await measure(masked, true, verifier, true);
+      expect(traced.text).toBe(full.text);
+      expect(traced.details.argmaxSteps).toBe(0);
+      expect(traced.details.freeLeaderSteps).toBe(fast.details.freeLeaderSteps);
     }
     // Stated, self verifier: the step's counterfactual context comes with its draft distribution,
     // so candidates that need no lookahead are judged from the memo, and when they beat every

@@ -131,6 +131,8 @@ export type StrategyDetails =
       verifierRequests: number;
       /** Steps whose leading candidate had D = 0 for certain, so no other was judged. */
       freeLeaderSteps: number;
+      /** Of those, steps that read only the draft's argmax (nobody watching the other candidates). */
+      argmaxSteps: number;
       /** Candidates left unjudged because a judged one's score beat their best possible score. */
       prunedCandidates: number;
       /** Pool words never read because bounds on their probability settled the step (poolBounds.ts). */

@@ -200,6 +200,14 @@ interface Run {
   exhaustive: boolean;
   /** Candidates left unjudged because their best possible score lost to a judged one (cheapFirst). */
   pruned: number;
+  /**
+   * Whether a step with nothing to swap first reads only the draft's argmax (`freeArgmax`): greedy,
+   * shortcuts, α > 0, k > 1, no vetoes and no reward (the argmax is then the leader), and nobody
+   * watching the step's candidates (no trace, no stream).
+   */
+  argmaxFirst: boolean;
+  /** Steps decided on the draft's argmax alone (freeArgmax). */
+  argmaxSteps: number;
   /** Pool words left unread because bounds on them settled the step (judge's `settles`). */
   bounded: number;
 }
@@ -227,6 +235,15 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     exhaustive,
     pruned: 0,
     bounded: 0,
+    argmaxFirst:
+      o.shortcuts &&
+      !exhaustive &&
+      o.alpha > 0 &&
+      o.k > 1 &&
+      !o.vetoes?.length &&
+      !context.trace &&
+      !context.streaming,
+    argmaxSteps: 0,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -256,19 +273,22 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     const generated = draft.detokenize(tokens, { context: promptTokens.slice(-8) });
     const contexts = run.cheapFirst ? await stepContexts(run, generated, "") : [];
     run.memo.retain([prefix, ...contexts]);
-    const candidates = await draftCandidates(run, prefix, contexts);
-    if (candidates.length === 0) {
-      stopReason = "end-of-generation";
-      break;
+    let chosen = run.argmaxFirst ? await freeArgmax(run, prefix, generated) : undefined;
+    if (!chosen) {
+      const candidates = await draftCandidates(run, prefix, contexts);
+      if (candidates.length === 0) {
+        stopReason = "end-of-generation";
+        break;
+      }
+      await judgeCandidates(run, prefix, generated, candidates);
+      await rewardCandidates(run, tokens, generated, candidates);
+      scoreCandidates(candidates, o);
+      chosen = choose(candidates, o, random);
+      if (chosen !== candidates[0]) overridden++;
+      const step = traceStep(tokens.length, candidates, chosen);
+      if (context.trace) steps.push(step);
+      context.emit?.({ type: "step", step });
     }
-    await judgeCandidates(run, prefix, generated, candidates);
-    await rewardCandidates(run, tokens, generated, candidates);
-    scoreCandidates(candidates, o);
-    const chosen = choose(candidates, o, random);
-    if (chosen !== candidates[0]) overridden++;
-    const step = traceStep(tokens.length, candidates, chosen);
-    if (context.trace) steps.push(step);
-    context.emit?.({ type: "step", step });
     tokens.push(chosen.token);
     logprobs.push(chosen.logprob);
     if (draft.isStopToken(chosen.token)) {
@@ -298,6 +318,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
       overridden,
       verifierRequests: run.requests,
       freeLeaderSteps: run.skipped,
+      argmaxSteps: run.argmaxSteps,
       prunedCandidates: run.pruned,
       boundedPoolWords: run.bounded,
       verifierEvaluatedTokens: verifier.usage.evaluatedTokens - verifierBefore,
@@ -465,6 +486,35 @@ async function leaderIsFree(
     return false;
   run.skipped++;
   return true;
+}
+
+/**
+ * A step whose text swaps nothing, decided on the draft's argmax alone: its leader, which wins
+ * when it is free (leaderIsFree: D = 0 for certain, so no other candidate can beat it), as it is
+ * on most steps of a masked prompt. Reading the argmax costs a fraction of reading the whole
+ * distribution (no sort, no 512-entry result). Undefined when the memo already holds the step's
+ * distribution (the full path costs nothing then) or the leader is not free: the full path then
+ * reads the distribution again (the position is evaluated once more).
+ */
+async function freeArgmax(run: Run, prefix: readonly Token[], generated: string): Promise<Candidate | undefined> {
+  const { context } = run;
+  const draft = context.model;
+  if (run.memo.has(prefix, run.pool) || !swapsNothing(run.o.swaps, [context.prompt, generated])) return undefined;
+  const [[top]] = await draft.nextTokenDistributions([prefix], { topK: 1, signal: context.signal });
+  if (top === undefined) return undefined;
+  const leader: Candidate = {
+    token: top.token,
+    logprob: top.logprob,
+    penalty: 0,
+    text: draft.detokenize([top.token], { context: prefix.slice(-8) }),
+    judged: false,
+    divergence: 0,
+    reward: 0,
+    score: 0,
+  };
+  if (!(await leaderIsFree(run, prefix, generated, leader))) return undefined;
+  run.argmaxSteps++;
+  return leader;
 }
 
 /**
