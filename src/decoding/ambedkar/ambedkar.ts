@@ -496,10 +496,15 @@ async function leaderIsFree(
  * distribution (the full path costs nothing then) or the leader is not free: the full path then
  * reads the distribution again (the position is evaluated once more).
  */
-async function freeArgmax(run: Run, prefix: readonly Token[], generated: string): Promise<Candidate | undefined> {
+async function freeArgmax(
+  run: Run,
+  prefix: readonly Token[],
+  generated: string,
+): Promise<Candidate | undefined> {
   const { context } = run;
   const draft = context.model;
-  if (run.memo.has(prefix, run.pool) || !swapsNothing(run.o.swaps, [context.prompt, generated])) return undefined;
+  if (run.memo.has(prefix, run.pool) || !swapsNothing(run.o.swaps, [context.prompt, generated]))
+    return undefined;
   const [[top]] = await draft.nextTokenDistributions([prefix], { topK: 1, signal: context.signal });
   if (top === undefined) return undefined;
   const leader: Candidate = {
