@@ -1,6 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DraftMemo } from "../src/decoding/ambedkar/draftMemo.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import type { NextTokenDistribution } from "../src/lm/types.js";
+import { loadTestModel } from "./helpers.js";
 
 const dist = (token: number): NextTokenDistribution => [{ token, logprob: -0.1 }];
 
@@ -28,5 +30,41 @@ describe("DraftMemo.retain", () => {
     memo.retain([[1, 23]]);
     expect(memo.has([1, 2], 1)).toBe(false);
     expect(memo.has([1], 1)).toBe(true);
+  });
+});
+
+describe("DraftMemo.next", () => {
+  let model: LlamaCppModel;
+  beforeAll(async () => {
+    model = await loadTestModel();
+  });
+  afterAll(async () => {
+    await model?.dispose();
+  });
+
+  it("an argmax-only read keeps the argmax alone (the whole distribution's first entry); a later full read replaces it", async () => {
+    const vocabulary = model.vocabularySize;
+    const memo = new DraftMemo(vocabulary);
+    const prefix = await model.tokenize("Once upon a time, there was a little");
+    const calls = () => model.usage.calls;
+    const before = calls();
+    const [argmax] = await memo.next(model, [prefix], 1, undefined, true);
+    expect(argmax).toHaveLength(1);
+    expect(memo.has(prefix, 1)).toBe(true);
+    expect(memo.has(prefix, 5)).toBe(false);
+    // Read again: from the memo, no call.
+    await memo.next(model, [prefix], 1, undefined, true);
+    expect(calls() - before).toBe(1);
+    // A full read calls again and keeps the whole distribution, whose first entry is that argmax.
+    const [top5] = await memo.next(model, [prefix], 5);
+    expect(calls() - before).toBe(2);
+    expect(top5).toHaveLength(5);
+    expect(memo.has(prefix, vocabulary)).toBe(true);
+    expect(top5[0].token).toBe(argmax[0].token);
+    expect(top5[0].logprob).toBeCloseTo(argmax[0].logprob, 6);
+    // Without argmaxOnly a top-1 read asks for the whole stored size (a self-verifying draft keeps whole ones).
+    const longer = [...prefix, argmax[0].token];
+    await memo.next(model, [longer], 1);
+    expect(memo.has(longer, vocabulary)).toBe(true);
   });
 });

@@ -469,13 +469,15 @@ async function leaderIsFree(
   prefix: readonly Token[],
   generated: string,
   leader: Candidate,
+  argmaxOnly = false,
 ): Promise<boolean> {
   const { o, context } = run;
   if (!swapsNothing(o.swaps, [context.prompt, generated])) return false;
   const [unit] = await judgedUnits(context.model, o.swaps, prefix, generated, [leader.token], {
     lookahead: o.lookahead,
     memo: run.memo,
-    topK: run.pool,
+    topK: argmaxOnly ? 1 : run.pool,
+    argmaxOnly,
     signal: context.signal,
   });
   // A stop token is never judged (D = 0).
@@ -505,7 +507,8 @@ async function freeArgmax(
   const draft = context.model;
   if (run.memo.has(prefix, run.pool) || !swapsNothing(run.o.swaps, [context.prompt, generated]))
     return undefined;
-  const [[top]] = await draft.nextTokenDistributions([prefix], { topK: 1, signal: context.signal });
+  // The previous step's lookahead may have read this argmax already.
+  const [[top]] = await run.memo.next(draft, [prefix], 1, context.signal, true);
   if (top === undefined) return undefined;
   const leader: Candidate = {
     token: top.token,
@@ -517,7 +520,8 @@ async function freeArgmax(
     reward: 0,
     score: 0,
   };
-  if (!(await leaderIsFree(run, prefix, generated, leader))) return undefined;
+  // Its word's lookahead reads argmaxes too: the next step, if free, needs no more.
+  if (!(await leaderIsFree(run, prefix, generated, leader, true))) return undefined;
   run.argmaxSteps++;
   return leader;
 }

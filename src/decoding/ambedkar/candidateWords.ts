@@ -99,6 +99,8 @@ export async function judgedUnits(
     memo: DraftMemo;
     /** Entries per stored distribution (what the next step's draft call would ask for). */
     topK: number;
+    /** Read only each lookahead position's argmax (topK 1; nobody reads the rest). Defaults to false. */
+    argmaxOnly?: boolean;
     /**
      * Prefixes whose distributions the first lookahead call also fetches into the memo (a
      * self-verifying draft's contexts: the verifier then reads them there). Defaults to none.
@@ -115,7 +117,13 @@ export async function judgedUnits(
   for (let step = 0; step < options.lookahead && open.length > 0; step++) {
     const prefixes = open.map((o) => [...prefix, candidates[o.index] as Token, ...o.tokens]);
     const along = step === 0 ? (options.alongside ?? []) : [];
-    const next = await options.memo.next(draft, [...prefixes, ...along], options.topK, options.signal);
+    const next = await options.memo.next(
+      draft,
+      [...prefixes, ...along],
+      options.topK,
+      options.signal,
+      options.argmaxOnly,
+    );
     const still: Open[] = [];
     open.forEach((o, i) => {
       const token = next[i][0].token;

@@ -78,12 +78,17 @@ export class DraftMemo {
     return head.length - key.length <= 2 * ANCESTORS && head.startsWith(key);
   }
 
-  /** The draft's top-`topK` after each prefix: stored ones read here, the rest in one batched call. */
+  /**
+   * The draft's top-`topK` after each prefix: stored ones read here, the rest in one batched call.
+   * A call asks for at least the memo's `stored` entries, except for `topK` 1 with `argmaxOnly`
+   * (a lookahead nobody else reads: the argmax alone is cheaper to read, and kept as such).
+   */
   async next(
     draft: LanguageModel,
     prefixes: readonly (readonly Token[])[],
     topK: number,
     signal?: AbortSignal,
+    argmaxOnly = false,
   ): Promise<NextTokenDistribution[]> {
     const out = prefixes.map((prefix) => this.get(prefix, topK));
     // Each missing prefix once, however often it is asked.
@@ -94,7 +99,7 @@ export class DraftMemo {
     if (missing.size > 0) {
       const asked = [...missing.values()];
       const computed = await draft.nextTokenDistributions(asked, {
-        topK: Math.max(topK, this.stored),
+        topK: argmaxOnly && topK === 1 ? 1 : Math.max(topK, this.stored),
         signal,
       });
       asked.forEach((prefix, m) => {
