@@ -30,7 +30,7 @@ export function sharedPath(relative: string): string {
 export function loadTestModel(
   options: Pick<
     LoadModelOptions,
-    "sequences" | "contextSize" | "copySequences" | "pairLoneTokens" | "contiguousWaves"
+    "sequences" | "contexts" | "contextSize" | "copySequences" | "pairLoneTokens" | "contiguousWaves"
   > = {},
 ): Promise<LlamaCppModel> {
   return loadModel(testModelPath(), { gpu: false, threads: 1, ...options });

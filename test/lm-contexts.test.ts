@@ -1,0 +1,91 @@
+import type { LlamaContext, LlamaContextSequence } from "node-llama-cpp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TillerError } from "../src/errors.js";
+import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { loadTestModel } from "./helpers.js";
+
+/** The model's contexts and the pool's sequences (private fields, read for the test). */
+function internals(model: LlamaCppModel) {
+  const inner = model as unknown as {
+    contexts: LlamaContext[];
+    pool: { sequences: readonly LlamaContextSequence[] };
+  };
+  return { contexts: inner.contexts, sequences: inner.pool.sequences };
+}
+
+/** The contexts whose sequences hold any tokens now. */
+function busyContexts(model: LlamaCppModel): Set<LlamaContext> {
+  const { sequences } = internals(model);
+  return new Set(sequences.filter((s) => s.nextTokenIndex > 0).map((s) => s.context));
+}
+
+describe("a sequence pool over two llama.cpp contexts", () => {
+  let one: LlamaCppModel;
+  let two: LlamaCppModel;
+  beforeAll(async () => {
+    one = await loadTestModel({ sequences: 4, contexts: 1 });
+    two = await loadTestModel({ sequences: 4, contexts: 2 });
+  });
+  afterAll(async () => {
+    await Promise.all([one?.dispose(), two?.dispose()]);
+  });
+
+  it("spreads a wave over both contexts and gives what one context gives", async () => {
+    expect(internals(two).contexts).toHaveLength(2);
+    expect(internals(one).contexts).toHaveLength(1);
+    const prompts = ["Once upon a time, there was a little girl", "One day, a boy named Tom went"];
+    const prefixes = await Promise.all(prompts.map((p) => one.tokenize(p)));
+    const read = async (model: LlamaCppModel) => {
+      await model.clearCache();
+      return model.nextTokenDistributions(prefixes, { topK: 8 });
+    };
+    const [alone, spread] = [await read(one), await read(two)];
+    expect(busyContexts(two).size).toBe(2);
+    expect(busyContexts(one).size).toBe(1);
+    spread.forEach((distribution, i) => {
+      expect(distribution.map((e) => e.token)).toEqual(alone[i].map((e) => e.token));
+      distribution.forEach((entry, j) => {
+        expect(entry.logprob).toBeCloseTo(alone[i][j].logprob, 4);
+      });
+    });
+  });
+
+  it("copies a cached prefix into a sequence of the other context instead of evaluating it again", async () => {
+    await two.clearCache();
+    const prompt = await two.tokenize("Once upon a time, there was a little girl named Lily.");
+    await two.nextTokenDistributions([prompt], { topK: 1 });
+    const before = two.usage.evaluatedTokens;
+    // Two continuations of the cached prompt: one extends its sequence, the other takes a copy.
+    const scored = await two.scoreContinuations(
+      [[10], [20]].map((continuation) => ({ prefix: prompt, continuation })),
+      { nextTopK: 4 },
+    );
+    expect(busyContexts(two).size).toBe(2);
+    // Each evaluates the prompt's last token (its logits are not kept) and its continuation.
+    expect(two.usage.evaluatedTokens - before).toBe(4);
+    await one.clearCache();
+    const plain = await one.scoreContinuations(
+      [[10], [20]].map((continuation) => ({ prefix: prompt, continuation })),
+      { nextTopK: 4 },
+    );
+    scored.forEach((s, i) => {
+      expect(s.logprob).toBeCloseTo(plain[i].logprob, 4);
+    });
+  });
+
+  it("clearCache makes both contexts anew; bad counts are refused", async () => {
+    const firstContexts = [...internals(two).contexts];
+    await two.clearCache();
+    const { contexts, sequences } = internals(two);
+    expect(contexts).toHaveLength(2);
+    expect(contexts.some((c) => firstContexts.includes(c))).toBe(false);
+    // Interleaved: a wave on sequences 0, 1 lands on both contexts.
+    expect(sequences[0].context).toBe(contexts[0]);
+    expect(sequences[1].context).toBe(contexts[1]);
+    for (const contexts of [0, 9, 1.5]) {
+      const failure = await loadTestModel({ contexts }).catch((error: unknown) => error);
+      expect(failure, String(contexts)).toBeInstanceOf(TillerError);
+      expect(String((failure as Error).message)).toMatch(/contexts/);
+    }
+  });
+});
