@@ -2,6 +2,7 @@ import type { LlamaContext, LlamaContextSequence } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TillerError } from "../src/errors.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
+import { balanceContexts } from "../src/lm/llama/sequencePool.js";
 import { loadTestModel } from "./helpers.js";
 
 /** The model's contexts and the pool's sequences (private fields, read for the test). */
@@ -18,6 +19,39 @@ function busyContexts(model: LlamaCppModel): Set<LlamaContext> {
   const { sequences } = internals(model);
   return new Set(sequences.filter((s) => s.nextTokenIndex > 0).map((s) => s.context));
 }
+
+describe("balanceContexts: a wave spread over the contexts", () => {
+  // Sequences 0, 2 in context 0; 1, 3 in context 1 (interleaved).
+  const contextOf = [0, 1, 0, 1];
+  it("moves a prefix to an idle context when that costs at most 4 cached tokens, the cheapest move first", () => {
+    // Both prefixes best on context 0 (sequences 0 and 2); sequence 3 holds 2 tokens fewer of prefix 1.
+    const shared = [
+      [50, 9, 9, 9],
+      [9, 9, 40, 38],
+    ];
+    expect(balanceContexts([0, 2], shared, contextOf)).toEqual([0, 3]);
+    // Prefix 0 could move for 3 tokens, prefix 1 for 1: prefix 1 moves.
+    const both = [
+      [50, 47, 9, 9],
+      [9, 9, 40, 39],
+    ];
+    expect(balanceContexts([0, 2], both, contextOf)).toEqual([0, 3]);
+  });
+
+  it("leaves a wave that already uses every context, a lone prefix, and a move that costs too much", () => {
+    const shared = [
+      [50, 9, 9, 9],
+      [9, 40, 9, 9],
+    ];
+    expect(balanceContexts([0, 1], shared, contextOf)).toEqual([0, 1]);
+    expect(balanceContexts([0], [[50, 49, 9, 9]], contextOf)).toEqual([0]);
+    const far = [
+      [50, 9, 9, 9],
+      [9, 9, 40, 35],
+    ];
+    expect(balanceContexts([0, 2], far, contextOf)).toEqual([0, 2]);
+  });
+});
 
 describe("a sequence pool over two llama.cpp contexts", () => {
   let one: LlamaCppModel;

@@ -44,6 +44,44 @@ function assignByShared(shared: readonly (readonly number[])[]): number[] {
   return assigned;
 }
 
+/** Cached tokens a prefix may give up to move to an idle context (less than the parallel decode saves). */
+const BALANCE_SLACK = 4;
+
+/**
+ * `assigned` (prefix → sequence) with its prefixes spread over more contexts where a wave landed
+ * on fewer than it could use: a prefix moves to a free sequence of an unused context when that
+ * sequence shares at most `BALANCE_SLACK` fewer tokens with it (the move costing the fewest goes
+ * first). llama.cpp decodes a context's sequences one after another but separate contexts in
+ * parallel, so a wave of two one-token prefixes on two contexts takes about the time of one.
+ * `contextOf[s]` is the context of sequence s.
+ */
+export function balanceContexts(
+  assigned: readonly number[],
+  shared: readonly (readonly number[])[],
+  contextOf: readonly number[],
+): number[] {
+  const out = [...assigned];
+  const contexts = new Set(contextOf).size;
+  for (;;) {
+    const used = new Set(out.map((s) => contextOf[s]));
+    if (used.size >= Math.min(contexts, out.length)) return out;
+    const taken = new Set(out);
+    // A context holding several of the wave's prefixes gives one up.
+    const crowded = out.map((s) => out.filter((t) => contextOf[t] === contextOf[s]).length > 1);
+    let best: { prefix: number; sequence: number; loss: number } | undefined;
+    out.forEach((s, p) => {
+      if (!crowded[p]) return;
+      shared[p].forEach((length, t) => {
+        if (taken.has(t) || used.has(contextOf[t])) return;
+        const loss = shared[p][s] - length;
+        if (loss <= BALANCE_SLACK && (!best || loss < best.loss)) best = { prefix: p, sequence: t, loss };
+      });
+    });
+    if (!best) return out;
+    out[best.prefix] = best.sequence;
+  }
+}
+
 /**
  * For a wave of n prefixes, the run of n consecutive sequences s, s+1, … (prefix i on s + i) that
  * reuses the most cached tokens; ties go to the lowest s. llama.cpp (one KV stream per sequence)
@@ -143,13 +181,28 @@ export class SequencePool {
     const cached = this.sequences.map((sequence) => sequence.contextTokens as unknown as Token[]);
     // shared[p][s]: what prefix p has in common with sequence s's cache (read by both steps).
     const shared = prefixes.map((prefix) => cached.map((tokens) => commonPrefixLength(prefix, tokens)));
-    const assigned =
-      this.contiguous && Number.isFinite(this.forkMinTokens) && prefixes.length > 1
-        ? assignContiguous(shared, reusable)
-        : assignByShared(shared);
+    const contiguous = this.contiguous && Number.isFinite(this.forkMinTokens) && prefixes.length > 1;
+    let assigned = contiguous ? assignContiguous(shared, reusable) : assignByShared(shared);
+    if (!contiguous && prefixes.length > 1) {
+      const contextOf = this.contextIndices();
+      if (new Set(contextOf).size > 1) assigned = balanceContexts(assigned, shared, contextOf);
+    }
     if (Number.isFinite(this.forkMinTokens))
       await this.forker.apply(this.sequences, planForks(shared, assigned, reusable, this.forkMinTokens));
     return assigned.map((s) => this.sequences[s]);
+  }
+
+  /** Each sequence's context, numbered in order of first appearance. */
+  private contextIndices(): number[] {
+    const numbers = new Map<unknown, number>();
+    return this.sequences.map((sequence) => {
+      let n = numbers.get(sequence.context);
+      if (n === undefined) {
+        n = numbers.size;
+        numbers.set(sequence.context, n);
+      }
+      return n;
+    });
   }
 
   /** Removes the fork folder (the model is being disposed). */
