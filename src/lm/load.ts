@@ -31,8 +31,9 @@ export interface LoadModelOptions {
    * batch on its own worker thread, in parallel with the others: llama.cpp decodes a context's
    * sequences one micro-batch after another, so with one thread per context a second core
    * otherwise idles (AMBEDKAR's stated steps, a real and a counterfactual context a call: 6.70 →
-   * 6.18 ms on stories260K, 2 cores). Defaults to 2 on the CPU when each context runs one thread
-   * and there are at least 2 cores, else 1.
+   * 6.18 ms on stories260K, 2 cores). Defaults to 2 on the CPU when each context runs one thread,
+   * waves are not contiguous (`contiguousWaves` batches a wave within one context instead) and
+   * there are at least 2 cores, else 1.
    */
   contexts?: number;
   /**
@@ -167,10 +168,13 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
           ? await measureThreads(model, path)
           : Math.min(4, availableParallelism())
         : options.threads;
-    const contextCount = Math.min(
-      sequences,
-      options.contexts ?? (model.gpuLayers === 0 && threads === 1 && availableParallelism() >= 2 ? 2 : 1),
-    );
+    const copySequences = options.copySequences ?? model.gpuLayers === 0;
+    const contiguousWaves =
+      options.contiguousWaves ?? (copySequences && statSync(path).size > CONTIGUOUS_MIN_BYTES);
+    // Contiguous waves batch a wave's sequences within one context; parallel contexts split it.
+    const parallel =
+      model.gpuLayers === 0 && threads === 1 && !contiguousWaves && availableParallelism() >= 2;
+    const contextCount = Math.min(sequences, options.contexts ?? (parallel ? 2 : 1));
     const perContext = Math.ceil(sequences / contextCount);
     const createContext = () =>
       model.createContext({ contextSize, sequences: perContext, threads, ignoreMemorySafetyChecks: false });
@@ -182,7 +186,6 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
       throw error;
     }
     const pool = interleavedSequences(contexts, sequences);
-    const copySequences = options.copySequences ?? model.gpuLayers === 0;
     return new LlamaCppModel(
       basename(path),
       path,
@@ -195,8 +198,7 @@ export async function loadModel(spec?: string, options: LoadModelOptions = {}): 
       {
         copySequences,
         pairLoneTokens: options.pairLoneTokens,
-        contiguousWaves:
-          options.contiguousWaves ?? (copySequences && statSync(path).size > CONTIGUOUS_MIN_BYTES),
+        contiguousWaves,
       },
     );
   } catch (error) {
