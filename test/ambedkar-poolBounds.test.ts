@@ -3,7 +3,7 @@ import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
 import type { JudgedUnit } from "../src/decoding/ambedkar/candidateWords.js";
 import { bernoulliJs, logRatio } from "../src/decoding/ambedkar/divergence.js";
 import { type JudgeOptions, judge } from "../src/decoding/ambedkar/judge.js";
-import { DEFER_BELOW, scalarRange } from "../src/decoding/ambedkar/poolBounds.js";
+import { choiceSettled, scalarRange } from "../src/decoding/ambedkar/poolBounds.js";
 import { counterfactual, shifts } from "../src/decoding/ambedkar/sigma.js";
 import { VerifierView } from "../src/decoding/ambedkar/verifierView.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
@@ -14,6 +14,19 @@ import { testModelPath } from "./helpers.js";
 const gender = loadSwapMap("gender");
 
 describe("bounds on a pooled D (poolBounds.ts)", () => {
+  it("choiceSettled: one candidate wins for every D in the ranges, by more than rounding", () => {
+    // Scores base − α·D, α = 10: candidate 0 at worst 2 − 10·0.05 = 1.5, candidate 1 at best 1.
+    expect(choiceSettled([2, 1, 0], [0, 0, 0], [0.05, 0.3, 0], 10)).toBe(true);
+    // Candidate 1's best (1.6) beats candidate 0's worst (1.5): open.
+    expect(choiceSettled([2, 1.6, 0], [0, 0, 0], [0.05, 0.3, 0], 10)).toBe(false);
+    // The winner may be any candidate, e.g. the last, when the others' D are known (lo = hi).
+    expect(choiceSettled([2, 1, 3], [0.2, 0, 0], [0.2, 0, 0.01], 10)).toBe(true);
+    // A tie between the winner's worst and another's best does not settle.
+    expect(choiceSettled([2, 1.5], [0, 0], [0.05, 0], 10)).toBe(false);
+    // Two candidates with the same known score: no strict winner.
+    expect(choiceSettled([1, 1], [0, 0], [0, 0], 10)).toBe(false);
+  });
+
   it("scalarRange holds D at every point of the box, and reaches both ends", () => {
     type Box = { p: [number, number]; q: [number, number] };
     const boxes: Box[] = [
@@ -118,6 +131,5 @@ describe("judge with `settles` (a self-verifying draft's step)", () => {
     unsettled.divergences.forEach((d, i) => {
       expect(d).toBeCloseTo(exact.divergences[i], 9);
     });
-    expect(DEFER_BELOW).toBeLessThan(0.1);
   });
 });

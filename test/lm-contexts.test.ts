@@ -50,6 +50,9 @@ describe("balanceContexts: a wave spread over the contexts", () => {
       [9, 9, 40, 35],
     ];
     expect(balanceContexts([0, 2], far, contextOf)).toEqual([0, 2]);
+    // Counted within what the prefix can reuse: up to 36 tokens (before its first output read),
+    // sequence 2 holds 1 token more than sequence 3, not 5, and the move is made.
+    expect(balanceContexts([0, 2], far, contextOf, [60, 36])).toEqual([0, 3]);
   });
 });
 

@@ -123,7 +123,7 @@ export type StrategyDetails =
   | {
       strategy: "ambedkar";
       steps: number;
-      /** Mean D over every candidate judged. */
+      /** Mean D over every candidate judged exactly (one settled by bounds on pool words has only a lower bound). */
       meanDivergence: number;
       /** Steps where the divergence (or reward, veto) overrode the draft's most likely candidate. */
       overridden: number;

@@ -22,6 +22,7 @@ import { judgeCheapestFirst } from "./cheapFirst.js";
 import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
 import { type DivergenceKind, type JudgeOptions, judge } from "./judge.js";
+import { choiceSettled } from "./poolBounds.js";
 import { counterfactual, shifts, swapsNothing } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import { VerifierView } from "./verifierView.js";
@@ -200,10 +201,11 @@ interface Run {
   exhaustive: boolean;
   /** Candidates left unjudged because their best possible score lost to a judged one (cheapFirst). */
   pruned: number;
+  /** Nobody watches the steps' candidates (no trace, no stream): their D may be left as bounds. */
+  unwatched: boolean;
   /**
    * Whether a step with nothing to swap first reads only the draft's argmax (`freeArgmax`): greedy,
-   * shortcuts, α > 0, k > 1, no vetoes and no reward (the argmax is then the leader), and nobody
-   * watching the step's candidates (no trace, no stream).
+   * shortcuts, α > 0, k > 1, no vetoes and no reward (the argmax is then the leader), unwatched.
    */
   argmaxFirst: boolean;
   /** Steps decided on the draft's argmax alone (freeArgmax). */
@@ -235,6 +237,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     exhaustive,
     pruned: 0,
     bounded: 0,
+    unwatched: !context.trace && !context.streaming,
     argmaxFirst:
       o.shortcuts &&
       !exhaustive &&
@@ -393,9 +396,16 @@ async function judgeCandidates(
     prefetch,
     // The whole distribution (what the next step's verifier reads too) costs what the top k does.
     prefetchTopK: run.selfMemo ? undefined : run.pool,
+    // Bounds settle the choice but not the D a trace or stream shows: only when nobody watches.
     settles:
-      o.shortcuts && !exhaustive
-        ? (lo, hi) => choiceSettled(candidates, base, contenders, o.alpha, lo, hi)
+      o.shortcuts && !exhaustive && run.unwatched
+        ? (lo, hi) =>
+            choiceSettled(
+              base,
+              candidates.map((c, i) => (contenders[i] ? lo[i] : c.divergence)),
+              candidates.map((c, i) => (contenders[i] ? hi[i] : c.divergence)),
+              o.alpha,
+            )
         : undefined,
   });
   run.requests += judgement.requests;
@@ -406,31 +416,9 @@ async function judgeCandidates(
   });
   if (draftNext && run.memo.has(draftNext.prefix, run.pool)) run.prefetched++;
   candidates.forEach((c, i) => {
-    if (contenders[i]) setJudged(run, c, units[i], judgement.divergences[i]);
+    if (contenders[i]) setJudged(run, c, units[i], judgement.divergences[i], judgement.bounded === 0);
   });
 }
-
-/**
- * Whether one candidate has the highest score for every D of the contenders within [lo, hi] (the
- * others' D is known: judged before, or 0), by more than a rounding error: then judging with D at
- * its lower bound chooses it too.
- */
-function choiceSettled(
-  candidates: readonly Candidate[],
-  base: readonly number[],
-  contenders: readonly boolean[],
-  alpha: number,
-  lo: readonly number[],
-  hi: readonly number[],
-): boolean {
-  const worst = candidates.map((c, i) => base[i] - alpha * (contenders[i] ? hi[i] : c.divergence));
-  const best = candidates.map((c, i) => base[i] - alpha * (contenders[i] ? lo[i] : c.divergence));
-  const winner = worst.indexOf(Math.max(...worst));
-  return best.every((score, i) => i === winner || worst[winner] > score + SETTLED_MARGIN);
-}
-
-/** Score differences this small are not trusted to settle a step (the bounds and the final score round differently). */
-const SETTLED_MARGIN = 1e-9;
 
 /** The judge's options of a run (what every judgement of a step shares). */
 function judgeOptions(run: Run): JudgeOptions {
@@ -447,10 +435,18 @@ function judgeOptions(run: Run): JudgeOptions {
   };
 }
 
-function setJudged(run: Run, c: Candidate, unit: JudgedUnit | undefined, divergence: number): void {
+/** Records candidate c's unit and D; an inexact D (a lower bound, judge's `settles`) stays out of the mean. */
+function setJudged(
+  run: Run,
+  c: Candidate,
+  unit: JudgedUnit | undefined,
+  divergence: number,
+  exact = true,
+): void {
   c.unit = unit?.unit;
   c.judged = true;
   c.divergence = divergence;
+  if (!exact) return;
   run.divergenceSum += divergence;
   run.judged++;
 }
@@ -494,7 +490,7 @@ async function leaderIsFree(
  * A step whose text swaps nothing, decided on the draft's argmax alone: its leader, which wins
  * when it is free (leaderIsFree: D = 0 for certain, so no other candidate can beat it), as it is
  * on most steps of a masked prompt. Reading the argmax costs a fraction of reading the whole
- * distribution (no sort, no 512-entry result). Undefined when the memo already holds the step's
+ * distribution (one number back instead of the vocabulary's 512 entries, their Map and objects). Undefined when the memo already holds the step's
  * distribution (the full path costs nothing then) or the leader is not free: the full path then
  * reads the distribution again (the position is evaluated once more).
  */

@@ -5,7 +5,8 @@
  * A stated identity is swapped with its pronouns, so a pronoun that agrees with it costs nothing;
  * with nothing to swap in the context (a masked prompt) the candidate is compared with its own
  * swap in the same context, so guessing an identity costs. All requests of a step go to the
- * verifier as one `scoreContinuations` batch, duplicates merged.
+ * verifier as one `scoreContinuations` batch, duplicates merged (with `settles`, unlikely pool
+ * words may follow in a second one, when their bounds do not settle the step).
  *
  * With `byGroup`, the scalar divergences judge an identity word by its group (groupPool.ts): p is
  * the verifier's probability that the next word is any term of that group (after the same text),
@@ -262,7 +263,8 @@ interface Reading {
 }
 
 /**
- * Scores every text in one `scoreContinuations` batch. For the token-level D a unit that is one
+ * Scores every text in one `scoreContinuations` batch, but those `deferrable` leaves unread
+ * (returned as `deferred`, read as −∞ meanwhile). For the token-level D a unit that is one
  * verifier token after its context is read off that context's next-token distribution (one
  * position for all the candidates sharing the context) when the verifier returns whole
  * distributions; everything else is a request of its own.

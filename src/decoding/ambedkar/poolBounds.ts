@@ -23,3 +23,23 @@ export function scalarRange(kind: "token" | "logratio", p: Range, q: Range): Ran
   const overlap = p[0] <= q[1] && q[0] <= p[1];
   return [overlap ? 0 : Math.min(...corners), Math.max(...corners)];
 }
+
+/** Score differences this small are not trusted to settle a step (the bounds and the final score round differently). */
+const SETTLED_MARGIN = 1e-9;
+
+/**
+ * Whether one candidate has the highest score (base − α·D) for every D within [lo, hi] (lo = hi
+ * where D is known), by more than a rounding error: then judging with each D at its lower bound
+ * chooses it too, as the exact D would.
+ */
+export function choiceSettled(
+  base: readonly number[],
+  lo: readonly number[],
+  hi: readonly number[],
+  alpha: number,
+): boolean {
+  const worst = base.map((b, i) => b - alpha * hi[i]);
+  const best = base.map((b, i) => b - alpha * lo[i]);
+  const winner = worst.indexOf(Math.max(...worst));
+  return best.every((score, i) => i === winner || worst[winner] > score + SETTLED_MARGIN);
+}

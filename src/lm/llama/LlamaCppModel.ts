@@ -104,7 +104,8 @@ export class LlamaCppModel implements LanguageModel {
   }
 
   get contextSize(): number {
-    return Math.min(this.contexts[0].contextSize, this.requestedContextSize);
+    // node-llama-cpp may make a context smaller than asked when memory is short: the smallest holds.
+    return Math.min(...this.contexts.map((each) => each.contextSize), this.requestedContextSize);
   }
 
   async tokenize(text: string, options: { addBos?: boolean } = {}): Promise<Token[]> {

@@ -1,7 +1,7 @@
 /**
  * Copies one llama.cpp sequence's cache into another. node-llama-cpp 3.21 has no sequence copy
  * (llama.cpp's `seq_cp`), but it saves a sequence's state to a file and loads it into another
- * sequence of the same context, bit for bit. Through a RAM-backed folder that costs 0.3–1.6 ms
+ * sequence of a context of the same model (the same context or another of the pool's), bit for bit. Through a RAM-backed folder that costs 0.3–1.6 ms
  * (save and load, measured on stories-heavy with a 62-token context; the first copy is slowest), while evaluating a token again costs ~2 ms on a model of real size:
  * a search whose candidates share a freshly committed prefix (DeAL, AMBEDKAR, Best-of-N) then
  * evaluates that prefix once instead of once per sequence.
@@ -69,7 +69,7 @@ export class SequenceForker {
       const file = (donor: number) => join(folder, `sequence-${donor}.state`);
       for (const donor of new Set(plans.map((plan) => plan.donor)))
         await sequences[donor].saveStateToFile(file(donor));
-      // The file comes from a sequence of this very context, so the model always matches.
+      // The file comes from a sequence of a context of this very model (the pool's contexts share it), so the model always matches.
       for (const { donor, recipient } of plans)
         await sequences[recipient].loadStateFromFile(file(donor), { acceptRisk: true });
     } catch {

@@ -59,6 +59,7 @@ export function balanceContexts(
   assigned: readonly number[],
   shared: readonly (readonly number[])[],
   contextOf: readonly number[],
+  reusable: readonly number[] = shared.map(() => Number.POSITIVE_INFINITY),
 ): number[] {
   const out = [...assigned];
   const contexts = new Set(contextOf).size;
@@ -73,7 +74,8 @@ export function balanceContexts(
       if (!crowded[p]) return;
       shared[p].forEach((length, t) => {
         if (taken.has(t) || used.has(contextOf[t])) return;
-        const loss = shared[p][s] - length;
+        // Only what the prefix can reuse counts (`reusable`, as for copies).
+        const loss = Math.min(shared[p][s], reusable[p]) - Math.min(length, reusable[p]);
         if (loss <= BALANCE_SLACK && (!best || loss < best.loss)) best = { prefix: p, sequence: t, loss };
       });
     });
@@ -109,8 +111,10 @@ export function assignContiguous(
  * cannot fork a sequence, so search stays affordable only by sending each prefix to the sequence
  * whose cached tokens share the longest prefix with it and evaluating just the difference.
  *
- * Sequences evaluated concurrently (same tick) are decoded by node-llama-cpp in one batch, so a
- * "wave" of up to `size` prefixes costs roughly one forward pass per token position.
+ * Sequences evaluated concurrently (same tick) are decoded by node-llama-cpp in one batch per
+ * context, so a "wave" of up to `size` prefixes costs roughly one forward pass per token position;
+ * when the sequences come from several contexts (loadModel's `contexts`), each context decodes
+ * its share in parallel with the others, and `place` spreads a wave over them (`balanceContexts`).
  */
 export class SequencePool {
   /** Serialises batched calls: each call owns every sequence while it runs. */
@@ -185,7 +189,7 @@ export class SequencePool {
     let assigned = contiguous ? assignContiguous(shared, reusable) : assignByShared(shared);
     if (!contiguous && prefixes.length > 1) {
       const contextOf = this.contextIndices();
-      if (new Set(contextOf).size > 1) assigned = balanceContexts(assigned, shared, contextOf);
+      if (new Set(contextOf).size > 1) assigned = balanceContexts(assigned, shared, contextOf, reusable);
     }
     if (Number.isFinite(this.forkMinTokens))
       await this.forker.apply(this.sequences, planForks(shared, assigned, reusable, this.forkMinTokens));
