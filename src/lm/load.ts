@@ -30,8 +30,8 @@ export interface LoadModelOptions {
    * llama.cpp contexts the pool's sequences are spread over (in turn). Each decodes its share of a
    * batch on its own worker thread, in parallel with the others: llama.cpp decodes a context's
    * sequences one micro-batch after another, so with one thread per context a second core
-   * otherwise idles (AMBEDKAR's stated steps, a real and a counterfactual context a call: 6.70 →
-   * 6.18 ms on stories260K, 2 cores). Defaults to 2 on the CPU when each context runs one thread,
+   * otherwise idles (AMBEDKAR's stated steps, a real and a counterfactual context a call: 5.96 →
+   * 5.44 ms on stories260K, 2 cores). Defaults to 2 on the CPU when each context runs one thread,
    * waves are not contiguous (`contiguousWaves` batches a wave within one context instead) and
    * there are at least 2 cores, else 1.
    */

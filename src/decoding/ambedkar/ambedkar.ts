@@ -219,6 +219,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
   const { model: draft, promptTokens } = context;
   const selfMemo = o.shortcuts && verifier === draft && draft.capabilities.maxTopK >= draft.vocabularySize;
   const exhaustive = o.sample || (o.reward !== undefined && o.lambda > 0);
+  const unwatched = !context.trace && !context.streaming;
   const run: Run = {
     context,
     o,
@@ -237,15 +238,8 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     exhaustive,
     pruned: 0,
     bounded: 0,
-    unwatched: !context.trace && !context.streaming,
-    argmaxFirst:
-      o.shortcuts &&
-      !exhaustive &&
-      o.alpha > 0 &&
-      o.k > 1 &&
-      !o.vetoes?.length &&
-      !context.trace &&
-      !context.streaming,
+    unwatched,
+    argmaxFirst: unwatched && o.shortcuts && !exhaustive && o.alpha > 0 && o.k > 1 && !o.vetoes?.length,
     argmaxSteps: 0,
   };
   const random = seededRandom(o.seed);
@@ -490,9 +484,10 @@ async function leaderIsFree(
  * A step whose text swaps nothing, decided on the draft's argmax alone: its leader, which wins
  * when it is free (leaderIsFree: D = 0 for certain, so no other candidate can beat it), as it is
  * on most steps of a masked prompt. Reading the argmax costs a fraction of reading the whole
- * distribution (one number back instead of the vocabulary's 512 entries, their Map and objects). Undefined when the memo already holds the step's
- * distribution (the full path costs nothing then) or the leader is not free: the full path then
- * reads the distribution again (the position is evaluated once more).
+ * distribution (one number back instead of the vocabulary's entries, their Map and objects).
+ * Undefined when the memo already holds the step's distribution (the full path costs nothing
+ * then) or the leader is not free: the full path then reads the distribution again (the position
+ * is evaluated once more).
  */
 async function freeArgmax(
   run: Run,

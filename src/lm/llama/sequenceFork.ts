@@ -1,8 +1,10 @@
 /**
  * Copies one llama.cpp sequence's cache into another. node-llama-cpp 3.21 has no sequence copy
  * (llama.cpp's `seq_cp`), but it saves a sequence's state to a file and loads it into another
- * sequence of a context of the same model (the same context or another of the pool's), bit for bit. Through a RAM-backed folder that costs 0.3–1.6 ms
- * (save and load, measured on stories-heavy with a 62-token context; the first copy is slowest), while evaluating a token again costs ~2 ms on a model of real size:
+ * sequence of a context of the same model (the same context or another of the pool's), bit for
+ * bit. Through a RAM-backed folder that costs 0.3–1.6 ms (save and load, measured on
+ * stories-heavy with a 62-token context; the first copy is slowest), while evaluating a token
+ * again costs ~2 ms on a model of real size:
  * a search whose candidates share a freshly committed prefix (DeAL, AMBEDKAR, Best-of-N) then
  * evaluates that prefix once instead of once per sequence.
  */
