@@ -210,6 +210,8 @@ interface Run {
   argmaxFirst: boolean;
   /** Steps decided on the draft's argmax alone (freeArgmax). */
   argmaxSteps: number;
+  /** `swapFree`'s last answer and the generated text it was for. */
+  swapFreeAt?: { generated: string; value: boolean };
   /** Pool words left unread because bounds on them settled the step (judge's `settles`). */
   bounded: number;
 }
@@ -462,7 +464,7 @@ async function leaderIsFree(
   argmaxOnly = false,
 ): Promise<boolean> {
   const { o, context } = run;
-  if (!swapsNothing(o.swaps, [context.prompt, generated])) return false;
+  if (!swapFree(run, generated)) return false;
   const [unit] = await judgedUnits(context.model, o.swaps, prefix, generated, [leader.token], {
     lookahead: o.lookahead,
     memo: run.memo,
@@ -481,6 +483,16 @@ async function leaderIsFree(
 }
 
 /**
+ * Whether nothing in the prompt and `generated` can be swapped; kept for the last text asked, as
+ * a step asks more than once (freeArgmax, then leaderIsFree) and σ reads the whole text.
+ */
+function swapFree(run: Run, generated: string): boolean {
+  if (run.swapFreeAt?.generated !== generated)
+    run.swapFreeAt = { generated, value: swapsNothing(run.o.swaps, [run.context.prompt, generated]) };
+  return run.swapFreeAt.value;
+}
+
+/**
  * A step whose text swaps nothing, decided on the draft's argmax alone: its leader, which wins
  * when it is free (leaderIsFree: D = 0 for certain, so no other candidate can beat it), as it is
  * on most steps of a masked prompt. Reading the argmax costs a fraction of reading the whole
@@ -496,21 +508,11 @@ async function freeArgmax(
 ): Promise<Candidate | undefined> {
   const { context } = run;
   const draft = context.model;
-  if (run.memo.has(prefix, run.pool) || !swapsNothing(run.o.swaps, [context.prompt, generated]))
-    return undefined;
+  if (run.memo.has(prefix, run.pool) || !swapFree(run, generated)) return undefined;
   // The previous step's lookahead may have read this argmax already.
   const [[top]] = await run.memo.next(draft, [prefix], 1, context.signal, true);
   if (top === undefined) return undefined;
-  const leader: Candidate = {
-    token: top.token,
-    logprob: top.logprob,
-    penalty: 0,
-    text: draft.detokenize([top.token], { context: prefix.slice(-8) }),
-    judged: false,
-    divergence: 0,
-    reward: 0,
-    score: 0,
-  };
+  const leader = newCandidate(draft, prefix, top, 0);
   // Its word's lookahead reads argmaxes too: the next step, if free, needs no more.
   if (!(await leaderIsFree(run, prefix, generated, leader, true))) return undefined;
   run.argmaxSteps++;
@@ -626,16 +628,26 @@ async function draftCandidates(
     .map((entry, i) => ({ ...entry, penalty: penalties[i] }))
     .filter((entry) => Number.isFinite(entry.penalty))
     .slice(0, o.k)
-    .map((entry) => ({
-      token: entry.token,
-      logprob: entry.logprob,
-      penalty: entry.penalty,
-      text: draft.detokenize([entry.token], { context: prefix.slice(-8) }),
-      judged: false,
-      divergence: 0,
-      reward: 0,
-      score: 0,
-    }));
+    .map((entry) => newCandidate(draft, prefix, entry, entry.penalty));
+}
+
+/** A draft candidate not yet judged (D 0, no reward, no score). */
+function newCandidate(
+  draft: LanguageModel,
+  prefix: readonly Token[],
+  entry: { token: Token; logprob: number },
+  penalty: number,
+): Candidate {
+  return {
+    token: entry.token,
+    logprob: entry.logprob,
+    penalty,
+    text: draft.detokenize([entry.token], { context: prefix.slice(-8) }),
+    judged: false,
+    divergence: 0,
+    reward: 0,
+    score: 0,
+  };
 }
 
 /** score = log p_T(c) − α·D(c) + λ·reward − penalty, p_T the draft at temperature T over the candidates. */
