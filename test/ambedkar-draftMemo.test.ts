@@ -67,4 +67,38 @@ describe("DraftMemo.next", () => {
     await memo.next(model, [longer], 1);
     expect(memo.has(longer, vocabulary)).toBe(true);
   });
+
+  it("rollAhead stores the greedy path's argmaxes in one call, stops at a stop string, and keeps what is stored", async () => {
+    const memo = new DraftMemo(model.vocabularySize);
+    const prefix = await model.tokenize("Once upon a time, there was a little");
+    await model.clearCache();
+    const before = model.usage.calls;
+    await memo.rollAhead(model, prefix, 8);
+    expect(model.usage.calls - before).toBe(1);
+    // Each stored entry is what an argmax read at that position gives.
+    const path = [...prefix];
+    for (let i = 0; i < 8; i++) {
+      const stored = memo.get(path, 1);
+      expect(stored, `position ${i}`).toHaveLength(1);
+      const [read] = await model.nextTokenDistributions([path], { topK: 1 });
+      expect(stored?.[0].token).toBe(read[0].token);
+      expect(stored?.[0].logprob).toBeCloseTo(read[0].logprob, 6);
+      path.push(read[0].token);
+    }
+    expect(memo.has(path, 1)).toBe(false);
+    // Greedy goes on " girl named Lily": the run ends with the first stop string it writes.
+    const stopped = new DraftMemo(model.vocabularySize);
+    await stopped.rollAhead(model, prefix, 8, { stopStrings: [" girl"] });
+    let end = prefix.length + 1;
+    while (!model.detokenize(path.slice(prefix.length, end), { context: prefix }).endsWith(" girl")) end++;
+    expect(end).toBeLessThan(path.length);
+    expect(stopped.has(path.slice(0, end - 1), 1)).toBe(true);
+    expect(stopped.has(path.slice(0, end), 1)).toBe(false);
+    // A whole distribution stored before is kept, not replaced by the argmax.
+    const whole = new DraftMemo(model.vocabularySize);
+    await whole.next(model, [prefix], 5);
+    await whole.rollAhead(model, prefix, 2);
+    expect(whole.has(prefix, model.vocabularySize)).toBe(true);
+    expect(whole.has([...prefix, path[prefix.length]], 1)).toBe(true);
+  });
 });

@@ -406,9 +406,13 @@ describe("AMBEDKAR on the stories model", () => {
       // the whole distribution (the trace lists the candidates), and the text is the same.
       expect(fast.details.argmaxSteps).toBeGreaterThan(10);
       expect(fast.details.argmaxSteps).toBeLessThanOrEqual(fast.details.freeLeaderSteps);
+      // Those argmaxes come in free runs, a rollout call each for many steps.
+      expect(fast.details.freeRuns).toBeGreaterThan(0);
+      expect(fast.details.freeRuns).toBeLessThan(fast.details.argmaxSteps / 2);
       const traced = await measure(masked, true, verifier, true);
       expect(traced.text).toBe(full.text);
       expect(traced.details.argmaxSteps).toBe(0);
+      expect(traced.details.freeRuns).toBe(0);
       expect(traced.details.freeLeaderSteps).toBe(fast.details.freeLeaderSteps);
     }
     // Stated, self verifier: the step's counterfactual context comes with its draft distribution,

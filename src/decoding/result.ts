@@ -133,6 +133,8 @@ export type StrategyDetails =
       freeLeaderSteps: number;
       /** Of those, steps that read only the draft's argmax (nobody watching the other candidates). */
       argmaxSteps: number;
+      /** Rollout calls that read the argmaxes of a run of such steps at once (freeRun.ts). */
+      freeRuns: number;
       /** Candidates left unjudged because a judged one's score beat their best possible score. */
       prunedCandidates: number;
       /** Pool words never read because bounds on their probability settled the step (poolBounds.ts). */

@@ -21,6 +21,7 @@ import { type JudgedUnit, judgedUnits } from "./candidateWords.js";
 import { judgeCheapestFirst } from "./cheapFirst.js";
 import { divergenceBound } from "./divergence.js";
 import { DraftMemo } from "./draftMemo.js";
+import { FREE_RUN, termStops } from "./freeRun.js";
 import { type DivergenceKind, type JudgeOptions, judge } from "./judge.js";
 import { choiceSettled } from "./poolBounds.js";
 import { counterfactual, shifts, swapsNothing } from "./sigma.js";
@@ -210,6 +211,8 @@ interface Run {
   argmaxFirst: boolean;
   /** Steps decided on the draft's argmax alone (freeArgmax). */
   argmaxSteps: number;
+  /** Rollout calls reading a free run's argmaxes ahead (freeRun.ts). */
+  freeRuns: number;
   /** `swapFree`'s last answer and the generated text it was for. */
   swapFreeAt?: { generated: string; value: boolean };
   /** Pool words left unread because bounds on them settled the step (judge's `settles`). */
@@ -243,6 +246,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     unwatched,
     argmaxFirst: unwatched && o.shortcuts && !exhaustive && o.alpha > 0 && o.k > 1 && !o.vetoes?.length,
     argmaxSteps: 0,
+    freeRuns: 0,
   };
   const random = seededRandom(o.seed);
   const stream = context.emit
@@ -318,6 +322,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
       verifierRequests: run.requests,
       freeLeaderSteps: run.skipped,
       argmaxSteps: run.argmaxSteps,
+      freeRuns: run.freeRuns,
       prunedCandidates: run.pruned,
       boundedPoolWords: run.bounded,
       verifierEvaluatedTokens: verifier.usage.evaluatedTokens - verifierBefore,
@@ -499,7 +504,7 @@ function swapFree(run: Run, generated: string): boolean {
  * distribution (one number back instead of the vocabulary's entries, their Map and objects).
  * Undefined when the memo already holds the step's distribution (the full path costs nothing
  * then) or the leader is not free: the full path then reads the distribution again (the position
- * is evaluated once more).
+ * is evaluated once more). The argmax comes in a free run (freeRun.ts) with the next steps'.
  */
 async function freeArgmax(
   run: Run,
@@ -509,7 +514,23 @@ async function freeArgmax(
   const { context } = run;
   const draft = context.model;
   if (run.memo.has(prefix, run.pool) || !swapFree(run, generated)) return undefined;
-  // The previous step's lookahead may have read this argmax already.
+  // Only in process (whole distributions served): a remote server's greedy sampler and logprobs
+  // need not be those of its distribution reads.
+  if (draft.capabilities.maxTopK >= draft.vocabularySize && !run.memo.has(prefix, 1)) {
+    const length = Math.min(
+      FREE_RUN,
+      context.maxTokens - (prefix.length - context.promptTokens.length),
+      draft.contextSize - 1 - prefix.length,
+    );
+    if (length > 1) {
+      await run.memo.rollAhead(draft, prefix, length, {
+        stopStrings: termStops(run.o.swaps),
+        signal: context.signal,
+      });
+      run.freeRuns++;
+    }
+  }
+  // The previous step's lookahead or free run may have read this argmax already.
   const [[top]] = await run.memo.next(draft, [prefix], 1, context.signal, true);
   if (top === undefined) return undefined;
   const leader = newCandidate(draft, prefix, top, 0);

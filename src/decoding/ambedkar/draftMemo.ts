@@ -1,10 +1,8 @@
 import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
+import { tokenKey } from "./tokenKey.js";
 
 /** Prefixes of a head kept (tokens back from it): a word judged from its start rarely spans more. */
 const ANCESTORS = 8;
-
-/** Tokens turned into key characters per `String.fromCharCode` call (its argument list is bounded). */
-const KEY_CHUNK = 4096;
 
 /**
  * Draft distributions computed ahead of need. Completing a candidate's word asks the draft for
@@ -24,20 +22,9 @@ export class DraftMemo {
     private readonly stored = 0,
   ) {}
 
-  /**
-   * A prefix as a map key: two UTF-16 code units per token (unsigned 32-bit integer ids), faster
-   * to build and hash than `join(",")` (~45 % with the map insert), which the memo does several
-   * times a step over the whole text. Fixed width: a key's length is twice its prefix's.
-   */
+  /** A prefix as a map key (tokenKey: fixed width, so a key that starts with another extends it). */
   private static key(prefix: readonly Token[]): string {
-    let key = "";
-    for (let start = 0; start < prefix.length; start += KEY_CHUNK) {
-      const units: number[] = [];
-      const end = Math.min(prefix.length, start + KEY_CHUNK);
-      for (let i = start; i < end; i++) units.push(prefix[i] >>> 16, prefix[i] & 0xffff);
-      key += String.fromCharCode(...units);
-    }
-    return key;
+    return tokenKey(prefix);
   }
 
   /** Whether a distribution of at least `topK` entries after `prefix` is stored. */
@@ -76,6 +63,26 @@ export class DraftMemo {
     // Keys have two characters per token, so a key that starts with another extends its prefix.
     if (key.length > head.length) return key.startsWith(head);
     return head.length - key.length <= 2 * ANCESTORS && head.startsWith(key);
+  }
+
+  /**
+   * Stores the draft's greedy path from `prefix`, up to `tokens` tokens or the first of
+   * `stopStrings`, as argmax entries (what `next` stores for a top 1 with `argmaxOnly`): one
+   * rollout call instead of a call per token. Entries already stored are kept (they hold as much
+   * or more).
+   */
+  async rollAhead(
+    draft: LanguageModel,
+    prefix: readonly Token[],
+    tokens: number,
+    options: { stopStrings?: readonly string[]; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const [rollout] = await draft.rollouts([{ prefix }], { ...options, maxTokens: tokens, temperature: 0 });
+    const path = [...prefix];
+    rollout.tokens.forEach((token, i) => {
+      if (!this.has(path, 1)) this.set(path, [{ token, logprob: rollout.logprobs[i] }]);
+      path.push(token);
+    });
   }
 
   /**

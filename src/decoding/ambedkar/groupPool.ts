@@ -77,9 +77,13 @@ function renderings(map: SwapMap, group: number, leading: string): string[] {
   return list;
 }
 
-/** The words of `text` as written (case kept): what "the text uses" means for a term. */
+/**
+ * The term words of `text` as written (case kept): what "the text uses" means for a term (only
+ * terms are ever looked up in it).
+ */
 function usedWords(map: SwapMap, text: string): Set<string> {
-  return new Set(termSpans(map, text).spans.map((span) => text.slice(span.start, span.end)));
+  const { spans, termIndices } = termSpans(map, text);
+  return new Set(termIndices.map((i) => text.slice(spans[i].start, spans[i].end)));
 }
 
 /** A term word and its counterparts in every group, in its case (what it may become in a counterfactual). */
@@ -109,8 +113,13 @@ export async function groupTexts(
       const real: ScoredText[] = [];
       const counterparts: ScoredText[] = [];
       let cfUsed: Set<string> | undefined;
-      for (const word of renderings(map, site.group, site.leading)) {
-        if (cfUsed !== undefined && !mayBePooled(view, map, word, used, cfUsed)) continue;
+      let kept: ReadonlySet<string> | undefined;
+      const words = renderings(map, site.group, site.leading);
+      for (const word of words) {
+        if (cfUsed !== undefined) {
+          kept ??= mayBePooledAll(view, map, words, used, cfUsed);
+          if (!kept.has(word)) continue;
+        }
         const cf = counterfactual(map, [prompt, body, word], site.shift);
         if (!cf.changed) continue;
         cfUsed ??= usedWords(map, cf.segments[0] + cf.segments[1]);
@@ -123,6 +132,43 @@ export async function groupTexts(
       };
     }),
   );
+}
+
+/** Per verifier view and list of renderings: `mayBePooled`'s answers, by the terms the texts use. */
+const poolable = new WeakMap<VerifierView, Map<readonly string[], Map<string, ReadonlySet<string>>>>();
+
+/** Answers kept per view and renderings before they are emptied. */
+const CACHE_LIMIT = 256;
+
+/**
+ * The renderings `mayBePooled` lets through, kept for the terms the texts use (which change only
+ * when the text names a new term): ~200 renderings per site and step otherwise.
+ */
+function mayBePooledAll(
+  view: VerifierView,
+  map: SwapMap,
+  words: readonly string[],
+  used: ReadonlySet<string>,
+  cfUsed: ReadonlySet<string>,
+): ReadonlySet<string> {
+  let perView = poolable.get(view);
+  if (!perView) {
+    perView = new Map();
+    poolable.set(view, perView);
+  }
+  let cache = perView.get(words);
+  if (!cache) {
+    cache = new Map();
+    perView.set(words, cache);
+  }
+  const key = `${[...used].sort().join("\u0000")}\u0001${[...cfUsed].sort().join("\u0000")}`;
+  let kept = cache.get(key);
+  if (!kept) {
+    kept = new Set(words.filter((word) => mayBePooled(view, map, word, used, cfUsed)));
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(key, kept);
+  }
+  return kept;
 }
 
 /**

@@ -31,6 +31,7 @@ import { DEFER_BELOW, scalarRange } from "./poolBounds.js";
 import { readBack, readBackMap } from "./readBack.js";
 import { counterfactual, isBareTerm, shifts, termGroup } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
+import { tokenKey } from "./tokenKey.js";
 import { logprobOf } from "./tokenLookup.js";
 import type { VerifierView } from "./verifierView.js";
 
@@ -285,7 +286,7 @@ async function readAll(
   const planned: ScoreRequest[] = [];
   const plannedIndex = new Map<string, number>();
   const plan = (request: ScoreRequest) => {
-    const key = `${request.prefix.join(",")}|${request.continuation.join(",")}`;
+    const key = `${request.prefix.length}:${tokenKey(request.prefix)}${tokenKey(request.continuation)}`;
     let index = plannedIndex.get(key);
     if (index === undefined) {
       index = planned.length;
@@ -300,20 +301,18 @@ async function readAll(
   // A longer unit's first token is read off its context's distribution too, when that context is
   // read anyway (for a one-token unit, or known): the unit's request then starts one token later
   // and reads one position fewer.
-  const contextKey = (prefix: readonly Token[]) => prefix.join(",");
-  const contexts = new Set(
-    resolved.flatMap((request) => (request.continuation.length === 1 ? [contextKey(request.prefix)] : [])),
-  );
-  const headRead = (request: ScoreRequest) =>
+  const contextKeys = resolved.map((request) => (shareContexts ? tokenKey(request.prefix) : ""));
+  const contexts = new Set(contextKeys.filter((_, i) => resolved[i].continuation.length === 1));
+  const headRead = (request: ScoreRequest, i: number) =>
     shareContexts &&
     request.continuation.length > 1 &&
-    (contexts.has(contextKey(request.prefix)) || options.known?.(request.prefix) !== undefined);
+    (contexts.has(contextKeys[i]) || options.known?.(request.prefix) !== undefined);
   const sources: (Source | undefined)[] = resolved.map((request, i) => {
     if (deferred.has(i)) return undefined;
     const [head, ...rest] = request.continuation;
     if (shareContexts && request.continuation.length === 1)
       return { index: plan({ prefix: request.prefix, continuation: [] }), token: head };
-    if (!headRead(request)) return { index: plan({ ...request, wantsNext }) };
+    if (!headRead(request, i)) return { index: plan({ ...request, wantsNext }) };
     return {
       index: plan({ prefix: [...request.prefix, head], continuation: rest, wantsNext }),
       head: { index: plan({ prefix: request.prefix, continuation: [] }), token: head },
