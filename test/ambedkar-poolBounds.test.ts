@@ -104,6 +104,7 @@ describe("judge with `settles` (a self-verifying draft's step)", () => {
 
     let seen: { lo: readonly number[]; hi: readonly number[] } | undefined;
     await model.clearCache();
+    const callsBefore = model.usage.calls;
     const settled = await judge(view, gender, prompt, body, units, {
       ...options,
       settles: (lo, hi) => {
@@ -112,6 +113,8 @@ describe("judge with `settles` (a self-verifying draft's step)", () => {
       },
     });
     if (!seen) throw new Error("no pool word was bounded: the test's step no longer exercises the bounds");
+    // Settled on the known contexts alone, before any call: the verifier was not called.
+    expect(model.usage.calls).toBe(callsBefore);
     expect(settled.bounded).toBeGreaterThan(0);
     expect(settled.requests).toBe(exact.requests - settled.bounded);
     expect(settled.divergences).toEqual(seen.lo);

@@ -27,7 +27,7 @@ import { baselineContext, beyondBaseline, type ContextPair, stepBaseline } from 
 import type { JudgedUnit } from "./candidateWords.js";
 import { aggregate, bernoulliJs, distributionJs, logRatio, mixture, toSparse } from "./divergence.js";
 import { type GroupSite, groupSite, groupTexts, siteKey } from "./groupPool.js";
-import { DEFER_BELOW, scalarRange } from "./poolBounds.js";
+import { DEFER_BELOW, type Range, scalarRange } from "./poolBounds.js";
 import { readBack, readBackMap } from "./readBack.js";
 import { counterfactual, isBareTerm, shifts, termGroup } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
@@ -73,9 +73,13 @@ export interface JudgeOptions {
   knownOnly?: boolean;
   /**
    * Whether divergences known only within [lo, hi] (per unit) settle the step: the choice is the
-   * same for every value in them. Given this, `known` and a scalar D without a step baseline, a
-   * pool word whose first token is below DEFER_BELOW after its context is not read at first
-   * (poolBounds.ts); it is read, in a second call, only when the bounds do not settle the step.
+   * same for every value in them. Given this, `known` and a scalar D without a step baseline:
+   *   1. every text is first bounded by the known distributions alone (a text whose positions are
+   *      not all known lies between 0 and the product of those known before the first unknown
+   *      one); when these bounds settle the step, nothing is called;
+   *   2. otherwise a pool word whose first token is below DEFER_BELOW after its context is not
+   *      read at first (poolBounds.ts); it is read, in a second call, only when the bounds do not
+   *      settle the step.
    * A settled judgement returns each D at its lower bound. Defaults to none (every text is read).
    */
   settles?: (lo: readonly number[], hi: readonly number[]) => boolean;
@@ -175,10 +179,35 @@ export async function judge(
     pairs.flatMap((pair) => [pair.real, pair.counterfactual].map(async (c) => contextRequest(view, ...c))),
   );
   const callerPrefetch = options.prefetch ?? [];
-  const deferrable =
+  const bounding =
     options.settles && options.known && !withBaseline && options.divergence !== "js"
-      ? poolOnlyTexts(comparisons, groups)
+      ? { kind: options.divergence, settles: options.settles, known: options.known }
       : undefined;
+  const aggregated = (values: readonly number[][]) =>
+    perCandidate.map((zeros, i) => aggregate([...zeros, ...values[i]], options.aggregate));
+  if (bounding && texts.length > 0) {
+    // Settled on what is known (the memo's distributions) before any call: no call at all.
+    const early = await knownBounds(view, texts, bounding.known);
+    if (early.unread.size > 0) {
+      const bounds = divergenceBounds(
+        bounding.kind,
+        early.readings,
+        early.unread,
+        comparisons,
+        groups,
+        units.length,
+      );
+      const lo = aggregated(bounds.lo);
+      if (bounding.settles(lo, aggregated(bounds.hi)))
+        return {
+          divergences: lo,
+          requests: texts.length - early.unread.size,
+          prefetched: undefined,
+          bounded: early.unread.size,
+        };
+    }
+  }
+  const deferrable = bounding ? poolOnlyTexts(comparisons, groups) : undefined;
   const {
     readings,
     prefetched: allPrefetched,
@@ -224,8 +253,6 @@ export async function judge(
       groups,
       units.length,
     );
-    const aggregated = (values: readonly number[][]) =>
-      perCandidate.map((zeros, i) => aggregate([...zeros, ...values[i]], options.aggregate));
     const lo = aggregated(bounds.lo);
     if (options.settles?.(lo, aggregated(bounds.hi)))
       return { divergences: lo, requests: texts.length - deferred.size, prefetched, bounded: deferred.size };
@@ -373,6 +400,33 @@ function deferredTexts(
     if (bound < Math.log(DEFER_BELOW)) deferred.set(i, bound);
   });
   return deferred;
+}
+
+/**
+ * What the known distributions alone say of each text: its logprob where every position it reads
+ * is known, else −∞ as its lower bound and, in `unread`, the summed logprobs of the positions
+ * known before the first unknown one as its upper bound (0 when even its context is unknown).
+ */
+async function knownBounds(
+  view: VerifierView,
+  texts: readonly [string, string, string][],
+  known: NonNullable<JudgeOptions["known"]>,
+): Promise<{ readings: Reading[]; unread: Map<number, number> }> {
+  const resolved = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
+  const unread = new Map<number, number>();
+  const readings = resolved.map(({ prefix, continuation }, i): Reading => {
+    let logprob = 0;
+    for (let j = 0; j < continuation.length; j++) {
+      const before = known(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)]);
+      if (!before) {
+        unread.set(i, logprob);
+        return { logprob: Number.NEGATIVE_INFINITY };
+      }
+      logprob += logprobOf(before, continuation[j]);
+    }
+    return { logprob };
+  });
+  return { readings, unread };
 }
 
 /** Where a text's reading comes from: a scored request, a token of a context's distribution, or both. */
@@ -577,15 +631,21 @@ function divergenceBounds(
   const lo: number[][] = Array.from({ length: candidates }, () => []);
   const hi: number[][] = Array.from({ length: candidates }, () => []);
   for (const c of comparisons) {
-    const exact = c.pool === undefined ? compare(readings, c, kind) : undefined;
-    const [l, h] =
-      exact !== undefined
-        ? [exact, exact]
-        : scalarRange(
-            kind,
-            [low.get(c.pool as string)?.p ?? 0, high.get(c.pool as string)?.p ?? 0],
-            [low.get(c.pool as string)?.q ?? 0, high.get(c.pool as string)?.q ?? 0],
-          );
+    let range: Range;
+    if (c.pool !== undefined)
+      range = scalarRange(
+        kind,
+        [low.get(c.pool)?.p ?? 0, high.get(c.pool)?.p ?? 0],
+        [low.get(c.pool)?.q ?? 0, high.get(c.pool)?.q ?? 0],
+      );
+    else if ([c.real, ...c.variants].some((text) => deferred.has(text))) {
+      const [pLow, pHigh] = [probabilities(readings, c), probabilities(upper, c)];
+      range = scalarRange(kind, [pLow.p, pHigh.p], [pLow.q, pHigh.q]);
+    } else {
+      const exact = compare(readings, c, kind);
+      range = [exact, exact];
+    }
+    const [l, h] = range;
     lo[c.candidate].push(l);
     hi[c.candidate].push(h);
   }
