@@ -242,7 +242,7 @@ describe("divergences on hand-made distributions", () => {
 describe("token endings: the pre-check before tokenizing a group's terms", () => {
   it("a word no token's text ends with is never one verifier token after a context; most terms are such", async () => {
     const view = new VerifierView(twin, undefined);
-    const endings = new TokenEndings(twin);
+    const endings = TokenEndings.of(twin);
     const prompt = "Once upon a time, there was a girl named Lucy who loved dolls.";
     const words = [...gender.terms.keys()].flatMap((term) => [term, term[0].toUpperCase() + term.slice(1)]);
     let ruledOut = 0;
@@ -296,8 +296,8 @@ describe("token endings: the pre-check before tokenizing a group's terms", () =>
         },
       },
     });
-    expect(new TokenEndings(remoteLike).mayEndOneToken("xylophonist")).toBe(true);
-    expect(new TokenEndings(twin).mayEndOneToken("xylophonist")).toBe(false);
+    expect(TokenEndings.of(remoteLike).mayEndOneToken("xylophonist")).toBe(true);
+    expect(TokenEndings.of(twin).mayEndOneToken("xylophonist")).toBe(false);
   });
 });
 

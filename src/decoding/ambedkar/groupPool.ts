@@ -18,6 +18,7 @@ import { wordSpans } from "../../rewards/words.js";
 import { counterfactual, matchCase } from "./sigma.js";
 import type { SwapMap, TermEntry } from "./swapMap.js";
 import { termSpans } from "./termSpans.js";
+import type { TokenEndings } from "./tokenEndings.js";
 import type { VerifierView } from "./verifierView.js";
 
 /** Where a group is judged: after the same text, in the same counterfactual, with the same spacing. */
@@ -134,8 +135,8 @@ export async function groupTexts(
   );
 }
 
-/** Per verifier view and list of renderings: `mayBePooled`'s answers, by the terms the texts use. */
-const poolable = new WeakMap<VerifierView, Map<readonly string[], Map<string, ReadonlySet<string>>>>();
+/** Per verifier (its token endings) and list of renderings: `mayBePooled`'s answers, by the terms the texts use. */
+const poolable = new WeakMap<TokenEndings, Map<readonly string[], Map<string, ReadonlySet<string>>>>();
 
 /** Answers kept per view and renderings before they are emptied. */
 const CACHE_LIMIT = 256;
@@ -151,10 +152,10 @@ function mayBePooledAll(
   used: ReadonlySet<string>,
   cfUsed: ReadonlySet<string>,
 ): ReadonlySet<string> {
-  let perView = poolable.get(view);
+  let perView = poolable.get(view.endings);
   if (!perView) {
     perView = new Map();
-    poolable.set(view, perView);
+    poolable.set(view.endings, perView);
   }
   let cache = perView.get(words);
   if (!cache) {

@@ -39,13 +39,25 @@ function textsOf(model: LanguageModel): Texts | null {
   return texts;
 }
 
+const shared = new WeakMap<LanguageModel, TokenEndings>();
+
 /** Per verifier: whether a word can end one of its tokens (answers kept across decodes). */
 export class TokenEndings {
   private readonly answers = new Map<string, boolean>();
   private readonly texts: Texts | null;
 
-  constructor(model: LanguageModel) {
+  private constructor(model: LanguageModel) {
     this.texts = textsOf(model);
+  }
+
+  /** The verifier's one instance, so every decode reads the answers found before. */
+  static of(model: LanguageModel): TokenEndings {
+    let endings = shared.get(model);
+    if (!endings) {
+      endings = new TokenEndings(model);
+      shared.set(model, endings);
+    }
+    return endings;
   }
 
   /** False only when no token's text ends with `word` (then it is never one token); true when unsure. */

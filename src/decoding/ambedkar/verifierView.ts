@@ -60,7 +60,7 @@ export class VerifierView {
     /** An instruction the verifier reads before the prompt (the constitution); none when undefined. */
     private readonly constitution: string | undefined,
   ) {
-    this.endings = new TokenEndings(verifier);
+    this.endings = TokenEndings.of(verifier);
   }
 
   /** With a chat template the constitution is the system message; otherwise it is prepended as text. */
