@@ -7,17 +7,19 @@
  *   1. those that need no lookahead and are not pooled with a group (their D reads only the
  *      step's two contexts), and a stop token (D = 0);
  *   2. the most likely of the others alone (usually the leader, whose lookahead is the next step's
- *      draft distribution), then every one still open at once.
+ *      draft distribution; when it is a term so far, the other open words' first lookahead reads
+ *      come in the same call), then every one still open at once.
  * A candidate whose best possible score (D = 0) is below the best judged one cannot win: its word
  * is neither completed nor judged. A unit pooled with its group (byGroup: its first word is a
  * term) ends the rounds: the pool holds every bare term judged at its site (judge.ts), so its D
  * depends on which others are judged beside it, and the rest is judged as a whole.
  */
 import type { LanguageModel, Token } from "../../lm/types.js";
+import { wordSpans } from "../../rewards/words.js";
 import { type JudgedUnit, judgedUnits, startUnits } from "./candidateWords.js";
 import type { DraftMemo } from "./draftMemo.js";
 import { type JudgeOptions, judgeKnown } from "./judge.js";
-import { termGroup } from "./sigma.js";
+import { isTerm, termGroup } from "./sigma.js";
 import type { SwapMap } from "./swapMap.js";
 import type { VerifierView } from "./verifierView.js";
 
@@ -123,7 +125,7 @@ async function settleOpen(
       lookahead: step.lookahead,
       memo: step.memo,
       topK: step.pool,
-      alongside: first ? await step.ahead() : undefined,
+      alongside: first ? [...(await step.ahead()), ...othersFirstReads(step, batch)] : undefined,
       signal: step.judge.signal,
     },
   );
@@ -134,6 +136,26 @@ async function settleOpen(
   const judgement = await judgeKnown(step.view, swaps, step.prompt, step.generated, units, step.judge);
   if (!judgement) return undefined;
   return Math.max(...batch.map((i) => settleOne(step, i, units[i], judgement.divergences[i])));
+}
+
+/**
+ * When round 1's candidate is a term so far ("she", which may yet grow), it is most likely
+ * pooled, which ends the rounds and completes every open contender's word at once: their first
+ * lookahead reads then ride along with its own instead of costing a call of their own.
+ */
+function othersFirstReads(step: BoundStep, batch: readonly number[]): Token[][] {
+  const [lead] = batch;
+  const { open } = startUnits(
+    step.draft,
+    step.swaps,
+    step.prefix,
+    step.generated,
+    candidatesOf(step, () => true),
+  );
+  const leader = open.find((o) => o.index === lead);
+  const word = leader ? wordSpans(leader.text)[0]?.word : undefined;
+  if (word === undefined || !isTerm(step.swaps, word)) return [];
+  return open.filter((o) => o.index !== lead).map((o) => [...step.prefix, step.tokens[o.index]]);
 }
 
 /** Settles candidate i: records it, takes it out of the contenders, returns its score (D counted). */
