@@ -72,10 +72,11 @@ describe("judge with `settles` (a self-verifying draft's step)", () => {
   // unlikely tokens, so the pool's sums bound them rather than read them.
   const prompt = "Once upon a time, there was a little girl named Lily. The girl loved her red ball.";
   const body = " One day,";
-  const units: JudgedUnit[] = [" she", " Lily", " the"].map((unit) => ({
+  // " xylophone" is no term and several tokens: off the pools, its own texts are bounded too.
+  const units: JudgedUnit[] = [" she", " Lily", " the", " xylophone"].map((unit) => ({
     bodyEnd: body.length,
     unit,
-    term: unit !== " the",
+    term: unit === " she" || unit === " Lily",
     completion: [],
   }));
 
@@ -122,10 +123,15 @@ describe("judge with `settles` (a self-verifying draft's step)", () => {
       expect(seen?.lo[i]).toBeLessThanOrEqual(d + 1e-9);
       expect(seen?.hi[i]).toBeGreaterThanOrEqual(d - 1e-9);
     });
-    // The pooled units' bounds are a real interval; " the" is judged off the pools, exactly.
+    // The pooled units' bounds are a real interval; " the" is judged off the pools, exactly;
+    // " xylophone", off the pools too, is bounded where its later tokens are not known.
     expect(seen.hi[0]).toBeGreaterThan(seen.lo[0]);
     expect(seen.lo[2]).toBe(seen.hi[2]);
     expect(seen.lo[2]).toBeCloseTo(exact.divergences[2], 9);
+    const xylophone = await view.request(prompt, body, " xylophone");
+    if (xylophone.continuation.length < 2)
+      throw new Error('" xylophone" is one token: the test no longer bounds a text off the pools');
+    expect(seen.hi[3]).toBeGreaterThan(seen.lo[3]);
 
     await model.clearCache();
     const unsettled = await judge(view, gender, prompt, body, units, { ...options, settles: () => false });

@@ -137,7 +137,7 @@ export type StrategyDetails =
       freeRuns: number;
       /** Candidates left unjudged because a judged one's score beat their best possible score. */
       prunedCandidates: number;
-      /** Pool words never read because bounds on their probability settled the step (poolBounds.ts). */
+      /** Texts (pool words mostly) never read because bounds on their probability settled the step (poolBounds.ts, judge.ts). */
       boundedPoolWords: number;
       /** Tokens the verifier evaluated (its prefix cache serves the rest). */
       verifierEvaluatedTokens: number;

@@ -215,7 +215,7 @@ interface Run {
   freeRuns: number;
   /** `swapFree`'s last answer and the generated text it was for. */
   swapFreeAt?: { generated: string; value: boolean };
-  /** Pool words left unread because bounds on them settled the step (judge's `settles`). */
+  /** Texts (pool words mostly) left unread because bounds on them settled the step (judge's `settles`). */
   bounded: number;
 }
 
@@ -514,9 +514,12 @@ async function freeArgmax(
   const { context } = run;
   const draft = context.model;
   if (run.memo.has(prefix, run.pool) || !swapFree(run, generated)) return undefined;
-  // Only in process (whole distributions served): a remote server's greedy sampler and logprobs
-  // need not be those of its distribution reads.
-  if (draft.capabilities.maxTopK >= draft.vocabularySize && !run.memo.has(prefix, 1)) {
+  // Only where whole distributions are served in one pass (llama.cpp in process, also behind
+  // tiller's own server): a greedy rollout there reads the argmax a distribution read gives. A
+  // remote server's sampler and logprobs need not be those of its distribution reads.
+  const inProcess =
+    draft.capabilities.maxTopK >= draft.vocabularySize && draft.capabilities.singlePassScoring;
+  if (inProcess && !run.memo.has(prefix, 1)) {
     const length = Math.min(
       FREE_RUN,
       context.maxTokens - (prefix.length - context.promptTokens.length),

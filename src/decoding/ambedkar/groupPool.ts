@@ -135,8 +135,11 @@ export async function groupTexts(
   );
 }
 
-/** Per verifier (its token endings) and list of renderings: `mayBePooled`'s answers, by the terms the texts use. */
-const poolable = new WeakMap<TokenEndings, Map<readonly string[], Map<string, ReadonlySet<string>>>>();
+/**
+ * Per verifier (its token endings) and list of renderings: `mayBePooled`'s answers, by the terms
+ * the texts use. Weak on both: a swap map (and its renderings) goes with the strategy that parsed it.
+ */
+const poolable = new WeakMap<TokenEndings, WeakMap<readonly string[], Map<string, ReadonlySet<string>>>>();
 
 /** Answers kept per view and renderings before they are emptied. */
 const CACHE_LIMIT = 256;
@@ -154,7 +157,7 @@ function mayBePooledAll(
 ): ReadonlySet<string> {
   let perView = poolable.get(view.endings);
   if (!perView) {
-    perView = new Map();
+    perView = new WeakMap();
     poolable.set(view.endings, perView);
   }
   let cache = perView.get(words);

@@ -92,7 +92,7 @@ export interface Judgement {
   requests: number;
   /** The whole next-token distribution after each `prefetch` request, when the verifier was called. */
   prefetched?: NextTokenDistribution[];
-  /** Pool words left unread because their bounds settled the step (`settles`); D is then each lower bound. */
+  /** Texts (pool words mostly) left unread because their bounds settled the step (`settles`); D is then each lower bound. */
   bounded: number;
 }
 
@@ -610,9 +610,11 @@ function poolOnlyTexts(
 }
 
 /**
- * Each comparison's D over every value the deferred texts may take (0 up to their first token's
- * probability), per candidate in comparison order. Deferred texts are pool-only, so a comparison
- * off the pools reads none of them and is exact.
+ * Each comparison's D over every value the unread (`deferred`) texts may take: a text's
+ * probability from 0 up to its bound (the first token's probability for a deferred pool word, the
+ * product of the known leading positions in `knownBounds`), per candidate in comparison order. A
+ * comparison that reads no unread text is exact; one off the pools that does gets scalarRange of
+ * its own p and q.
  */
 function divergenceBounds(
   kind: "token" | "logratio",
