@@ -141,7 +141,7 @@ export async function groupTexts(
  */
 const poolable = new WeakMap<TokenEndings, WeakMap<readonly string[], Map<string, ReadonlySet<string>>>>();
 
-/** Answers kept per view and renderings before they are emptied. */
+/** Answers kept per verifier and renderings before they are emptied. */
 const CACHE_LIMIT = 256;
 
 /**
