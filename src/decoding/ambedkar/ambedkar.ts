@@ -211,6 +211,13 @@ interface Run {
   argmaxFirst: boolean;
   /** Steps decided on the draft's argmax alone (freeArgmax). */
   argmaxSteps: number;
+  /**
+   * Whether `freeArgmax` reads ahead in free runs (freeRun.ts): only where whole distributions are
+   * served in one pass (llama.cpp in process, also behind tiller's own server), whose greedy
+   * rollout reads the argmax a distribution read gives. A remote server's sampler and logprobs
+   * need not be those of its distribution reads.
+   */
+  freeRun: boolean;
   /** Rollout calls reading a free run's argmaxes ahead (freeRun.ts). */
   freeRuns: number;
   /** `swapFree`'s last answer and the generated text it was for. */
@@ -246,6 +253,7 @@ async function runAmbedkar(context: DecodeContext, o: Resolved): Promise<DecodeO
     unwatched,
     argmaxFirst: unwatched && o.shortcuts && !exhaustive && o.alpha > 0 && o.k > 1 && !o.vetoes?.length,
     argmaxSteps: 0,
+    freeRun: draft.capabilities.maxTopK >= draft.vocabularySize && draft.capabilities.singlePassScoring,
     freeRuns: 0,
   };
   const random = seededRandom(o.seed);
@@ -514,25 +522,7 @@ async function freeArgmax(
   const { context } = run;
   const draft = context.model;
   if (run.memo.has(prefix, run.pool) || !swapFree(run, generated)) return undefined;
-  // Only where whole distributions are served in one pass (llama.cpp in process, also behind
-  // tiller's own server): a greedy rollout there reads the argmax a distribution read gives. A
-  // remote server's sampler and logprobs need not be those of its distribution reads.
-  const inProcess =
-    draft.capabilities.maxTopK >= draft.vocabularySize && draft.capabilities.singlePassScoring;
-  if (inProcess && !run.memo.has(prefix, 1)) {
-    const length = Math.min(
-      FREE_RUN,
-      context.maxTokens - (prefix.length - context.promptTokens.length),
-      draft.contextSize - 1 - prefix.length,
-    );
-    if (length > 1) {
-      await run.memo.rollAhead(draft, prefix, length, {
-        stopStrings: termStops(run.o.swaps),
-        signal: context.signal,
-      });
-      run.freeRuns++;
-    }
-  }
+  if (run.freeRun && !run.memo.has(prefix, 1)) await readFreeRun(run, prefix);
   // The previous step's lookahead or free run may have read this argmax already.
   const [[top]] = await run.memo.next(draft, [prefix], 1, context.signal, true);
   if (top === undefined) return undefined;
@@ -541,6 +531,22 @@ async function freeArgmax(
   if (!(await leaderIsFree(run, prefix, generated, leader, true))) return undefined;
   run.argmaxSteps++;
   return leader;
+}
+
+/** Reads the argmaxes of a free run from `prefix` into the memo (freeRun.ts), as far as the decode may go. */
+async function readFreeRun(run: Run, prefix: readonly Token[]): Promise<void> {
+  const { context } = run;
+  const length = Math.min(
+    FREE_RUN,
+    context.maxTokens - (prefix.length - context.promptTokens.length),
+    context.model.contextSize - 1 - prefix.length,
+  );
+  if (length <= 1) return;
+  await run.memo.rollAhead(context.model, prefix, length, {
+    stopStrings: termStops(run.o.swaps),
+    signal: context.signal,
+  });
+  run.freeRuns++;
 }
 
 /**

@@ -185,9 +185,11 @@ export async function judge(
       : undefined;
   const aggregated = (values: readonly number[][]) =>
     perCandidate.map((zeros, i) => aggregate([...zeros, ...values[i]], options.aggregate));
+  // Each text's request, tokenized once for the bounds and the reads.
+  const requests = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
   if (bounding && texts.length > 0) {
     // Settled on what is known (the memo's distributions) before any call: no call at all.
-    const early = await knownBounds(view, texts, bounding.known);
+    const early = knownBounds(requests, bounding.known);
     if (early.unread.size > 0) {
       const bounds = divergenceBounds(
         bounding.kind,
@@ -215,7 +217,7 @@ export async function judge(
   } = texts.length > 0
     ? await readAll(
         view,
-        texts,
+        requests,
         {
           ...options,
           prefetch: [...callerPrefetch, ...baselineRequests],
@@ -259,7 +261,7 @@ export async function judge(
     const late = [...deferred.keys()];
     const more = await readAll(
       view,
-      late.map((i) => texts[i]),
+      late.map((i) => requests[i]),
       { ...options, prefetch: [] },
     );
     late.forEach((text, j) => {
@@ -291,7 +293,7 @@ interface Reading {
 }
 
 /**
- * Scores every text in one `scoreContinuations` batch, but those `deferrable` leaves unread
+ * Scores every text's request in one `scoreContinuations` batch, but those `deferrable` leaves unread
  * (returned as `deferred`, read as −∞ meanwhile). For the token-level D a unit that is one
  * verifier token after its context is read off that context's next-token distribution (one
  * position for all the candidates sharing the context) when the verifier returns whole
@@ -299,12 +301,11 @@ interface Reading {
  */
 async function readAll(
   view: VerifierView,
-  texts: readonly [string, string, string][],
+  resolved: readonly ScoreRequest[],
   options: JudgeOptions,
   deferrable?: ReadonlySet<number>,
 ): Promise<{ readings: Reading[]; prefetched?: NextTokenDistribution[]; deferred: Map<number, number> }> {
   const { verifier } = view;
-  const resolved = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
   const deferred = deferrable
     ? deferredTexts(resolved, deferrable, options.known)
     : new Map<number, number>();
@@ -407,12 +408,10 @@ function deferredTexts(
  * is known, else −∞ as its lower bound and, in `unread`, the summed logprobs of the positions
  * known before the first unknown one as its upper bound (0 when even its context is unknown).
  */
-async function knownBounds(
-  view: VerifierView,
-  texts: readonly [string, string, string][],
+function knownBounds(
+  resolved: readonly ScoreRequest[],
   known: NonNullable<JudgeOptions["known"]>,
-): Promise<{ readings: Reading[]; unread: Map<number, number> }> {
-  const resolved = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
+): { readings: Reading[]; unread: Map<number, number> } {
   const unread = new Map<number, number>();
   const readings = resolved.map(({ prefix, continuation }, i): Reading => {
     let logprob = 0;
