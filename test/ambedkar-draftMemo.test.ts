@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadSwapMap } from "../src/decoding/ambedkar/builtinSwaps.js";
+import { judgedUnits } from "../src/decoding/ambedkar/candidateWords.js";
 import { DraftMemo } from "../src/decoding/ambedkar/draftMemo.js";
 import type { LlamaCppModel } from "../src/lm/llama/LlamaCppModel.js";
 import type { NextTokenDistribution } from "../src/lm/types.js";
@@ -30,6 +32,27 @@ describe("DraftMemo.retain", () => {
     memo.retain([[1, 23]]);
     expect(memo.has([1, 2], 1)).toBe(false);
     expect(memo.has([1], 1)).toBe(true);
+  });
+});
+
+describe("DraftMemo.logprob", () => {
+  it("reads a whole distribution (−∞ for a token it lacks) and a shorter entry only for the tokens it lists", () => {
+    const memo = new DraftMemo(3);
+    memo.set(
+      [1],
+      [
+        { token: 7, logprob: -0.2 },
+        { token: 8, logprob: -1.9 },
+        { token: 9, logprob: -3 },
+      ],
+    );
+    memo.set([2], [{ token: 7, logprob: -0.4 }]);
+    expect(memo.logprob([1], 8)).toBe(-1.9);
+    expect(memo.logprob([1], 5)).toBe(Number.NEGATIVE_INFINITY);
+    // An argmax entry knows its own token's logprob, nothing of the others'.
+    expect(memo.logprob([2], 7)).toBe(-0.4);
+    expect(memo.logprob([2], 8)).toBeUndefined();
+    expect(memo.logprob([3], 7)).toBeUndefined();
   });
 });
 
@@ -104,5 +127,34 @@ describe("DraftMemo.next", () => {
     await whole.rollAhead(model, prefix, 2);
     expect(whole.has(prefix, model.vocabularySize)).toBe(true);
     expect(whole.has([...prefix, path[prefix.length]], 1)).toBe(true);
+  });
+
+  it("a word's lookahead takes the argmaxes a free run stored (no call); the word's logprob is known from them", async () => {
+    const swaps = loadSwapMap("gender");
+    const memo = new DraftMemo(model.vocabularySize);
+    const prefix = await model.tokenize("Once upon a time, there was a little");
+    // Greedy goes on " girl named": " g" begins the word, read ahead in one rollout.
+    await memo.rollAhead(model, prefix, 6);
+    const [first] = memo.get(prefix, 1) ?? [];
+    expect(model.detokenize([first.token], { context: prefix })).toBe(" g");
+    const before = model.usage.calls;
+    const [unit] = await judgedUnits(model, swaps, prefix, "", [first.token], {
+      lookahead: 3,
+      memo,
+      topK: 5,
+      alongside: [prefix],
+    });
+    expect(unit?.unit).toBe(" girl");
+    expect(unit?.term).toBe(true);
+    // Neither the completion nor the alongside prefix was read: nothing had to be.
+    expect(model.usage.calls - before).toBe(0);
+    const path = [...prefix, first.token, ...(unit?.completion ?? [])];
+    const known = path
+      .slice(prefix.length)
+      .map((token, i) => memo.logprob(path.slice(0, prefix.length + i), token));
+    const scored = await model.scoreContinuations([{ prefix, continuation: path.slice(prefix.length) }]);
+    known.forEach((logprob, i) => {
+      expect(logprob, `position ${i}`).toBeCloseTo(scored[0].logprobs[i], 5);
+    });
   });
 });

@@ -441,6 +441,7 @@ function judgeOptions(run: Run): JudgeOptions {
     signal: context.signal,
     onWarning: (warning) => warn(context, warning),
     known: run.selfMemo ? (p) => run.memo.get(p, run.verifier.vocabularySize) : undefined,
+    knownToken: run.selfMemo ? (p, token) => run.memo.logprob(p, token) : undefined,
   };
 }
 

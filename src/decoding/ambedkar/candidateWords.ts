@@ -116,17 +116,10 @@ export async function judgedUnits(
     ownText(generated, candidateText(draft, prefix, candidates[index] as Token), completion);
   for (let step = 0; step < options.lookahead && open.length > 0; step++) {
     const prefixes = open.map((o) => [...prefix, candidates[o.index] as Token, ...o.tokens]);
-    const along = step === 0 ? (options.alongside ?? []) : [];
-    const next = await options.memo.next(
-      draft,
-      [...prefixes, ...along],
-      options.topK,
-      options.signal,
-      options.argmaxOnly,
-    );
+    const next = await nextTokens(draft, options, prefixes, step === 0 ? (options.alongside ?? []) : []);
     const still: Open[] = [];
     open.forEach((o, i) => {
-      const token = next[i][0].token;
+      const token = next[i];
       const closed = draft.isStopToken(token);
       const added = closed ? "" : draft.detokenize([token], { context: prefixes[i].slice(-8) });
       const text = o.text + added;
@@ -148,6 +141,37 @@ export async function judgedUnits(
       : ownTextOf(o.index, o.tokens);
   }
   return units;
+}
+
+/**
+ * The draft's next token after each of `prefixes`. A word is completed by the argmax alone, so
+ * one stored in any entry (a free run's, an argmax lookahead's) is taken as it is; the others are
+ * read, with `along`, as the memo's whole distributions (the next step's, should the word be
+ * chosen). With nothing to read, `along` waits for the judge's own call.
+ */
+async function nextTokens(
+  draft: LanguageModel,
+  options: {
+    memo: DraftMemo;
+    topK: number;
+    argmaxOnly?: boolean;
+    signal?: AbortSignal;
+  },
+  prefixes: readonly (readonly Token[])[],
+  along: readonly (readonly Token[])[],
+): Promise<Token[]> {
+  const stored = prefixes.map((p) => options.memo.get(p, 1)?.[0].token);
+  const missing = prefixes.filter((_, i) => stored[i] === undefined);
+  if (missing.length === 0) return stored as Token[];
+  const read = await options.memo.next(
+    draft,
+    [...missing, ...along],
+    options.topK,
+    options.signal,
+    options.argmaxOnly,
+  );
+  let m = 0;
+  return stored.map((token) => token ?? read[m++][0].token);
 }
 
 function candidateText(draft: LanguageModel, prefix: readonly Token[], token: Token): string {

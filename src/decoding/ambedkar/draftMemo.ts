@@ -1,5 +1,6 @@
 import type { LanguageModel, NextTokenDistribution, Token } from "../../lm/types.js";
 import { tokenKey } from "./tokenKey.js";
+import { logprobOf } from "./tokenLookup.js";
 
 /** Prefixes of a head kept (tokens back from it): a word judged from its start rarely spans more. */
 const ANCESTORS = 8;
@@ -40,6 +41,18 @@ export class DraftMemo {
     const entry = this.entries.get(DraftMemo.key(prefix));
     if (!entry || entry.length < topK) return undefined;
     return entry.length === topK ? entry : entry.slice(0, topK);
+  }
+
+  /**
+   * The logprob of `token` after `prefix` when the memo knows it: read off a whole stored
+   * distribution (−∞ where it lists no such token), or off a shorter one (an argmax entry, a top k)
+   * that lists it. Undefined when neither holds: a shorter entry says nothing of a token it lacks.
+   */
+  logprob(prefix: readonly Token[], token: Token): number | undefined {
+    const entry = this.entries.get(DraftMemo.key(prefix));
+    if (!entry) return undefined;
+    if (this.stored > 0 && entry.length >= this.stored) return logprobOf(entry, token);
+    return entry.find((e) => e.token === token)?.logprob;
   }
 
   set(prefix: readonly Token[], distribution: NextTokenDistribution): void {

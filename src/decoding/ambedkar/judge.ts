@@ -65,6 +65,12 @@ export interface JudgeOptions {
    */
   known?: (prefix: readonly Token[]) => NextTokenDistribution | undefined;
   /**
+   * The verifier's logprob of one token after `prefix` when it is known (with `known`): also where
+   * only part of the distribution is, e.g. the argmax a free run read, when the token is that
+   * argmax. Defaults to reading it off `known`.
+   */
+  knownToken?: (prefix: readonly Token[], token: Token) => number | undefined;
+  /**
    * "step": a scalar D counts only beyond how far the counterfactual context moves the verifier on
    * identity-free tokens (baseline.ts); "none": D as measured. Ignored by "js". Defaults to "none".
    */
@@ -181,7 +187,11 @@ export async function judge(
   const callerPrefetch = options.prefetch ?? [];
   const bounding =
     options.settles && options.known && !withBaseline && options.divergence !== "js"
-      ? { kind: options.divergence, settles: options.settles, known: options.known }
+      ? {
+          kind: options.divergence,
+          settles: options.settles,
+          knownToken: knownTokenOf(options) as KnownToken,
+        }
       : undefined;
   const aggregated = (values: readonly number[][]) =>
     perCandidate.map((zeros, i) => aggregate([...zeros, ...values[i]], options.aggregate));
@@ -189,7 +199,7 @@ export async function judge(
   const requests = await Promise.all(texts.map(([p, body, unit]) => view.request(p, body, unit)));
   if (bounding && texts.length > 0) {
     // Settled on what is known (the memo's distributions) before any call: no call at all.
-    const early = knownBounds(requests, bounding.known);
+    const early = knownBounds(requests, bounding.knownToken);
     if (early.unread.size > 0) {
       const bounds = divergenceBounds(
         bounding.kind,
@@ -353,7 +363,7 @@ async function readAll(
   const scored = await scoreUnknown(
     verifier,
     planned,
-    options.known,
+    options,
     {
       nextTopK:
         options.divergence === "js"
@@ -410,22 +420,36 @@ function deferredTexts(
  */
 function knownBounds(
   resolved: readonly ScoreRequest[],
-  known: NonNullable<JudgeOptions["known"]>,
+  known: KnownToken,
 ): { readings: Reading[]; unread: Map<number, number> } {
   const unread = new Map<number, number>();
   const readings = resolved.map(({ prefix, continuation }, i): Reading => {
     let logprob = 0;
     for (let j = 0; j < continuation.length; j++) {
-      const before = known(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)]);
-      if (!before) {
+      const read = known(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)], continuation[j]);
+      if (read === undefined) {
         unread.set(i, logprob);
         return { logprob: Number.NEGATIVE_INFINITY };
       }
-      logprob += logprobOf(before, continuation[j]);
+      logprob += read;
     }
     return { logprob };
   });
   return { readings, unread };
+}
+
+/** A token's known logprob after a prefix (JudgeOptions' `knownToken`), undefined when not known. */
+type KnownToken = (prefix: readonly Token[], token: Token) => number | undefined;
+
+/** `knownToken`, or a reading off `known`'s distributions. */
+function knownTokenOf(options: Pick<JudgeOptions, "known" | "knownToken">): KnownToken | undefined {
+  const { known, knownToken } = options;
+  if (knownToken) return knownToken;
+  if (!known) return undefined;
+  return (prefix, token) => {
+    const before = known(prefix);
+    return before ? logprobOf(before, token) : undefined;
+  };
 }
 
 /** Where a text's reading comes from: a scored request, a token of a context's distribution, or both. */
@@ -473,12 +497,14 @@ export async function judgeKnown(
 async function scoreUnknown(
   verifier: VerifierView["verifier"],
   requests: readonly ScoreRequest[],
-  known: JudgeOptions["known"],
+  knowing: Pick<JudgeOptions, "known" | "knownToken">,
   options: ScoreOptions,
   knownOnly = false,
 ): Promise<ScoredContinuation[]> {
+  const { known } = knowing;
+  const knownToken = knownTokenOf(knowing);
   const answers = requests.map((request) =>
-    known ? fromKnown(request, known, options.nextTopK ?? 0) : undefined,
+    known && knownToken ? fromKnown(request, known, knownToken, options.nextTopK ?? 0) : undefined,
   );
   const asked = requests.filter((_, i) => answers[i] === undefined);
   if (knownOnly && asked.length > 0) throw new UnknownReading();
@@ -495,14 +521,15 @@ async function scoreUnknown(
 function fromKnown(
   request: ScoreRequest,
   known: NonNullable<JudgeOptions["known"]>,
+  knownToken: KnownToken,
   nextTopK: number,
 ): ScoredContinuation | undefined {
   const { prefix, continuation } = request;
   const logprobs: number[] = [];
   for (let j = 0; j < continuation.length; j++) {
-    const before = known(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)]);
-    if (!before) return undefined;
-    logprobs.push(logprobOf(before, continuation[j]));
+    const read = knownToken(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)], continuation[j]);
+    if (read === undefined) return undefined;
+    logprobs.push(read);
   }
   const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
   // A bare context is asked for its distribution alone.
