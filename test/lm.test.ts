@@ -344,6 +344,20 @@ describe("tokens and text", () => {
     }
   });
 
+  it("a token decoded after its context is kept per context: asked again, the same text; after another context, its own", async () => {
+    const text = "café naïve 日本";
+    const tokens = await model.tokenize(text, { addBos: false });
+    const other = await model.tokenize("a", { addBos: false });
+    const inPlace = (k: number) => model.detokenize([tokens[k]], { context: tokens.slice(0, k) });
+    const elsewhere = (k: number) => model.detokenize([tokens[k]], { context: other });
+    const first = tokens.map((_, k) => [inPlace(k), elsewhere(k)]);
+    // A byte token completing a character after its lead byte decodes to it there, not elsewhere.
+    expect(first.some(([here, there]) => here !== there)).toBe(true);
+    expect(tokens.map((_, k) => [inPlace(k), elsewhere(k)])).toEqual(first);
+    const last = tokens.length - 1;
+    expect(model.detokenize(tokens.slice(0, last)).replace(/\uFFFD+$/, "") + inPlace(last)).toBe(text);
+  });
+
   it("stops on BOS and the model's end-of-generation tokens", async () => {
     expect(model.stopTokens.has(1)).toBe(true);
     expect(model.isStopToken(1)).toBe(true);

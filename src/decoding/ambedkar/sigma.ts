@@ -52,6 +52,27 @@ function nextOf(text: string, end: number, nextWord: string | undefined): string
  * across a boundary; a word spanning a boundary is left as it is.
  */
 export function counterfactual(map: SwapMap, segments: readonly string[], shift: number): Counterfactual {
+  // A step asks for the same texts several times (its contexts, each judgement of a candidate).
+  let kept = counterfactuals.get(map);
+  if (!kept) {
+    kept = new Map();
+    counterfactuals.set(map, kept);
+  }
+  const key = `${shift}\u0002${segments.join("\u0001")}`;
+  let cf = kept.get(key);
+  if (!cf) {
+    if (kept.size >= COUNTERFACTUALS_KEPT) kept.clear();
+    cf = swapSegments(map, segments, shift);
+    kept.set(key, cf);
+  }
+  return cf;
+}
+
+/** Counterfactuals kept per swap map (shared and read only: callers never change them). */
+const counterfactuals = new WeakMap<SwapMap, Map<string, Counterfactual>>();
+const COUNTERFACTUALS_KEPT = 2048;
+
+function swapSegments(map: SwapMap, segments: readonly string[], shift: number): Counterfactual {
   if (segments.length === 0) return { segments: [], tail: [""], changed: false };
   const n = map.groups.length;
   const text = segments.join("");

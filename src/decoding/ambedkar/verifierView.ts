@@ -19,6 +19,12 @@ const SENTINEL = "a";
 
 const wordLocalModels = new WeakMap<LanguageModel, Promise<boolean>>();
 
+/** Each verifier's unit tails (VerifierView's `tails`), kept across decodes. */
+const verifierTails = new WeakMap<LanguageModel, Map<string, Promise<Token[] | null>>>();
+
+/** Unit tails kept per verifier before they are emptied (the words a decode's steps end with). */
+const TAILS_KEPT = 4096;
+
 /**
  * Whether no token of the verifier's vocabulary holds whitespace after its first character.
  * Then a merge never joins anything to the left of a whitespace character (the merged text
@@ -48,8 +54,11 @@ function wordLocal(verifier: LanguageModel): Promise<boolean> {
 
 export class VerifierView {
   private readonly cache = new Map<string, Promise<Token[]>>();
-  /** The tokens a unit that begins with whitespace adds after any text (word-local verifiers), or null. */
-  private readonly tails = new Map<string, Promise<Token[] | null>>();
+  /**
+   * The tokens a unit that begins with whitespace adds after any text (word-local verifiers), or
+   * null; shared by the verifier's views (they depend on the verifier alone).
+   */
+  private readonly tails: Map<string, Promise<Token[] | null>>;
   /** The sentinel's own tokens (unitTokens). */
   private sentinel: Promise<Token[]> | undefined;
   /** Which words can end one verifier token (a pre-check before tokenizing a text to find out). */
@@ -61,6 +70,12 @@ export class VerifierView {
     private readonly constitution: string | undefined,
   ) {
     this.endings = TokenEndings.of(verifier);
+    let tails = verifierTails.get(verifier);
+    if (!tails) {
+      tails = new Map();
+      verifierTails.set(verifier, tails);
+    }
+    this.tails = tails;
   }
 
   /** With a chat template the constitution is the system message; otherwise it is prepended as text. */
@@ -162,7 +177,7 @@ export class VerifierView {
     if (!/^\s/u.test(unit)) return Promise.resolve(null);
     let tail = this.tails.get(unit);
     if (!tail) {
-      if (this.tails.size >= CACHE_LIMIT) this.tails.clear();
+      if (this.tails.size >= TAILS_KEPT) this.tails.clear();
       tail = (async () => ((await wordLocal(this.verifier)) ? this.unitTokens(unit) : null))();
       this.tails.set(unit, tail);
       // A failed tokenization (a remote verifier's hiccup) is asked again next time, not kept.
