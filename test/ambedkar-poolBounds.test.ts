@@ -141,4 +141,42 @@ describe("judge with `settles` (a self-verifying draft's step)", () => {
       expect(d).toBeCloseTo(exact.divergences[i], 9);
     });
   });
+
+  it("knownToken answers a word's later positions from entries that list them (a free run's argmaxes): no call", async () => {
+    const view = new VerifierView(model, undefined);
+    const known = await knownContexts(view);
+    const [shift] = shifts(gender);
+    const cf = counterfactual(gender, [prompt, body, " xylophone"], shift);
+    const requests = [
+      await view.request(prompt, body, " xylophone"),
+      await view.request(cf.segments[0], cf.segments[1], cf.tail[0]),
+    ];
+    if (requests.some((r) => r.continuation.length < 2))
+      throw new Error('" xylophone" is one token: the test no longer reads later positions');
+    // Each later position's token and exact logprob, as an argmax entry would hold them.
+    const scored = await model.scoreContinuations(requests);
+    const listed = new Map<string, { token: Token; logprob: number }>();
+    requests.forEach((r, i) => {
+      r.continuation.forEach((token, j) => {
+        const at = [...r.prefix, ...r.continuation.slice(0, j)];
+        if (j > 0) listed.set(at.join(","), { token, logprob: scored[i].logprobs[j] });
+      });
+    });
+    const knownToken = (prefix: readonly Token[], token: Token) => {
+      const whole = known?.(prefix);
+      if (whole) return whole.find((e) => e.token === token)?.logprob ?? Number.NEGATIVE_INFINITY;
+      const entry = listed.get(prefix.join(","));
+      return entry?.token === token ? entry.logprob : undefined;
+    };
+    const units = [{ bodyEnd: body.length, unit: " xylophone", term: false, completion: [] }];
+    const options: JudgeOptions = { divergence: "logratio", aggregate: "mean", nextK: 512, known };
+    await model.clearCache();
+    const called = model.usage.calls;
+    const read = await judge(view, gender, prompt, body, units, options);
+    expect(model.usage.calls, "without knownToken the later positions are read").toBeGreaterThan(called);
+    const before = model.usage.calls;
+    const answered = await judge(view, gender, prompt, body, units, { ...options, knownToken });
+    expect(model.usage.calls).toBe(before);
+    expect(answered.divergences[0]).toBeCloseTo(read.divergences[0], 6);
+  });
 });

@@ -99,6 +99,18 @@ describe("σ: word-level counterfactuals", () => {
     expect(counterfactual(gender, ["The ball is his."], 1).segments[0]).toBe("The ball is hers.");
   });
 
+  it("hands out one frozen answer per text, told apart however the segments split", () => {
+    const split = counterfactual(gender, ["Tom saw\u0001", " her"], 1);
+    const moved = counterfactual(gender, ["Tom saw", "\u0001 her"], 1);
+    expect(split.segments).toEqual(["Lily saw\u0001", " his"]);
+    expect(moved.segments).toEqual(["Lily saw", "\u0001 his"]);
+    const again = counterfactual(gender, ["Tom saw", "\u0001 her"], 1);
+    expect(again).toBe(moved);
+    expect(Object.isFrozen(again) && Object.isFrozen(again.segments) && Object.isFrozen(again.tail)).toBe(
+      true,
+    );
+  });
+
   it("n-way groups: each shift moves every group along the list (religion, caste)", () => {
     const religion = loadSwapMap("religion");
     expect(religion.groups).toEqual(["hindu", "muslim", "christian", "sikh", "buddhist", "jain"]);

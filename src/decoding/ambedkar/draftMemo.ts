@@ -47,6 +47,8 @@ export class DraftMemo {
    * The logprob of `token` after `prefix` when the memo knows it: read off a whole stored
    * distribution (−∞ where it lists no such token), or off a shorter one (an argmax entry, a top k)
    * that lists it. Undefined when neither holds: a shorter entry says nothing of a token it lacks.
+   * "Whole" is `stored` entries or more, so this is exact when `stored` is the vocabulary's size
+   * (a self-verifying draft's memo); with `stored` 0 only listed tokens are read.
    */
   logprob(prefix: readonly Token[], token: Token): number | undefined {
     const entry = this.entries.get(DraftMemo.key(prefix));

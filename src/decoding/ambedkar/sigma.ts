@@ -13,14 +13,14 @@ import { lookUp, type TermMatch, termSpans } from "./termSpans.js";
 
 export interface Counterfactual {
   /** The swapped segments (the last one with its default variant). */
-  segments: string[];
+  readonly segments: readonly string[];
   /**
    * Every variant of the last segment. Several when it ends with a word whose counterpart is
    * ambiguous and nothing follows to decide (her → his / him): the caller weighs them all.
    */
-  tail: string[];
+  readonly tail: readonly string[];
   /** Whether anything was swapped. */
-  changed: boolean;
+  readonly changed: boolean;
 }
 
 /** Re-applies the case pattern of `original` ("She" → "He", "SHE" → "HE") to `replacement`. */
@@ -58,21 +58,34 @@ export function counterfactual(map: SwapMap, segments: readonly string[], shift:
     kept = new Map();
     counterfactuals.set(map, kept);
   }
-  const key = `${shift}\u0002${segments.join("\u0001")}`;
+  // The segments' lengths make the key unambiguous whatever characters the texts hold.
+  const key = `${shift}:${segments.map((segment) => segment.length).join(",")}:${segments.join("")}`;
   let cf = kept.get(key);
   if (!cf) {
     if (kept.size >= COUNTERFACTUALS_KEPT) kept.clear();
-    cf = swapSegments(map, segments, shift);
+    const swapped = swapSegments(map, segments, shift);
+    cf = Object.freeze({
+      segments: Object.freeze(swapped.segments),
+      tail: Object.freeze(swapped.tail),
+      changed: swapped.changed,
+    });
     kept.set(key, cf);
   }
   return cf;
 }
 
-/** Counterfactuals kept per swap map (shared and read only: callers never change them). */
+/**
+ * Counterfactuals kept per swap map, frozen (one answer is handed to every caller). Few: each
+ * holds its texts, and a step asks for some tens.
+ */
 const counterfactuals = new WeakMap<SwapMap, Map<string, Counterfactual>>();
-const COUNTERFACTUALS_KEPT = 2048;
+const COUNTERFACTUALS_KEPT = 256;
 
-function swapSegments(map: SwapMap, segments: readonly string[], shift: number): Counterfactual {
+function swapSegments(
+  map: SwapMap,
+  segments: readonly string[],
+  shift: number,
+): { segments: string[]; tail: string[]; changed: boolean } {
   if (segments.length === 0) return { segments: [], tail: [""], changed: false };
   const n = map.groups.length;
   const text = segments.join("");

@@ -181,7 +181,9 @@ export class VerifierView {
       tail = (async () => ((await wordLocal(this.verifier)) ? this.unitTokens(unit) : null))();
       this.tails.set(unit, tail);
       // A failed tokenization (a remote verifier's hiccup) is asked again next time, not kept.
-      tail.catch(() => this.tails.delete(unit));
+      tail.catch(() => {
+        if (this.tails.get(unit) === tail) this.tails.delete(unit);
+      });
     }
     return tail;
   }

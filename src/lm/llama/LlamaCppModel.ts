@@ -24,13 +24,13 @@ import { ChatTemplate } from "./chatTemplate.js";
 import { guardLogitReads } from "./logitReadGuard.js";
 import { SequencePool } from "./sequencePool.js";
 
+/** One-token texts `detokenize` keeps before it empties its cache. */
+const PIECES_KEPT = 8192;
+
 /**
  * The in-process llama.cpp backend: a pool of sequences over one context, or over several (each
  * decodes its sequences' share of a batch on a worker thread of its own, in parallel).
  */
-/** One-token texts `detokenize` keeps before it empties its cache. */
-const PIECES_KEPT = 8192;
-
 export class LlamaCppModel implements LanguageModel {
   readonly usage: ModelUsage = emptyUsage();
   readonly stopTokens: ReadonlySet<Token>;
