@@ -132,8 +132,8 @@ export class LlamaCppModel implements LanguageModel {
   }
 
   detokenize(tokens: readonly Token[], options: { context?: readonly Token[] } = {}): string {
-    // One token after its context is what search strategies ask most (a candidate's text), the
-    // same few thousand pairs again and again: kept, as two native decodes cost ~10 µs.
+    // One token after its context is what search strategies ask most (a candidate's text, asked
+    // several times a step): kept, instead of two native decodes each time.
     if (tokens.length !== 1 || !options.context?.length) return this.decodeText(tokens, options.context);
     const key = `${tokens[0]}:${options.context.slice(-8).join(",")}`;
     let text = this.pieces.get(key);
