@@ -423,19 +423,25 @@ function knownBounds(
   known: KnownToken,
 ): { readings: Reading[]; unread: Map<number, number> } {
   const unread = new Map<number, number>();
-  const readings = resolved.map(({ prefix, continuation }, i): Reading => {
-    let logprob = 0;
-    for (let j = 0; j < continuation.length; j++) {
-      const read = known(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)], continuation[j]);
-      if (read === undefined) {
-        unread.set(i, logprob);
-        return { logprob: Number.NEGATIVE_INFINITY };
-      }
-      logprob += read;
-    }
-    return { logprob };
+  const readings = resolved.map((request, i): Reading => {
+    const logprobs = knownLeading(request, known);
+    const logprob = logprobs.reduce((a, b) => a + b, 0);
+    if (logprobs.length === request.continuation.length) return { logprob };
+    unread.set(i, logprob);
+    return { logprob: Number.NEGATIVE_INFINITY };
   });
   return { readings, unread };
+}
+
+/** The logprobs of a request's continuation tokens that are known, up to the first that is not. */
+function knownLeading({ prefix, continuation }: ScoreRequest, known: KnownToken): number[] {
+  const logprobs: number[] = [];
+  for (let j = 0; j < continuation.length; j++) {
+    const read = known(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)], continuation[j]);
+    if (read === undefined) break;
+    logprobs.push(read);
+  }
+  return logprobs;
 }
 
 /** A token's known logprob after a prefix (JudgeOptions' `knownToken`), undefined when not known. */
@@ -525,12 +531,8 @@ function fromKnown(
   nextTopK: number,
 ): ScoredContinuation | undefined {
   const { prefix, continuation } = request;
-  const logprobs: number[] = [];
-  for (let j = 0; j < continuation.length; j++) {
-    const read = knownToken(j === 0 ? prefix : [...prefix, ...continuation.slice(0, j)], continuation[j]);
-    if (read === undefined) return undefined;
-    logprobs.push(read);
-  }
+  const logprobs = knownLeading(request, knownToken);
+  if (logprobs.length < continuation.length) return undefined;
   const scored: ScoredContinuation = { logprobs, logprob: logprobs.reduce((a, b) => a + b, 0) };
   // A bare context is asked for its distribution alone.
   if (continuation.length === 0 || (nextTopK > 0 && request.wantsNext !== false)) {
