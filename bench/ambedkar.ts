@@ -214,6 +214,19 @@ console.log(
   `heavy-n25 greedy (the slower model): ${f(heavyWall / 1000, 1)} s = ${f(heavyWall / greedyWall)} × greedy`,
 );
 
+// Round r holds tasks r, r + rounds, …: each round has its own prompts, so its ratio moves with them
+// as well as with the machine. The whole set's ratio (sums over every round) is shown beside them.
+console.log("\nwall / its reference greedy (as in the table) per round, and over the whole set:");
+const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
+for (const s of summary.filter((row) => row.strategy.startsWith("ambedkar"))) {
+  const reference = s.strategy.includes("[verifier self]") ? greedyRoundOf(s.strategy) : slowerRound;
+  const walls = rounds.map((r) => roundWall(rows, s.strategy, r));
+  const references = rounds.map(reference);
+  console.log(
+    `  ${s.strategy}: rounds ${walls.map((wall, r) => f(wall / references[r])).join(", ")}; whole set ${f(total(walls) / total(references))}`,
+  );
+}
+
 console.log(
   "\ntargets for ambedkar: masked IIR ≤ 0.30, stated agreement ≥ 0.95, lp heavy within 0.5 nats of greedy,",
 );

@@ -481,10 +481,11 @@ function argmaxScored(
 /** The first `k` entries of node-llama-cpp's probability map (already sorted, most likely first). */
 function topEntries(probabilities: Map<number, number> | undefined, k: number): TokenLogprob[] {
   if (!probabilities) throw new Error("llama.cpp returned no probabilities");
-  const entries: TokenLogprob[] = [];
-  for (const [token, probability] of probabilities) {
-    if (entries.length >= k) break;
-    entries.push({ token, logprob: Math.log(probability) });
-  }
+  const entries: TokenLogprob[] = new Array(Math.min(k, probabilities.size));
+  // Keys and values side by side: destructuring the Map's entries makes an array per entry.
+  const tokens = probabilities.keys();
+  const values = probabilities.values();
+  for (let i = 0; i < entries.length; i++)
+    entries[i] = { token: tokens.next().value as number, logprob: Math.log(values.next().value as number) };
   return entries;
 }
