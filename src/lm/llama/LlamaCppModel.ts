@@ -22,6 +22,7 @@ import {
 } from "../types.js";
 import { ChatTemplate } from "./chatTemplate.js";
 import { guardLogitReads } from "./logitReadGuard.js";
+import { ProbabilityList } from "./probabilityList.js";
 import { SequencePool } from "./sequencePool.js";
 
 /** One-token texts `detokenize` keeps before it empties its cache. */
@@ -441,7 +442,10 @@ function argmaxEntry(next: { token?: number | null; confidence?: number }): Toke
   return [{ token: next.token, logprob: Math.log(next.confidence) }];
 }
 
-type EvaluationOutput = { token?: number | null; confidence?: number; probabilities?: Map<number, number> };
+/** A position's probabilities: node-llama-cpp's Map, or the direct path's list of the same entries (directEvaluate.ts). */
+type Probabilities = ReadonlyMap<number, number> | ProbabilityList;
+
+type EvaluationOutput = { token?: number | null; confidence?: number; probabilities?: Probabilities };
 
 /** A continuation scored from each position's full distribution. */
 function fullScored(
@@ -478,10 +482,16 @@ function argmaxScored(
   return scored;
 }
 
-/** The first `k` entries of node-llama-cpp's probability map (already sorted, most likely first). */
-function topEntries(probabilities: Map<number, number> | undefined, k: number): TokenLogprob[] {
+/** The first `k` entries of a position's probabilities (already sorted, most likely first). */
+function topEntries(probabilities: Probabilities | undefined, k: number): TokenLogprob[] {
   if (!probabilities) throw new Error("llama.cpp returned no probabilities");
   const entries: TokenLogprob[] = new Array(Math.min(k, probabilities.size));
+  if (probabilities instanceof ProbabilityList) {
+    const flat = probabilities.flat;
+    for (let i = 0; i < entries.length; i++)
+      entries[i] = { token: flat[2 * i], logprob: Math.log(flat[2 * i + 1]) };
+    return entries;
+  }
   // Keys and values side by side: destructuring the Map's entries makes an array per entry.
   const tokens = probabilities.keys();
   const values = probabilities.values();

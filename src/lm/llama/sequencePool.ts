@@ -4,6 +4,8 @@ import type {
   LlamaContextSequence,
 } from "node-llama-cpp";
 import type { ModelUsage, Token } from "../types.js";
+import { evaluateDirect } from "./directEvaluate.js";
+import { SamplerPool } from "./samplerPool.js";
 import { planForks, SequenceForker } from "./sequenceFork.js";
 
 type GenerateNext = NonNullable<Exclude<ControlledEvaluateInputItem, number>[1]["generateNext"]>;
@@ -111,8 +113,9 @@ export function assignContiguous(
  * cannot fork a sequence, so search stays affordable only by sending each prefix to the sequence
  * whose cached tokens share the longest prefix with it and evaluating just the difference.
  *
- * Sequences evaluated concurrently (same tick) are decoded by node-llama-cpp in one batch per
- * context, so a "wave" of up to `size` prefixes costs roughly one forward pass per token position;
+ * A wave's sequences are decoded in one batch per context (on the CPU by `evaluateDirect`, which
+ * drives node-llama-cpp's native context without its per-call machinery; else by node-llama-cpp,
+ * evaluating them in the same tick), so a "wave" of up to `size` prefixes costs roughly one forward pass per token position;
  * when the sequences come from several contexts (loadModel's `contexts`), each context decodes
  * its share in parallel with the others, and `place` spreads a wave over them (`balanceContexts`).
  */
@@ -121,6 +124,14 @@ export class SequencePool {
   private queue: Promise<unknown> = Promise.resolve();
 
   private readonly forker = new SequenceForker();
+
+  /** Samplers of the direct path (evaluateDirect), made on first use. */
+  private samplerPool: SamplerPool | undefined;
+
+  private get samplers(): SamplerPool {
+    this.samplerPool ??= new SamplerPool(this.sequences[0]);
+    return this.samplerPool;
+  }
 
   constructor(
     private sequences: readonly LlamaContextSequence[],
@@ -212,6 +223,7 @@ export class SequencePool {
   /** Removes the fork folder (the model is being disposed). */
   dispose(): void {
     this.forker.dispose();
+    this.samplerPool?.dispose();
   }
 
   /**
@@ -248,6 +260,14 @@ export class SequencePool {
     );
     const lengths = inputs.map((input) => input.length);
     if (pad) this.padToEqualLengths(sequences, inputs);
+    const direct = await evaluateDirect(sequences, inputs, this.samplers);
+    if (direct)
+      return direct.map((output, i) => {
+        this.usage.evaluatedTokens += inputs[i].length;
+        const last = output[lengths[i] - 1];
+        if (!last) throw new Error("llama.cpp returned no output for the last token");
+        return last;
+      });
     return Promise.all(
       inputs.map(async (input, i) => {
         const output = await sequences[i].controlledEvaluate(input);
@@ -283,6 +303,21 @@ export class SequencePool {
       sequences,
       inputs.map(({ input }) => input),
     );
+    const direct = await evaluateDirect(
+      sequences,
+      inputs.map(({ input }) => input),
+      this.samplers,
+    );
+    if (direct)
+      return inputs.map(({ skip }, i) => {
+        const out: ControlledEvaluateIndexOutput["next"][] = [];
+        for (let j = skip; j < lengths[i]; j++) {
+          const next = direct[i][j];
+          if (!next) throw new Error("llama.cpp returned no output for a scored token");
+          out.push(next);
+        }
+        return out;
+      });
     return Promise.all(
       inputs.map(async ({ input, skip }, i) => {
         const output = await sequences[i].controlledEvaluate(input);
