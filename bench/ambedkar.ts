@@ -216,7 +216,9 @@ console.log(
 
 // Round r holds tasks r, r + rounds, …: each round has its own prompts, so its ratio moves with them
 // as well as with the machine. The whole set's ratio (sums over every round) is shown beside them.
-console.log("\nwall / its reference greedy (as in the table) per round, and over the whole set:");
+console.log(
+  "\nwall / the greedy each target uses (self rows: the greedy beside them; the others: the slower model's), per round and over the whole set:",
+);
 const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
 for (const s of summary.filter((row) => row.strategy.startsWith("ambedkar"))) {
   const reference = s.strategy.includes("[verifier self]") ? greedyRoundOf(s.strategy) : slowerRound;

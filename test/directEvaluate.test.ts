@@ -63,27 +63,40 @@ function plain(next: { token?: unknown; confidence?: number; probabilities?: unk
 
 describe("evaluateDirect", () => {
   it("reads what controlledEvaluate reads, float for float, and keeps the sequences' bookkeeping", async () => {
-    const texts = ["Once upon a time, there was", "The dog ran to the", "Lily and Tom"];
-    const waves = texts.map((text) => model.tokenize(text));
+    // Two contexts, the wave's sequences interleaved over them as the pool interleaves its own.
+    const pair = async () => {
+      const [a, b] = [await sequencesOf(2), await sequencesOf(1)];
+      return [a[0], b[0], a[1]];
+    };
+    const [direct, reference] = [await pair(), await pair()];
+    const samplers = new SamplerPool(direct[0]);
     const asks = [
       { probabilities: true },
       { token: true, confidence: true },
       { probabilities: true, token: true },
     ];
-    const inputs = waves.map((tokens, i) => input(tokens, tokens.length - 2, asks[i]));
-    const [direct, reference] = [await sequencesOf(3), await sequencesOf(3)];
-    const samplers = new SamplerPool(direct[0]);
-    try {
+    /** One wave on both (the same inputs), compared output for output and in their bookkeeping. */
+    const wave = async (texts: readonly string[], reads: number) => {
+      const inputs = texts.map((text, i) => {
+        const tokens = model.tokenize(text);
+        return input(tokens, Math.max(0, tokens.length - reads), asks[i]);
+      });
       const got = await evaluateDirect(direct, inputs, samplers);
       const want = await Promise.all(reference.map((sequence, i) => sequence.controlledEvaluate(inputs[i])));
       expect(got).toBeDefined();
-      waves.forEach((tokens, i) => {
-        for (let j = 0; j < tokens.length; j++)
-          expect(plain(got?.[i][j]), `${i}:${j}`).toEqual(plain(want[i][j]?.next));
+      inputs.forEach((each, i) => {
+        for (let j = 0; j < each.length; j++)
+          expect(plain(got?.[i][j]), `${texts[i]} @${j}`).toEqual(plain(want[i][j]?.next));
         expect(direct[i].contextTokens).toEqual(reference[i].contextTokens);
         expect(direct[i].nextTokenIndex).toBe(reference[i].nextTokenIndex);
       });
-      expect(got?.[0][waves[0].length - 1]?.probabilities).toBeInstanceOf(ProbabilityList);
+      return got;
+    };
+    try {
+      const first = await wave(["Once upon a time, there was", "The dog ran to the", "Lily and Tom"], 2);
+      expect(first?.[0].at(-1)?.probabilities).toBeInstanceOf(ProbabilityList);
+      // The kept samplers again, on sequences that now hold a prefix: several positions read each.
+      await wave([" a little girl", " park and", " went to the park"], 3);
 
       // node-llama-cpp's own path goes on from what the direct path left: the same again.
       const more = model.tokenize(" a little");
@@ -93,6 +106,22 @@ describe("evaluateDirect", () => {
         ),
       );
       expect(plain(after[0].at(-1)?.next)).toEqual(plain(after[1].at(-1)?.next));
+    } finally {
+      samplers.dispose();
+    }
+  });
+
+  it("leaves reads with sampling options to node-llama-cpp", async () => {
+    const [sequence] = await sequencesOf(1);
+    const samplers = new SamplerPool(sequence);
+    try {
+      const tokens = model.tokenize("Once upon a time");
+      const sampled = input(tokens, tokens.length - 1, { token: true, options: { temperature: 0.8 } });
+      expect(await evaluateDirect([sequence], [sampled], samplers)).toBeUndefined();
+      expect(sequence.nextTokenIndex).toBe(0);
+      expect(
+        await evaluateDirect([sequence], [input(tokens, tokens.length - 1, { token: true })], undefined),
+      ).toBeUndefined();
     } finally {
       samplers.dispose();
     }

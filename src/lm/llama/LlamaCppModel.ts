@@ -22,7 +22,7 @@ import {
 } from "../types.js";
 import { ChatTemplate } from "./chatTemplate.js";
 import { guardLogitReads } from "./logitReadGuard.js";
-import { ProbabilityList } from "./probabilityList.js";
+import { type Probabilities, ProbabilityList } from "./probabilityList.js";
 import { SequencePool } from "./sequencePool.js";
 
 /** One-token texts `detokenize` keeps before it empties its cache. */
@@ -441,9 +441,6 @@ function argmaxEntry(next: { token?: number | null; confidence?: number }): Toke
   if (next.token == null || next.confidence === undefined) throw new Error("llama.cpp returned no argmax");
   return [{ token: next.token, logprob: Math.log(next.confidence) }];
 }
-
-/** A position's probabilities: node-llama-cpp's Map, or the direct path's list of the same entries (directEvaluate.ts). */
-type Probabilities = ReadonlyMap<number, number> | ProbabilityList;
 
 type EvaluationOutput = { token?: number | null; confidence?: number; probabilities?: Probabilities };
 

@@ -3,10 +3,13 @@ import type {
   ControlledEvaluateInputItem,
   LlamaContextSequence,
 } from "node-llama-cpp";
-import { ProbabilityList } from "./probabilityList.js";
+import { type Probabilities, ProbabilityList } from "./probabilityList.js";
 import type { NativeSampler, SamplerPool } from "./samplerPool.js";
 
-type Next = NonNullable<ControlledEvaluateIndexOutput["next"]>;
+/** A position's output: node-llama-cpp's, its probabilities either a Map or a ProbabilityList. */
+export type Next = Omit<NonNullable<ControlledEvaluateIndexOutput["next"]>, "probabilities"> & {
+  probabilities?: Probabilities;
+};
 type Asked = { token?: boolean; probabilities?: boolean; confidence?: boolean };
 
 /** The methods of node-llama-cpp 3.21.1's native context this path calls (as its batch dispatch does). */
@@ -75,12 +78,15 @@ interface Planned {
   tokens: Uint32Array;
   reads: number[];
   asked: Asked[];
+  /** Whether a read asks for sampling options (temperature, penalties…): node-llama-cpp's path then. */
+  sampled: boolean;
 }
 
 function plan(input: readonly ControlledEvaluateInputItem[]): Planned {
   const tokens = new Uint32Array(input.length);
   const reads: number[] = [];
   const asked: Asked[] = [];
+  let sampled = false;
   input.forEach((item, i) => {
     if (!Array.isArray(item)) {
       tokens[i] = item as number;
@@ -91,9 +97,10 @@ function plan(input: readonly ControlledEvaluateInputItem[]): Planned {
     if (ask && (ask.token || ask.probabilities || ask.confidence)) {
       reads.push(i);
       asked.push(ask);
+      if (ask.options && Object.values(ask.options).some((value) => value !== undefined)) sampled = true;
     }
   });
-  return { tokens, reads, asked };
+  return { tokens, reads, asked, sampled };
 }
 
 /**
@@ -105,23 +112,28 @@ function plan(input: readonly ControlledEvaluateInputItem[]): Planned {
  * 260K model a call's overhead there was larger than its decode. Each position's output is
  * indexed like the input; unread positions are undefined.
  *
- * Undefined, with nothing done, where node-llama-cpp's path is needed: a GPU build (its decode
- * guards), a context's share of the wave over its batch size, a sequence without room for its
- * input (node-llama-cpp then shifts the context).
+ * Undefined, with nothing done, where node-llama-cpp's path is needed: no `samplers` (another
+ * node-llama-cpp), a GPU build (its decode guards), a context's share of the wave over its batch
+ * size, a sequence without room for its input (node-llama-cpp then shifts the context), a read
+ * with sampling options.
+ *
+ * Nothing else may use these contexts meanwhile (SequencePool's calls are exclusive): unlike
+ * node-llama-cpp's dispatch, this path takes no lock of its own.
  */
 export async function evaluateDirect(
   sequences: readonly LlamaContextSequence[],
   inputs: readonly (readonly ControlledEvaluateInputItem[])[],
-  samplers: SamplerPool,
+  samplers: SamplerPool | undefined,
 ): Promise<(Next | undefined)[][] | undefined> {
   const internals = sequences as unknown as readonly SequenceInternals[];
+  if (!samplers || !internals.every(driveable)) return undefined;
   const planned = inputs.map(plan);
+  if (planned.some((each) => each.sampled)) return undefined;
   const groups = new Map<ContextInternals, number[]>();
   internals.forEach((sequence, i) => {
     if (planned[i].tokens.length === 0) return;
     groups.set(sequence._context, [...(groups.get(sequence._context) ?? []), i]);
   });
-  if (!internals.every(driveable)) return undefined;
   for (const [context, members] of groups) {
     if (context._llama.gpu !== false) return undefined;
     if (members.reduce((sum, i) => sum + planned[i].tokens.length, 0) > context.batchSize) return undefined;
@@ -131,26 +143,47 @@ export async function evaluateDirect(
     )
       return undefined;
   }
-  const logitIndexes: Uint32Array[] = new Array(inputs.length);
-  await Promise.all(
-    [...groups].map(([context, members]) => decodeGroup(context, members, internals, planned, logitIndexes)),
+  // The contexts stay undisposed until the last read is back (node-llama-cpp's dispatch holds the same guard).
+  const guards = [...groups.keys()].map((context) =>
+    context._backendContextDisposeGuard.createPreventDisposalHandle(),
   );
-  let reader = 0;
-  // Every read of the wave in flight at once, each with its own sampler.
-  return Promise.all(
-    internals.map(async (sequence, i) => {
-      const out: (Next | undefined)[] = new Array(planned[i].tokens.length);
-      const reads = planned[i].reads.map(async (position, r) => {
-        const sampler = samplers.get(reader++);
-        out[position] = await read(sequence._context._ctx, logitIndexes[i][r], sampler, planned[i].asked[r]);
-      });
-      await Promise.all(reads);
-      return out;
-    }),
-  );
+  try {
+    const logitIndexes: Uint32Array[] = new Array(inputs.length);
+    await settled(
+      [...groups].map(([context, members]) =>
+        decodeGroup(context, members, internals, planned, logitIndexes),
+      ),
+    );
+    // Sequences read side by side, each with its own sampler (the i-th of the wave); a sequence's
+    // positions one after another on it, as node-llama-cpp reads them.
+    return await settled(
+      internals.map(async (sequence, i) => {
+        const out: (Next | undefined)[] = new Array(planned[i].tokens.length);
+        const sampler = planned[i].reads.length > 0 ? samplers.get(i) : undefined;
+        for (const [r, position] of planned[i].reads.entries())
+          out[position] = await read(
+            sequence._context._ctx,
+            logitIndexes[i][r],
+            sampler as NativeSampler,
+            planned[i].asked[r],
+          );
+        return out;
+      }),
+    );
+  } finally {
+    for (const guard of guards) guard.dispose();
+  }
 }
 
-/** Decodes one context's members in one batch (node-llama-cpp's dispatch: threads, disposal guard) and advances their bookkeeping. */
+/** Waits for every promise (none left running behind a failure), then fails with the first failure. */
+async function settled<T>(promises: readonly Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result) => result.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return results.map((result) => (result as PromiseFulfilledResult<T>).value);
+}
+
+/** Decodes one context's members in one batch (node-llama-cpp's dispatch: its thread allocation) and advances their bookkeeping. */
 async function decodeGroup(
   context: ContextInternals,
   members: readonly number[],
@@ -159,27 +192,25 @@ async function decodeGroup(
   logitIndexes: Uint32Array[],
 ): Promise<void> {
   const native = context._ctx;
-  const guard = context._backendContextDisposeGuard.createPreventDisposalHandle();
+  native.initBatch(members.reduce((sum, i) => sum + planned[i].tokens.length, 0));
+  for (const i of members)
+    logitIndexes[i] = native.addToBatch(
+      sequences[i]._sequenceId,
+      sequences[i]._nextTokenIndex,
+      planned[i].tokens,
+      Uint32Array.from(planned[i].reads),
+    );
+  context._reserveThreads();
   try {
-    native.initBatch(members.reduce((sum, i) => sum + planned[i].tokens.length, 0));
-    for (const i of members)
-      logitIndexes[i] = native.addToBatch(
-        sequences[i]._sequenceId,
-        sequences[i]._nextTokenIndex,
-        planned[i].tokens,
-        Uint32Array.from(planned[i].reads),
-      );
-    context._reserveThreads();
     const allocation = await context._threadSplitterConsumer?.getAllocationToConsume();
     try {
       if (allocation) native.setThreads(allocation[0]);
       await native.decodeBatch();
     } finally {
       allocation?.[1].dispose();
-      context._scheduleToFreeReservedThreads();
     }
   } finally {
-    guard.dispose();
+    context._scheduleToFreeReservedThreads();
   }
   for (const i of members) {
     const sequence = sequences[i];
@@ -204,7 +235,6 @@ async function read(
   const next: Next = {};
   if (asked.token) next.token = (token === -1 ? null : (token ?? null)) as Next["token"];
   if (confidence != null) next.confidence = confidence;
-  if (probabilities != null)
-    next.probabilities = new ProbabilityList(probabilities) as unknown as Next["probabilities"];
+  if (probabilities != null) next.probabilities = new ProbabilityList(probabilities);
   return next;
 }

@@ -30,3 +30,6 @@ export class ProbabilityList {
     for (let i = 1; i < this.flat.length; i += 2) yield this.flat[i];
   }
 }
+
+/** A position's probabilities: node-llama-cpp's Map, or the direct path's list of the same entries (directEvaluate.ts). */
+export type Probabilities = ReadonlyMap<number, number> | ProbabilityList;

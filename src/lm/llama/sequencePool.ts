@@ -4,7 +4,7 @@ import type {
   LlamaContextSequence,
 } from "node-llama-cpp";
 import type { ModelUsage, Token } from "../types.js";
-import { evaluateDirect } from "./directEvaluate.js";
+import { evaluateDirect, type Next } from "./directEvaluate.js";
 import { SamplerPool } from "./samplerPool.js";
 import { planForks, SequenceForker } from "./sequenceFork.js";
 
@@ -128,8 +128,10 @@ export class SequencePool {
   /** Samplers of the direct path (evaluateDirect), made on first use. */
   private samplerPool: SamplerPool | undefined;
 
-  private get samplers(): SamplerPool {
-    this.samplerPool ??= new SamplerPool(this.sequences[0]);
+  /** Undefined where node-llama-cpp lacks what the pool uses (the direct path then steps aside). */
+  private get samplers(): SamplerPool | undefined {
+    if (!this.samplerPool && SamplerPool.canMake(this.sequences[0]))
+      this.samplerPool = new SamplerPool(this.sequences[0]);
     return this.samplerPool;
   }
 
@@ -254,7 +256,7 @@ export class SequencePool {
      * prefixes (rollouts): padding would sit between a prefix and what follows it. Defaults to true.
      */
     pad = true,
-  ): Promise<ControlledEvaluateIndexOutput["next"][]> {
+  ): Promise<Next[]> {
     const inputs = await Promise.all(
       prefixes.map((prefix, i) => this.preparePrefix(sequences[i], prefix, generateNext)),
     );
@@ -294,7 +296,7 @@ export class SequencePool {
     from: readonly number[],
     generateNext: GenerateNext = { probabilities: true },
     last: readonly boolean[] = [],
-  ): Promise<ControlledEvaluateIndexOutput["next"][][]> {
+  ): Promise<Next[][]> {
     const inputs = await Promise.all(
       tokens.map((t, i) => this.prepareContinuation(sequences[i], t, from[i], generateNext, last[i] ?? true)),
     );
@@ -310,7 +312,7 @@ export class SequencePool {
     );
     if (direct)
       return inputs.map(({ skip }, i) => {
-        const out: ControlledEvaluateIndexOutput["next"][] = [];
+        const out: Next[] = [];
         for (let j = skip; j < lengths[i]; j++) {
           const next = direct[i][j];
           if (!next) throw new Error("llama.cpp returned no output for a scored token");
@@ -321,7 +323,7 @@ export class SequencePool {
     return Promise.all(
       inputs.map(async ({ input, skip }, i) => {
         const output = await sequences[i].controlledEvaluate(input);
-        const out: ControlledEvaluateIndexOutput["next"][] = [];
+        const out: Next[] = [];
         for (let j = skip; j < lengths[i]; j++) {
           const next = output[j]?.next;
           if (!next) throw new Error("llama.cpp returned no output for a scored token");
