@@ -419,7 +419,7 @@ export class LlamaCppModel implements LanguageModel {
   }
 
   async dispose(): Promise<void> {
-    this.pool.dispose();
+    await this.pool.dispose();
     await Promise.all(this.contexts.map((each) => each.dispose()));
     await this.model.dispose();
   }

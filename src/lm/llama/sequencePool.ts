@@ -222,8 +222,12 @@ export class SequencePool {
     });
   }
 
-  /** Removes the fork folder (the model is being disposed). */
-  dispose(): void {
+  /**
+   * Removes the fork folder and frees the direct path's samplers (the pool's model is being
+   * disposed), once the calls already queued are done: a read in flight may still use a sampler.
+   */
+  async dispose(): Promise<void> {
+    await this.queue;
     this.forker.dispose();
     this.samplerPool?.dispose();
   }
