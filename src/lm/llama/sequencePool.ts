@@ -115,8 +115,8 @@ export function assignContiguous(
  *
  * A wave's sequences are decoded in one batch per context (on the CPU by `evaluateDirect`, which
  * drives node-llama-cpp's native context without its per-call machinery; else by node-llama-cpp,
- * evaluating them in the same tick), so a "wave" of up to `size` prefixes costs roughly one forward pass per token position;
- * when the sequences come from several contexts (loadModel's `contexts`), each context decodes
+ * evaluating them in the same tick), so a "wave" of up to `size` prefixes costs roughly one
+ * forward pass per token position; when the sequences come from several contexts (loadModel's `contexts`), each context decodes
  * its share in parallel with the others, and `place` spreads a wave over them (`balanceContexts`).
  */
 export class SequencePool {
